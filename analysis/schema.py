@@ -1,0 +1,175 @@
+"""The results format, in one place: where each table lives and how it is written and read.
+
+    results/<study>/trials.parquet      one row per trial (latest attempt wins)
+    results/<study>/metrics/<trial>.parquet   long metrics of one trial: trial_id, step, metric, value
+    results/<study>/verdicts.parquet    one row per (budget, claim), written by `python -m analysis`
+    results/<study>/metadata.json       commit, versions, data sources, command of the latest run
+
+Every file is written to a hidden temporary name and renamed into place, so a reader never sees a torn file;
+pyarrow's dataset reader skips the hidden names. Trial rows land as trials finish.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TRIAL_COLUMNS = [
+    "study", "budget", "arm", "trial_id", "config_hash", "seed", "status", "error",
+    "wall_s", "started_at", "finished_at", "git_commit", "versions", "hparams",
+]  # fmt: skip
+"""Fixed trial-table columns; `config/<key>` columns and final metrics (`split/name`) follow."""
+METRIC_SCHEMA = pa.schema([("trial_id", pa.string()), ("step", pa.int64()), ("metric", pa.string()), ("value", pa.float64())])
+STATUSES = ("ok", "diverged", "failed")
+"""`ok` ran to the end; `diverged` stopped at a non-finite loss (terminal); `failed` raised (re-run next time)."""
+FINISHED = ("ok", "diverged")
+"""Statuses a re-run skips."""
+VERDICT_COLUMNS = [
+    "study", "claim_id", "kind", "budget", "verdict", "reason", "effect", "ci_low", "ci_high", "p_value",
+    "threshold", "n_seeds", "rule", "statement", "controls_ok", "detail",
+]  # fmt: skip
+
+
+def write_atomic(table: pa.Table, path: Path) -> None:
+    """Write a Parquet file under a hidden temporary name, then rename it over `path`.
+
+    Args:
+        table (pa.Table):
+            The table.
+        path (Path):
+            Destination.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(obj: dict, path: Path) -> None:
+    """Write JSON the same way as `write_atomic`.
+
+    Args:
+        obj (dict):
+            JSON-serialisable mapping.
+        path (Path):
+            Destination.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def _to_arrow(df: pd.DataFrame) -> pa.Table:
+    """Convert, turning any column of mixed Python types into JSON strings rather than failing."""
+    for col in df.columns:
+        if df[col].dtype == object:
+            kinds = {type(v) for v in df[col] if v is not None and not (isinstance(v, float) and pd.isna(v))}
+            if len(kinds) > 1 or (kinds and not kinds <= {str, bool, int, float}):
+                df[col] = [None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in df[col]]
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def read_trials(study_dir: Path) -> pd.DataFrame:
+    """The trial table, or an empty frame with the fixed columns.
+
+    Args:
+        study_dir (Path):
+            `results/<study>`.
+
+    Returns:
+        pd.DataFrame: one row per trial.
+    """
+    path = Path(study_dir) / "trials.parquet"
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=TRIAL_COLUMNS)
+
+
+def upsert_trials(study_dir: Path, rows: list[dict]) -> None:
+    """Add trial rows, replacing earlier rows of the same `trial_id`, and rewrite the table atomically.
+
+    Args:
+        study_dir (Path):
+            `results/<study>`.
+        rows (list[dict]):
+            New rows with the fixed columns, `config/*` and metric columns.
+    """
+    old = read_trials(study_dir)
+    new = pd.DataFrame(rows)
+    old = old[~old["trial_id"].isin(new["trial_id"])]
+    df = pd.concat([old, new], ignore_index=True) if len(old) else new
+    cols = TRIAL_COLUMNS + sorted(c for c in df.columns if c.startswith("config/")) + sorted(
+        c for c in df.columns if c not in TRIAL_COLUMNS and not c.startswith("config/")
+    )
+    write_atomic(_to_arrow(df[cols].copy()), Path(study_dir) / "trials.parquet")
+
+
+def write_metrics(study_dir: Path, trial_id: str, rows: list[tuple[int, str, float]]) -> None:
+    """Write one trial's long metrics (replacing any earlier attempt's).
+
+    Args:
+        study_dir (Path):
+            `results/<study>`.
+        trial_id (str):
+            The trial.
+        rows (list[tuple[int, str, float]]):
+            `(step, metric, value)` triples.
+    """
+    steps, names, values = zip(*rows, strict=True) if rows else ((), (), ())
+    table = pa.table(
+        {"trial_id": [trial_id] * len(rows), "step": list(steps), "metric": list(names), "value": list(values)}, schema=METRIC_SCHEMA
+    )
+    write_atomic(table, Path(study_dir) / "metrics" / f"{trial_id}.parquet")
+
+
+def read_metrics(study_dir: Path, trial_ids: list[str] | None = None) -> pd.DataFrame:
+    """The long metrics table (optionally of some trials only).
+
+    Args:
+        study_dir (Path):
+            `results/<study>`.
+        trial_ids (list[str] | None):
+            Trials to read; `None` reads all.
+
+    Returns:
+        pd.DataFrame: `trial_id, step, metric, value`.
+    """
+    d = Path(study_dir) / "metrics"
+    files = sorted(d.glob("[!._]*.parquet")) if d.exists() else []
+    if trial_ids is not None:
+        wanted = set(trial_ids)
+        files = [f for f in files if f.stem in wanted]
+    if not files:
+        return METRIC_SCHEMA.empty_table().to_pandas()
+    return pa.concat_tables([pq.read_table(f, schema=METRIC_SCHEMA) for f in files]).to_pandas()
+
+
+def read_verdicts(study_dir: Path) -> pd.DataFrame:
+    """The verdict table, or an empty frame.
+
+    Args:
+        study_dir (Path):
+            `results/<study>`.
+
+    Returns:
+        pd.DataFrame: one row per (budget, claim).
+    """
+    path = Path(study_dir) / "verdicts.parquet"
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=VERDICT_COLUMNS)
+
+
+def write_verdicts(study_dir: Path, df: pd.DataFrame) -> None:
+    """Replace the verdict rows of the budgets in `df`, keep the others.
+
+    Args:
+        study_dir (Path):
+            `results/<study>`.
+        df (pd.DataFrame):
+            New verdict rows.
+    """
+    old = read_verdicts(study_dir)
+    old = old[~old["budget"].isin(df["budget"].unique())]
+    out = pd.concat([old, df], ignore_index=True) if len(old) else df
+    write_atomic(pa.Table.from_pandas(out[VERDICT_COLUMNS], preserve_index=False), Path(study_dir) / "verdicts.parquet")

@@ -1,0 +1,48 @@
+"""Every plot style of claimbench lives here: theme, arm colours, palettes, saving."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; no display is needed or wanted
+
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+BASELINE = "#222222"
+"""The b = 0 / off arm: black."""
+FLOODED = "#1f77b4"
+"""The technique arm."""
+CONTROL = "#d62728"
+"""Negative controls, in a contrasting red."""
+HIGHLIGHT = "#ff7f0e"
+"""Selected values (b*, best trials)."""
+BAND = "#9ecae1"
+"""Reference bands (target intervals)."""
+STATUS = {"ok": "#2ca02c", "diverged": "#ff7f0e", "failed": "#d62728"}
+
+sns.set_theme(context="paper", style="whitegrid", font_scale=1.0)
+
+
+def level_palette(levels: list[float]) -> list:
+    """Sequential palette over a scientific level, with the off value (0) in black.
+
+    Args:
+        levels (list[float]):
+            Sorted levels.
+
+    Returns:
+        list: one colour per level.
+    """
+    ramp = sns.color_palette("viridis", n_colors=max(1, sum(v != 0 for v in levels)))
+    it = iter(ramp)
+    return [BASELINE if v == 0 else next(it) for v in levels]
+
+
+def seed_palette(n: int) -> list:
+    """Muted qualitative colours for replicate seeds."""
+    return sns.color_palette("muted", n_colors=n)
+
+
+def save(fig, path) -> None:
+    """Save a figure as PNG at 120 dpi and close it."""
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,122 @@
+"""Verdicts: what a claim's check returns, and how a study's claims and controls combine.
+
+A claim check maps the study's result tables to a `Verdict`. Claims come out SUPPORTED, REFUTED or
+INCONCLUSIVE; controls come out PASS or FAIL. A negative control (`X-C…`) must FAIL and a positive control
+(`X-P…`) must PASS; if either does not, the study is INVALID and no claim of it may stand as SUPPORTED or
+REFUTED: those verdicts become INVALID, naming the control. Diagnostics (`X-D…`) never invalidate.
+"""
+
+import json
+import math
+import traceback
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+SUPPORTED, REFUTED, INCONCLUSIVE, INVALID = "SUPPORTED", "REFUTED", "INCONCLUSIVE", "INVALID"
+PASS, FAIL = "PASS", "FAIL"
+EXPECTED = {"positive_control": PASS, "negative_control": FAIL}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one claim or control, with the numbers behind it."""
+
+    verdict: str
+    """SUPPORTED, REFUTED, INCONCLUSIVE (claims) or PASS, FAIL (controls)."""
+    reason: str
+    """One line of reasoning, e.g. `2/3 cells significant after Holm`, or why it is inconclusive."""
+    effect: float = math.nan
+    """Effect size in the claim's units (a mean paired difference, a slope, a correlation)."""
+    ci_low: float = math.nan
+    """Lower end of the effect's 95% interval."""
+    ci_high: float = math.nan
+    """Upper end."""
+    p_value: float = math.nan
+    """The deciding p-value (Holm-adjusted where cells are tested)."""
+    threshold: float = math.nan
+    """The rule's threshold (alpha, tolerance, margin)."""
+    n_seeds: int = 0
+    """Seeds (or random instances) behind the effect."""
+    detail: list[dict] = field(default_factory=list)
+    """Per-cell numbers, shown as a table in the report."""
+
+
+@dataclass(frozen=True)
+class Tables:
+    """One study's results at one budget, as read from its Parquet files."""
+
+    budget: str
+    """The budget these rows belong to."""
+    trials: pd.DataFrame
+    """Training trials: one row per trial (`status` ok, diverged or failed), `config/*` and final metrics."""
+    metrics: pd.DataFrame
+    """Long table of the training trials: `trial_id, step, metric, value`."""
+    checks: pd.DataFrame
+    """Long table of the exact checks: `step, metric, value`."""
+
+    def check(self, metric: str) -> list[float]:
+        """Values of one exact-check metric, ordered by step (empty when the checks did not run)."""
+        rows = self.checks[self.checks["metric"] == metric].sort_values("step")
+        return rows["value"].tolist()
+
+    def curves(self, metric: str) -> pd.DataFrame:
+        """Per-epoch values of a metric joined with the trial configs: columns `trial_id, step, value, config/*`."""
+        m = self.metrics[self.metrics["metric"] == metric][["trial_id", "step", "value"]]
+        return m.merge(self.trials, on="trial_id").sort_values(["trial_id", "step"])
+
+
+def evaluate(study, tables: Tables) -> pd.DataFrame:
+    """Run every control and claim check of a study and apply the INVALID rule.
+
+    A check that raises is recorded as INCONCLUSIVE (reason `check_error: …`) so one broken check loses
+    nothing else.
+
+    Args:
+        study (studies.Study):
+            The study, for its claims.
+        tables (Tables):
+            Its results at one budget.
+
+    Returns:
+        pd.DataFrame: one row per claim in the verdict-table schema.
+    """
+    results: dict[str, Verdict] = {}
+    for claim in study.claims:
+        try:
+            results[claim.id] = claim.check(tables)
+        except Exception as exc:  # noqa: BLE001 - a failing check must not hide the other verdicts
+            last = traceback.format_exception_only(exc)[-1].strip()
+            results[claim.id] = Verdict(INCONCLUSIVE, f"check_error: {last}")
+    broken = [
+        f"{c.id} {results[c.id].verdict} (must {EXPECTED[c.kind]})"
+        for c in study.claims
+        if c.kind in EXPECTED and results[c.id].verdict != EXPECTED[c.kind]
+    ]
+    rows = []
+    for claim in study.claims:
+        v = results[claim.id]
+        verdict, reason = v.verdict, v.reason
+        if broken and claim.kind not in EXPECTED and verdict in (SUPPORTED, REFUTED):
+            verdict, reason = INVALID, f"would be {v.verdict}, but controls failed: {'; '.join(broken)}"
+        rows.append(
+            {
+                "study": study.name,
+                "claim_id": claim.id,
+                "kind": claim.kind,
+                "budget": tables.budget,
+                "verdict": verdict,
+                "reason": reason,
+                "effect": v.effect,
+                "ci_low": v.ci_low,
+                "ci_high": v.ci_high,
+                "p_value": v.p_value,
+                "threshold": v.threshold,
+                "n_seeds": v.n_seeds,
+                "rule": claim.rule,
+                "statement": claim.statement,
+                "controls_ok": not broken,
+                "detail": json.dumps(v.detail, default=float),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""Losses that change how a base loss is optimised."""

@@ -1,0 +1,1 @@
+"""Plain training loops. Studies wrap them as Ray Tune trainables by passing `report=ray.tune.report`."""

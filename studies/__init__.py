@@ -1,0 +1,191 @@
+"""Studies: one module per article, found by discovery of `studies/*.py`.
+
+A study module defines `get_study(budget) -> Study` and nothing runs on import. `discover()` imports every
+module here whose name does not start with `_`; a test checks each of them (importable, claims with ids,
+every budget builds), so there is no hand-kept list to drift.
+"""
+
+import hashlib
+import importlib
+import itertools
+import json
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Literal
+
+Budget = Literal["smoke", "local", "full"]
+BUDGETS: tuple[str, ...] = ("smoke", "local", "full")
+CLAIM_KINDS = ("exact", "empirical", "positive_control", "negative_control", "diagnostic")
+
+
+class StudyError(ValueError):
+    """A malformed study or a bad request; its message is the one line the CLI prints."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the article, or a control, with its pre-registered decision rule."""
+
+    id: str
+    """Stable id from the spec, e.g. `F1`, `F-C1`."""
+    statement: str
+    """What is claimed, in one sentence."""
+    rule: str
+    """The decision rule, as pre-registered."""
+    kind: str
+    """One of `CLAIM_KINDS`; controls decide whether the study is INVALID."""
+    check: Callable
+    """`check(tables: analysis.verdict.Tables) -> analysis.verdict.Verdict`."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """Everything the runner and the analysis need to know about one study at one budget."""
+
+    name: str
+    """Module name, e.g. `flooding`."""
+    budget: str
+    """`smoke`, `local` or `full`."""
+    article: str
+    """Article title and URL."""
+    trainable: Callable[[dict], None]
+    """Plain function of a config that reports metrics with `ray.tune.report`."""
+    param_space: dict
+    """Ray Tune space: `tune.grid_search` over scientific factors and seeds, constants for fixed values. A grid
+    whose values are dicts varies several keys together (a conditional grid): each dict's keys join the config."""
+    scientific: tuple[str, ...]
+    """Config keys compared by the claims; together they name a trial's arm."""
+    claims: tuple[Claim, ...]
+    """Claims and controls."""
+    resources: dict = field(default_factory=lambda: {"cpu": 1})
+    """Per-trial resources: `cpu` (threads given to torch) and fractional `gpu`."""
+    max_concurrent: int | None = None
+    """Trials in flight at once; `None` lets the cluster's resources decide."""
+    checks: Callable[[], dict[str, list[float]]] | None = None
+    """Exact checks run once in the driver (float64, no training): metric name -> values by step."""
+    figures: tuple[Callable, ...] = ()
+    """`fig(tables) -> (name, matplotlib Figure)` functions drawn by `python -m analysis`."""
+    cost: str = ""
+    """Expected cost at this budget, e.g. `~40 s on 2 CPU cores`."""
+    seed_key: str = "seed"
+    """Config key of the replicate seed."""
+
+
+def discover() -> dict[str, ModuleType]:
+    """Import every study module in this package.
+
+    Returns:
+        dict[str, ModuleType]: module name -> module, sorted by name.
+    """
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            found[info.name] = importlib.import_module(f"{__name__}.{info.name}")
+    return found
+
+
+def load(name: str, budget: str) -> Study:
+    """Build a study at a budget, with one-line errors for unknown names and budgets.
+
+    Args:
+        name (str):
+            Study name.
+        budget (str):
+            `smoke`, `local` or `full`.
+
+    Returns:
+        Study: the validated study.
+    """
+    modules = discover()
+    if name not in modules:
+        raise StudyError(f"unknown study {name!r} (known: {', '.join(modules) or 'none'})")
+    if budget not in BUDGETS:
+        raise StudyError(f"unknown budget {budget!r} (expected one of {', '.join(BUDGETS)})")
+    study = modules[name].get_study(budget)
+    validate(study)
+    return study
+
+
+def expand(param_space: dict) -> list[dict]:
+    """All configs of a grid space, in Ray's grid order (cartesian product of the `grid_search` keys).
+
+    Args:
+        param_space (dict):
+            Constants and `{"grid_search": [...]}` entries; dict-valued grid entries merge into the config.
+
+    Returns:
+        list[dict]: one config per grid point.
+    """
+    grids, fixed = [], {}
+    for key, value in param_space.items():
+        if isinstance(value, dict) and set(value) == {"grid_search"}:
+            grids.append((key, list(value["grid_search"])))
+        elif type(value).__module__.startswith("ray.tune.search"):
+            raise StudyError(f"key {key!r} is a sampled domain; this runner expands grid spaces only")
+        else:
+            fixed[key] = value
+    configs = []
+    for combo in itertools.product(*(values for _, values in grids)):
+        cfg = dict(fixed)
+        for (key, _), value in zip(grids, combo, strict=True):
+            if isinstance(value, dict):
+                cfg.update(value)
+            else:
+                cfg[key] = value
+        configs.append(cfg)
+    return configs
+
+
+def config_hash(study: str, budget: str, config: dict, seed_key: str = "seed") -> str:
+    """Stable hash of a config without its seed: trials are identified by (config hash, seed).
+
+    Args:
+        study (str):
+            Study name.
+        budget (str):
+            Budget.
+        config (dict):
+            The trial config.
+        seed_key (str):
+            Key left out of the hash.
+
+    Returns:
+        str: 12 hex digits.
+    """
+    body = {k: v for k, v in config.items() if k != seed_key}
+    text = json.dumps({"study": study, "budget": budget, "config": body}, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def validate(study: Study) -> list[dict]:
+    """Check a study is well formed; return its expanded configs.
+
+    Args:
+        study (Study):
+            The study.
+
+    Returns:
+        list[dict]: the grid's configs.
+    """
+    where = f"study {study.name!r} at budget {study.budget!r}"
+    if not study.claims:
+        raise StudyError(f"{where} declares no claims")
+    ids = [c.id for c in study.claims]
+    if len(set(ids)) != len(ids) or not all(ids):
+        raise StudyError(f"{where} has empty or duplicate claim ids: {ids}")
+    bad = [c.id for c in study.claims if c.kind not in CLAIM_KINDS]
+    if bad:
+        raise StudyError(f"{where}: claims {bad} have a kind outside {CLAIM_KINDS}")
+    if not callable(study.trainable):
+        raise StudyError(f"{where}: trainable is not callable")
+    if set(study.resources) - {"cpu", "gpu"}:
+        raise StudyError(f"{where}: resources may name cpu and gpu only, got {sorted(study.resources)}")
+    configs = expand(study.param_space)
+    if not configs:
+        raise StudyError(f"{where} has an empty search space")
+    missing = {k for cfg in configs for k in (study.seed_key, *study.scientific) if k not in cfg}
+    if missing:
+        raise StudyError(f"{where}: configs lack keys {sorted(missing)}")
+    return configs

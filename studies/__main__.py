@@ -1,0 +1,104 @@
+"""Command line: `python -m studies list | run NAME | status NAME`.
+
+    python -m studies list
+    python -m studies run flooding --budget local [--results DIR] [--address auto] [--force]
+    python -m studies status flooding [--budget local] [--results DIR]
+
+Bad input prints one line `studies: error: …` and exits 2; a run always keeps what it already recorded.
+"""
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from studies import BUDGETS, StudyError, discover, load
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        print(f"studies: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m studies", description="Run claimbench studies and show their state.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="studies, claims, budgets and estimated cost")
+    run = sub.add_parser("run", help="run a study (skips finished trials)")
+    run.add_argument("name")
+    run.add_argument("--budget", default="smoke", help="smoke | local | full (default smoke)")
+    run.add_argument("--results", type=Path, default=Path("results"), help="results root (default ./results)")
+    run.add_argument("--address", default=None, help="Ray address; 'auto' joins a running cluster (default: embedded Ray)")
+    run.add_argument("--force", action="store_true", help="re-run trials that already finished")
+    status = sub.add_parser("status", help="trials done/planned and verdicts so far")
+    status.add_argument("name")
+    status.add_argument("--budget", default=None, help="one budget (default: every budget with results)")
+    status.add_argument("--results", type=Path, default=Path("results"))
+    return p
+
+
+def cmd_list() -> None:
+    for name, module in discover().items():
+        smoke = module.get_study("smoke")
+        print(f"{name}: {smoke.article}")
+        print(f"  claims: {' '.join(c.id for c in smoke.claims)}")
+        for budget in BUDGETS:
+            study = module.get_study(budget)
+            from studies._runner import plan
+
+            print(f"  {budget:5s} {len(plan(study)):5d} trials  {study.cost}")
+
+
+def cmd_run(args) -> None:
+    from studies._runner import run
+
+    study = load(args.name, args.budget)
+    command = "python -m studies " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    summary = run(study, args.results, address=args.address, force=args.force, command=command)
+    print(
+        f"[{study.name}/{study.budget}] planned {summary['planned']}, skipped {summary['skipped']} finished, "
+        f"ran {summary['ok']} ok, {summary['diverged']} diverged, {summary['failed']} failed; results in {args.results / study.name}"
+    )
+
+
+def cmd_status(args) -> None:
+    from analysis.load import tables_for
+    from analysis.schema import read_trials
+    from analysis.verdict import evaluate
+    from studies._runner import plan
+
+    if args.name not in discover():
+        raise StudyError(f"unknown study {args.name!r} (known: {', '.join(discover())})")
+    study_dir = args.results / args.name
+    trials = read_trials(study_dir)
+    budgets = [args.budget] if args.budget else [b for b in BUDGETS if (trials["budget"] == b).any()]
+    if not budgets:
+        print(f"{args.name}: no results in {study_dir}")
+        return
+    for budget in budgets:
+        study = load(args.name, budget)
+        planned = {p.trial_id for p in plan(study)}
+        rows = trials[(trials["budget"] == budget) & trials["trial_id"].isin(planned)]
+        counts = rows["status"].value_counts().to_dict()
+        print(f"{args.name}/{budget}: {len(rows)}/{len(planned)} trials recorded "
+              f"({counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed)")  # fmt: skip
+        for _, v in evaluate(study, tables_for(study_dir, budget)).iterrows():
+            print(f"  {v['claim_id']:6s} {v['verdict']:12s} {v['reason']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        {"list": lambda: cmd_list(), "run": lambda: cmd_run(args), "status": lambda: cmd_status(args)}[args.cmd]()
+    except StudyError as exc:
+        print(f"studies: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("studies: interrupted; finished trials are saved, re-run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
