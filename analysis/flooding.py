@@ -328,7 +328,7 @@ def fig_test_loss(t: Tables):
     if curves.empty:
         return None
     curves = curves.rename(columns={"config/flood_level": "b", "config/label_noise": "eta"})
-    g = style.sns.relplot(data=curves, x="step", y="value", hue="b", col="eta", row="metric", kind="line", errorbar=("ci", 95),
+    g = style.sns.relplot(data=curves, x="step", y="value", hue="b", col="eta", row="metric", kind="line", errorbar="se",
                           palette=style.level_palette(sorted(curves["b"].unique())), facet_kws={"sharey": False}, height=3, aspect=1.3)  # fmt: skip
     g.set_axis_labels("epoch", "loss (nats)")
     return "test_loss_curves", g.figure
@@ -345,7 +345,7 @@ def fig_mechanics(t: Tables):
                           palette=style.level_palette(levels), facet_kws={"sharey": False}, height=3, aspect=1.3)  # fmt: skip
     for (metric, _), ax in g.axes_dict.items():
         if metric == "train/loss":
-            ax.set_yscale("symlog", linthresh=0.01)
+            ax.set_yscale("log")
             for b, color in zip(levels, style.level_palette(levels), strict=True):
                 if b > 0:
                     ax.axhline(b, ls="--", lw=0.8, color=color)

@@ -29,7 +29,7 @@ def fig_top_curves(t: Tables, metric: str = "val/acc", k: int = 3):
     final = curves.groupby("trial_id").tail(1).groupby("arm")["value"].mean().sort_values(ascending=False)
     top = curves[curves["arm"].isin(final.index[:k])]
     fig, ax = style.plt.subplots(figsize=(6, 4))
-    style.sns.lineplot(data=top, x="step", y="value", hue="arm", errorbar=("ci", 95), ax=ax)
+    style.sns.lineplot(data=top, x="step", y="value", hue="arm", errorbar="se", ax=ax)
     ax.set_ylabel(metric)
     ax.set_xlabel("step")
     return "top_curves", fig

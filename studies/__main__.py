@@ -2,6 +2,7 @@
 
     python -m studies list
     python -m studies run flooding --budget local [--results DIR] [--address auto] [--force]
+    python -m studies run all --budget smoke
     python -m studies status flooding [--budget local] [--results DIR]
 
 Bad input prints one line `studies: error: …` and exits 2; a run always keeps what it already recorded.
@@ -26,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     sub.add_parser("list", help="studies, claims, budgets and estimated cost")
     run = sub.add_parser("run", help="run a study (skips finished trials)")
-    run.add_argument("name")
+    run.add_argument("name", help="a study, or 'all'")
     run.add_argument("--budget", default="smoke", help="smoke | local | full (default smoke)")
     run.add_argument("--results", type=Path, default=Path("results"), help="results root (default ./results)")
     run.add_argument("--address", default=None, help="Ray address; 'auto' joins a running cluster (default: embedded Ray)")
@@ -53,13 +54,15 @@ def cmd_list() -> None:
 def cmd_run(args) -> None:
     from studies._runner import run
 
-    study = load(args.name, args.budget)
+    names = list(discover()) if args.name == "all" else [args.name]
+    chosen = [load(name, args.budget) for name in names]  # every study validates before any runs
     command = "python -m studies " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    summary = run(study, args.results, address=args.address, force=args.force, command=command)
-    print(
-        f"[{study.name}/{study.budget}] planned {summary['planned']}, skipped {summary['skipped']} finished, "
-        f"ran {summary['ok']} ok, {summary['diverged']} diverged, {summary['failed']} failed; results in {args.results / study.name}"
-    )
+    for study in chosen:
+        summary = run(study, args.results, address=args.address, force=args.force, command=command)
+        print(
+            f"[{study.name}/{study.budget}] planned {summary['planned']}, skipped {summary['skipped']} finished, ran {summary['ok']} ok, "
+            f"{summary['diverged']} diverged, {summary['failed']} failed; results in {args.results / study.name}"
+        )
 
 
 def cmd_status(args) -> None:

@@ -119,7 +119,6 @@ class Recorder:
         self.started[trial_id], self.started_at[trial_id] = time.monotonic(), now()
         self.metrics[trial_id], self.last[trial_id] = [], {}
         self.running.add(trial_id)
-        self.progress()
 
     def result(self, trial_id: str, result: dict) -> None:
         step = int(result.get("step", result.get("training_iteration", 0)))
