@@ -266,6 +266,8 @@ def check_f6(t: Tables) -> Verdict:
     best = per_seed_best(endpoints(t))
     if best["eta"].nunique() < 2:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: needs at least two noise levels")
+    if best["b"].nunique() < 2:
+        return Verdict(INCONCLUSIVE, f"b* = {best['b'].iloc[0]} at every noise level and seed: no rank correlation", n_seeds=int(best["seed"].nunique()))
     rho_up = stats.spearmanr(best["eta"], best["b"], alternative="greater")
     rho_down = stats.spearmanr(best["eta"], best["b"], alternative="less")
     rows = []

@@ -103,8 +103,8 @@ class Recorder:
     Written as a Ray Tune callback (the hooks below are Ray's names); also prints live progress.
     """
 
-    def __init__(self, study: Study, study_dir: Path, planned: list[Planned], common: dict, out=sys.stderr):
-        self.study, self.dir, self.common, self.out = study, study_dir, common, out
+    def __init__(self, study: Study, study_dir: Path, planned: list[Planned], common: dict):
+        self.study, self.dir, self.common = study, study_dir, common
         self.by_id = {p.trial_id: p for p in planned}
         self.total = len(planned)
         self.metrics: dict[str, list[tuple[int, str, float]]] = {}
@@ -162,8 +162,8 @@ class Recorder:
             f"{self.counts['failed']} failed, {self.counts['diverged']} diverged, {elapsed:.0f}s elapsed, ETA {eta}"
         )
         if final is not None:
-            print(f"  trial {final}: {'failed: ' + error if error else 'diverged'}", file=self.out, flush=True)
-        print(line, file=self.out, flush=True)
+            print(f"  trial {final}: {'failed: ' + error if error else 'diverged'}", file=sys.stderr, flush=True)
+        print(line, file=sys.stderr, flush=True)
 
 
 def _tune_callback(recorder: Recorder):

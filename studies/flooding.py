@@ -128,7 +128,7 @@ def exact_checks() -> dict[str, list[float]]:
     g0 = torch.autograd.grad(flood(base, 0.0), logits, retain_graph=True)[0]
     out["fp1/value_err"] = [float((flood(base, 0.0) - base).abs().detach())]
     out["fp1/grad_err"] = [float((g0 - g).abs().max())]
-    for name, level in [("fp1/sign_above_b", 0.5 * float(base)), ("fp1/sign_below_b", 2.0 * float(base))]:
+    for name, level in [("fp1/sign_above_b", 0.5 * base.item()), ("fp1/sign_below_b", 2.0 * base.item())]:
         gb = torch.autograd.grad(flood(base, level), logits, retain_graph=True)[0]
         out[name] = [float((gb * g).sum() / (g * g).sum())]  # +1 or -1 exactly
     # F-P2: the realised flip fraction equals eta within 1/n, and every flipped label changes class.

@@ -156,6 +156,7 @@ def load_cifar(name: str, root: Path | None = None, n_val: int | float = 0.1) ->
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=n_val, stratify=y, random_state=SPLIT_SEED)
     mean = x_train.mean(axis=(0, 2, 3), keepdims=True) / 255.0
     std = x_train.std(axis=(0, 2, 3), keepdims=True) / 255.0
+    std[std == 0] = 1.0  # a constant channel (only in synthetic files) stays as it is
     norm = lambda a: ((a / 255.0 - mean) / std).astype(np.float32)  # noqa: E731
     digest = hashlib.sha256(b"".join(_sha256(d / f).encode() for f in [*train_files, test_file])).hexdigest()
     return Splits(norm(x_train), y_train, norm(x_val), y_val, norm(x_test), y_test, k, f"{name} {d} sha256:{digest}")

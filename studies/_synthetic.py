@@ -1,0 +1,61 @@
+"""A synthetic study with a planted answer, for testing and benchmarking the orchestration (not discovered).
+
+Arm `effect` adds a known shift to a noisy score; a trial can be told to sleep, raise or diverge. Its one claim,
+S1, is decided by a one-sided paired t-test, so tests can check a verdict against the planted truth.
+"""
+
+import math
+import time
+
+import numpy as np
+from ray import tune
+
+from analysis.stats import ALPHA, paired_test
+from analysis.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, Tables, Verdict
+from studies import Claim, Study
+
+
+def train(config: dict) -> None:
+    """Report `steps` noisy scores; raise at step `fail_at`, report a NaN loss at step `diverge_at`."""
+    rng = np.random.default_rng([config["seed"], round(config["effect"] * 1000)])  # arms get independent noise
+    for step in range(1, config["steps"] + 1):
+        if config.get("sleep"):
+            time.sleep(config["sleep"])
+        if step == config.get("fail_at"):
+            raise RuntimeError(f"planted failure at step {step}")
+        loss = math.nan if step == config.get("diverge_at") else 1.0 / step + 0.01 * rng.standard_normal()
+        tune.report({"step": step, "train/loss": loss, "test/score": config["effect"] + 0.1 * rng.standard_normal()})
+
+
+def check_s1(t: Tables) -> Verdict:
+    """S1: arm effect > 0 beats effect = 0 on the final score, one-sided paired t over seeds."""
+    ok = t.trials[t.trials["status"] == "ok"]
+    a = ok[ok["config/effect"] > 0].set_index("seed")["test/score"]
+    b = ok[ok["config/effect"] == 0].set_index("seed")["test/score"]
+    d = (a - b).dropna().to_numpy()
+    res = paired_test(d)
+    verdict = SUPPORTED if res.p < ALPHA else (REFUTED if paired_test(d, "less").p < ALPHA else INCONCLUSIVE)
+    return Verdict(verdict, f"paired t over {res.n} seeds", res.mean, res.ci_low, res.ci_high, res.p, ALPHA, res.n)
+
+
+def get_study(budget: str = "smoke", seeds: int = 4, effect: float = 0.5, steps: int = 3, sleep: float = 0.0,
+              fail_seed: int | None = None, diverge_seed: int | None = None) -> Study:  # fmt: skip
+    """The synthetic study; `fail_seed` / `diverge_seed` plant a failing / diverging trial in the effect arm."""
+    def planted(e: float, s: int) -> dict:
+        if not e:
+            return {}
+        return {**({"fail_at": 2} if s == fail_seed else {}), **({"diverge_at": 2} if s == diverge_seed else {})}
+
+    cells = [{"effect": e, "seed": s, **planted(e, s)} for e in (0.0, effect) for s in range(seeds)]
+    return Study(
+        name="synthetic",
+        budget=budget,
+        article="none: a planted effect",
+        trainable=train,
+        param_space={"cell": tune.grid_search(cells), "steps": steps, "sleep": sleep},
+        scientific=("effect",),
+        claims=(Claim("S1", "The effect arm scores higher.", "one-sided paired t, alpha 0.05", "empirical", check_s1),),
+        resources={"cpu": 1},
+        max_concurrent=2,
+        cost="seconds",
+    )

@@ -1,0 +1,44 @@
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from analysis.stats import bootstrap_ci, holm, loglog_slope, paired_test
+
+
+def test_holm_matches_the_step_down_definition():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> running max 0.06
+    assert holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    out = holm([0.01, math.nan, 0.02])
+    assert math.isnan(out[1]) and out[0] == pytest.approx(0.02) and out[2] == pytest.approx(0.02)
+
+
+def test_paired_test_matches_the_t_formula():
+    d = np.array([0.3, 0.1, 0.25, -0.05, 0.2])
+    res = paired_test(d)
+    se = d.std(ddof=1) / math.sqrt(len(d))
+    t = d.mean() / se
+    assert res.p == pytest.approx(stats.t.sf(t, len(d) - 1))
+    half = stats.t.ppf(0.975, len(d) - 1) * se
+    assert (res.ci_low, res.ci_high) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert paired_test(d, "less").p == pytest.approx(1 - res.p)
+
+
+def test_paired_test_degenerate_inputs_give_no_p():
+    assert math.isnan(paired_test(np.array([0.1])).p)
+    assert math.isnan(paired_test(np.array([0.0, 0.0, 0.0])).p)
+
+
+def test_bootstrap_ci_covers_the_median_and_is_seeded():
+    x = np.random.default_rng(0).normal(1.0, 1.0, 40)
+    lo, hi = bootstrap_ci(x)
+    assert lo < np.median(x) < hi
+    assert bootstrap_ci(x) == (lo, hi)
+
+
+def test_loglog_slope_of_a_power_law():
+    eps = np.array([0.04, 0.02, 0.01, 0.005])
+    assert loglog_slope(eps, 7 * eps**3) == pytest.approx(3.0)

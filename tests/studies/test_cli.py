@@ -1,0 +1,66 @@
+"""Bad input: one line on stderr, exit 2, nothing written."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import studies
+import studies.__main__ as cli
+from studies import Claim, Study
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "studies", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "nope"], "unknown study 'nope'"),
+        (["run", "flooding", "--budget", "huge"], "unknown budget 'huge'"),
+        (["status", "nope"], "unknown study 'nope'"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(args, message, tmp_path):
+    res = run_cli(*args, *(["--results", str(tmp_path)] if args[0] in ("run", "status") else []))
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("studies: error:") and message in lines[0], res.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def _malformed(**changes):
+    base = dict(name="broken", budget="smoke", article="-", trainable=print, param_space={"seed": {"grid_search": [0]}}, scientific=(),
+                claims=(Claim("B1", "s", "r", "empirical", lambda t: None),))  # fmt: skip
+    return Study(**{**base, **changes})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"param_space": {"seed": {"grid_search": []}}}, "empty search space"),
+        ({"claims": ()}, "declares no claims"),
+        ({"claims": (Claim("B1", "s", "r", "guess", print),)}, "kind outside"),
+        ({"scientific": ("lr",)}, "configs lack keys ['lr']"),
+        ({"resources": {"tpu": 1}}, "resources may name cpu and gpu only"),
+    ],
+)
+def test_malformed_study_is_refused_in_one_line(monkeypatch, capsys, tmp_path, changes, message):
+    module = type(sys)("broken")
+    module.get_study = lambda budget: _malformed(budget=budget, **changes)
+    monkeypatch.setattr(studies, "discover", lambda: {"broken": module})
+    monkeypatch.setattr(cli, "discover", lambda: {"broken": module})
+    assert cli.main(["run", "broken", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_list_names_studies_claims_and_costs():
+    res = run_cli("list")
+    assert res.returncode == 0, res.stderr
+    assert "flooding:" in res.stdout and "F1 F2 F3 F4 F5 F6 F-P1 F-C1 F-P2" in res.stdout and "120 trials" in res.stdout

@@ -1,0 +1,93 @@
+"""The orchestrator on the synthetic study: recording, statuses, dedup, resume, schema."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from analysis.load import tables_for
+from analysis.schema import METRIC_SCHEMA, TRIAL_COLUMNS, read_metrics, read_trials
+from analysis.verdict import SUPPORTED, evaluate
+from studies import _synthetic
+from studies._runner import plan, run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_statuses_metrics_and_schema(tmp_path, ray_session):
+    study = _synthetic.get_study(seeds=6, fail_seed=1, diverge_seed=2)
+    summary = run(study, tmp_path)
+    assert summary == {"planned": 12, "skipped": 0, "ok": 10, "diverged": 1, "failed": 1}
+    trials = read_trials(tmp_path / "synthetic").set_index("trial_id")
+    by_seed = trials[trials["config/effect"] > 0].set_index("seed")
+    assert by_seed.loc[1, "status"] == "failed" and "planted failure at step 2" in by_seed.loc[1, "error"]
+    assert by_seed.loc[2, "status"] == "diverged" and math.isnan(by_seed.loc[2, "train/loss"])
+    # Schema: fixed columns first, config/* and final metrics after; metrics table typed as declared.
+    table = pq.read_table(tmp_path / "synthetic" / "trials.parquet")
+    assert table.column_names[: len(TRIAL_COLUMNS)] == TRIAL_COLUMNS
+    assert {"config/effect", "config/seed", "config/steps", "test/score", "train/loss"} <= set(table.column_names)
+    assert json.loads(trials.iloc[0]["versions"])["ray"]
+    metrics = read_metrics(tmp_path / "synthetic")
+    assert pq.read_table(next((tmp_path / "synthetic" / "metrics").glob("*.parquet"))).schema.equals(METRIC_SCHEMA)
+    last_step = metrics[metrics["metric"] == "test/score"].groupby("trial_id")["step"].max()
+    effect_arm = trials[trials["config/effect"] > 0].reset_index().set_index("seed")["trial_id"]
+    assert last_step[effect_arm[0]] == 3 and last_step[effect_arm[2]] == 2  # the diverged trial stopped at its NaN
+    # The planted effect is found from the Parquet tables alone.
+    verdicts = evaluate(study, tables_for(tmp_path / "synthetic", "smoke"))
+    assert verdicts.loc[0, "verdict"] == SUPPORTED and verdicts.loc[0, "n_seeds"] == 4  # seeds 1 and 2 are unpaired
+
+
+def test_rerun_skips_finished_retries_failed_and_runs_only_new_points(tmp_path, ray_session):
+    first = run(_synthetic.get_study(seeds=2, fail_seed=0), tmp_path)
+    assert first["failed"] == 1
+    again = run(_synthetic.get_study(seeds=2), tmp_path)  # the planted failure is gone from the config
+    assert again["skipped"] == 3 and again["ok"] == 1
+    grown = run(_synthetic.get_study(seeds=3), tmp_path)
+    assert grown == {"planned": 6, "skipped": 4, "ok": 2, "diverged": 0, "failed": 0}
+    forced = run(_synthetic.get_study(seeds=3), tmp_path, force=True)
+    assert forced["ok"] == 6 and forced["skipped"] == 0
+    trials = read_trials(tmp_path / "synthetic")
+    assert trials["trial_id"].is_unique and len(trials) == 7  # the failed config stays as its own row
+
+
+def test_sigkill_then_same_command_finishes_every_trial_exactly_once(tmp_path):
+    study = _synthetic.get_study(seeds=5, steps=4, sleep=0.5)
+    planned = {p.trial_id for p in plan(study)}
+    code = (
+        "import sys; from studies import _synthetic; from studies._runner import run; "
+        "run(_synthetic.get_study(seeds=5, steps=4, sleep=0.5), sys.argv[1])"
+    )
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    table = tmp_path / "synthetic" / "trials.parquet"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (table.exists() and len(read_trials(tmp_path / "synthetic")) >= 2):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    proc.wait()
+    before = read_trials(tmp_path / "synthetic")
+    assert 2 <= len(before) < len(planned), "the kill must land part-way"
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = read_trials(tmp_path / "synthetic")
+    assert sorted(after["trial_id"]) == sorted(planned)  # every planned trial, exactly once
+    assert (after["status"] == "ok").all()
+    kept = after.set_index("trial_id").loc[before["trial_id"], "finished_at"]
+    assert list(kept) == list(before["finished_at"])  # finished trials were not run again
+    assert set(read_metrics(tmp_path / "synthetic")["trial_id"]) == planned
+
+
+def test_a_second_run_on_the_same_results_is_refused(tmp_path):
+    from studies import StudyError
+    from studies._runner import exclusive
+
+    with exclusive(tmp_path / "synthetic"), pytest.raises(StudyError, match="another run"), exclusive(tmp_path / "synthetic"):
+        pass

@@ -1,0 +1,24 @@
+"""The flooding study at smoke budget through Ray, then the analysis from Parquet alone."""
+
+from analysis.report import report_all
+from analysis.schema import read_trials, read_verdicts
+from studies import load
+from studies._runner import run
+
+
+def test_flooding_smoke_runs_and_reports(tmp_path, ray_session):
+    summary = run(load("flooding", "smoke"), tmp_path / "results")
+    assert summary["ok"] == 12 and summary["failed"] == 0
+    trials = read_trials(tmp_path / "results" / "flooding")
+    assert (trials["status"] == "ok").all() and len(trials) == 13  # 12 runs and the exact checks
+    index = report_all(tmp_path / "results", tmp_path / "reports")
+    verdicts = read_verdicts(tmp_path / "results" / "flooding").set_index("claim_id")
+    # Exact claims and controls are decided at smoke; the controls behave, so the study is valid.
+    assert verdicts.loc["F4", "verdict"] == "SUPPORTED"
+    assert verdicts.loc["F-P1", "verdict"] == "PASS" and verdicts.loc["F-P2", "verdict"] == "PASS"
+    assert verdicts.loc["F-C1", "verdict"] == "FAIL" and verdicts["controls_ok"].all()
+    # Empirical claims at smoke never claim more than the direction.
+    assert verdicts.loc["F1", "verdict"] == "INCONCLUSIVE" and verdicts.loc["F6", "verdict"] == "INCONCLUSIVE"
+    assert "flooding/smoke F4: SUPPORTED" in index.read_text()
+    figures = {p.stem for p in (tmp_path / "reports" / "flooding" / "smoke").glob("*.png")}
+    assert {"test_loss_curves", "mechanics", "isolation_test_acc", "flatness", "exact_identity", "trial_status"} <= figures
