@@ -69,6 +69,8 @@ class Study:
     """`fig(tables) -> (name, matplotlib Figure)` functions drawn by `python -m analysis`."""
     cost: str = ""
     """Expected cost at this budget, e.g. `~40 s on 2 CPU cores`."""
+    sources: Callable[[], list[str]] | None = None
+    """Names and sha256 of the data files the study reads, for the run's metadata."""
     seed_key: str = "seed"
     """Config key of the replicate seed."""
 

@@ -81,6 +81,16 @@ def versions() -> dict[str, str]:
     return out
 
 
+def data_sources(study: Study) -> list[str]:
+    """The study's data files with their sha256, or why they could not be read here (e.g. full data on workers only)."""
+    if study.sources is None:
+        return []
+    try:
+        return study.sources()
+    except (OSError, ValueError) as exc:
+        return [f"unavailable on the driver: {exc}"]
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -286,7 +296,8 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
         write_json_atomic(
             {"study": study.name, "budget": study.budget, "article": study.article, "command": command, "git_commit": common["git_commit"],
              "versions": versions(), "started_at": common["started_at"], "planned_trials": len(planned),
-             "seeds": sorted({p.seed for p in planned}), "resources": study.resources, "host": platform.node()},
+             "seeds": sorted({p.seed for p in planned}), "resources": study.resources, "host": platform.node(),
+             "data": data_sources(study)},
             study_dir / "metadata.json",
         )  # fmt: skip
         run_checks(study, study_dir, common, force)

@@ -25,7 +25,7 @@ from core.losses.flooding import flood, two_flooded_steps, two_step_prediction
 from core.models import mlp, resnet18_cifar
 from core.testing import product_loss, quadratic, random_spd, tanh_mlp_221, toy_regression
 from core.train.classifier import FitConfig, fit_classifier
-from studies import Claim, Study
+from studies import Claim, Study, expand
 
 ARTICLE = "我们真的需要把训练集的损失降低到零吗？ (Do we really need zero training loss?) https://kexue.fm/archives/7643"
 
@@ -160,4 +160,5 @@ def get_study(budget: str) -> Study:
         checks=exact_checks,
         figures=FIGURES,
         cost=COST[budget],
+        sources=lambda: [LOADERS[d]().source for d in sorted({c["dataset"] for c in expand(space)})],
     )
