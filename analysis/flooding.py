@@ -44,8 +44,16 @@ def endpoints(t: Tables) -> pd.DataFrame:
     best = wide.loc[wide.groupby("trial_id")["val/acc"].idxmax()].assign(E="on")  # first epoch of the best val acc
     keep = ["trial_id", "seed", "config/label_noise", "config/flood_level", *[c for c in CELL_KEYS if c in ok.columns]]
     out = pd.concat([last, best]).merge(ok[keep + (["train/lambda_max"] if "train/lambda_max" in ok else [])], on="trial_id")
-    out = out.rename(columns={"config/label_noise": "eta", "config/flood_level": "b", "step": "epoch", "val/acc": "val_acc",
-                              "test/acc": "test_acc", "train/lambda_max": "lambda_max"})  # fmt: skip
+    out = out.rename(
+        columns={
+            "config/label_noise": "eta",
+            "config/flood_level": "b",
+            "step": "epoch",
+            "val/acc": "val_acc",
+            "test/acc": "test_acc",
+            "train/lambda_max": "lambda_max",
+        }
+    )
     return out.reset_index(drop=True)
 
 
@@ -83,8 +91,19 @@ def check_f1(t: Tables) -> Verdict:
         pairs = _pairs(ep, cell, b_star, "test_acc")
         d = (pairs["flooded"] - pairs["baseline"]).to_numpy()
         up, down = paired_test(d, "greater"), paired_test(d, "less")
-        rows.append({**label, "b_star": b_star, "delta": up.mean, "ci_low": up.ci_low, "ci_high": up.ci_high,
-                     "p_greater": up.p, "p_less": down.p, "n": up.n, "all_positive": bool(len(d) and (d > 0).all())})  # fmt: skip
+        rows.append(
+            {
+                **label,
+                "b_star": b_star,
+                "delta": up.mean,
+                "ci_low": up.ci_low,
+                "ci_high": up.ci_high,
+                "p_greater": up.p,
+                "p_less": down.p,
+                "n": up.n,
+                "all_positive": bool(len(d) and (d > 0).all()),
+            }
+        )
     if not rows:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no finished trials with b = 0 and b > 0")
     for r, pg, pl in zip(rows, holm([r["p_greater"] for r in rows]), holm([r["p_less"] for r in rows]), strict=True):
@@ -94,12 +113,23 @@ def check_f1(t: Tables) -> Verdict:
     per_seed = pd.concat([_pairs(ep, c, b, "test_acc").pipe(lambda p: p["flooded"] - p["baseline"]) for _, c, b in _cells(ep)])
     overall = paired_test(per_seed.groupby(level=0).mean().to_numpy())
     p_best = min((r["p_greater_holm"] for r in rows if not math.isnan(r["p_greater_holm"])), default=math.nan)
-    common = dict(effect=overall.mean, ci_low=overall.ci_low, ci_high=overall.ci_high, p_value=p_best, threshold=ALPHA,
-                  n_seeds=overall.n, detail=rows)  # fmt: skip
+    common = dict(
+        effect=overall.mean,
+        ci_low=overall.ci_low,
+        ci_high=overall.ci_high,
+        p_value=p_best,
+        threshold=ALPHA,
+        n_seeds=overall.n,
+        detail=rows,
+    )
     counts = f"{sig_up}/{len(rows)} cells significantly better, {sig_down} significantly worse (Holm, one-sided paired t)"
     if t.budget == "smoke":
         consistent = all(r["all_positive"] for r in rows)
-        return Verdict(INCONCLUSIVE, f"underpowered at smoke; direction {'consistent' if consistent else 'not consistent'}: {counts}", **common)
+        return Verdict(
+            INCONCLUSIVE,
+            f"underpowered at smoke; direction {'consistent' if consistent else 'not consistent'}: {counts}",
+            **common,
+        )
     if sig_down:
         return Verdict(REFUTED, counts, **common)
     if overall.mean > 0 and sig_up >= len(rows) / 2:
@@ -151,17 +181,30 @@ def check_f2(t: Tables) -> Verdict:
         sub = ep[sel]
         f_star = [fires.get(i, False) for i in sub.loc[sub["b"] == b_star, "trial_id"]]
         f_zero = [fires.get(i, False) for i in sub.loc[sub["b"] == 0, "trial_id"]]
-        rows.append({**label, "b_star": b_star, "fires_b_star": float(np.mean(f_star)) if f_star else math.nan,
-                     "fires_b0": float(np.mean(f_zero)) if f_zero else math.nan, "n": min(len(f_star), len(f_zero))})  # fmt: skip
+        rows.append(
+            {
+                **label,
+                "b_star": b_star,
+                "fires_b_star": float(np.mean(f_star)) if f_star else math.nan,
+                "fires_b0": float(np.mean(f_zero)) if f_zero else math.nan,
+                "n": min(len(f_star), len(f_zero)),
+            }
+        )
     if not rows:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no noisy cell")
     n = min(r["n"] for r in rows)
     effect = float(np.mean([r["fires_b_star"] - r["fires_b0"] for r in rows]))
-    text = "; ".join(f"eta={r['eta']} E={r['E']}: b*={r['b_star']} fires {r['fires_b_star']:.0%}, b=0 {r['fires_b0']:.0%}" for r in rows)
+    text = "; ".join(
+        f"eta={r['eta']} E={r['E']}: b*={r['b_star']} fires {r['fires_b_star']:.0%}, b=0 {r['fires_b0']:.0%}" for r in rows
+    )
     common = dict(effect=effect, n_seeds=n, threshold=0.8, detail=rows)
     if t.budget == "smoke":
         consistent = all(r["fires_b_star"] == 1 and r["fires_b0"] == 0 for r in rows)
-        return Verdict(INCONCLUSIVE, f"underpowered at smoke; direction {'consistent' if consistent else 'not consistent'}: {text}", **common)
+        return Verdict(
+            INCONCLUSIVE,
+            f"underpowered at smoke; direction {'consistent' if consistent else 'not consistent'}: {text}",
+            **common,
+        )
     if all(r["fires_b_star"] >= 0.8 and r["fires_b0"] <= 0.2 for r in rows):
         return Verdict(SUPPORTED, text, **common)
     if all(r["fires_b_star"] <= 0.4 or r["fires_b0"] >= r["fires_b_star"] for r in rows):
@@ -186,13 +229,23 @@ def check_f3(t: Tables) -> Verdict:
                 per_trial.append((tail["train/loss"].mean(), tail["train/flood_prop"].mean()))
         if per_trial:
             loss, prop = np.mean(per_trial, axis=0)
-            rows.append({"eta": eta, "b": b, "loss_over_b": loss / b, "flood_prop": prop, "n": len(per_trial),
-                         "holds": bool(0.8 <= loss / b <= 1.2 and 0.3 <= prop <= 0.7)})  # fmt: skip
+            rows.append(
+                {
+                    "eta": eta,
+                    "b": b,
+                    "loss_over_b": loss / b,
+                    "flood_prop": prop,
+                    "n": len(per_trial),
+                    "holds": bool(0.8 <= loss / b <= 1.2 and 0.3 <= prop <= 0.7),
+                }
+            )
     if not rows:
         return Verdict(INCONCLUSIVE, "no flood level >= 0.05 was reached")
     held = sum(r["holds"] for r in rows)
     text = f"holds for {held}/{len(rows)} reached (eta, b)"
-    fails = [f"eta={r['eta']} b={r['b']}: loss/b={r['loss_over_b']:.2f}, prop={r['flood_prop']:.2f}" for r in rows if not r["holds"]]
+    fails = [
+        f"eta={r['eta']} b={r['b']}: loss/b={r['loss_over_b']:.2f}, prop={r['flood_prop']:.2f}" for r in rows if not r["holds"]
+    ]
     if fails:
         text += "; fails at " + ", ".join(fails)
     common = dict(effect=held / len(rows), n_seeds=min(r["n"] for r in rows), threshold=1.0, detail=rows)
@@ -216,10 +269,18 @@ def check_f4(t: Tables) -> Verdict:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: exact checks missing")
     e1_ok = max(e1) <= E1_TOLERANCE
     e2_ok = all(SLOPE_RANGE[0] <= s <= SLOPE_RANGE[1] for s in slopes.values())
-    text = f"E1 max error {max(e1):.1e} (tol {E1_TOLERANCE:g}); E2 slopes " + ", ".join(f"{k} {v:.2f}" for k, v in slopes.items())
+    text = f"E1 max error {max(e1):.1e} (tol {E1_TOLERANCE:g}); E2 slopes " + ", ".join(
+        f"{k} {v:.2f}" for k, v in slopes.items()
+    )
     detail = [{"check": "E1", "value": max(e1)}, *({"check": k, "value": v} for k, v in slopes.items())]
-    return Verdict(SUPPORTED if e1_ok and e2_ok else REFUTED, text, effect=min(slopes.values()), threshold=E1_TOLERANCE,
-                   n_seeds=len(e1), detail=detail)  # fmt: skip
+    return Verdict(
+        SUPPORTED if e1_ok and e2_ok else REFUTED,
+        text,
+        effect=min(slopes.values()),
+        threshold=E1_TOLERANCE,
+        n_seeds=len(e1),
+        detail=detail,
+    )
 
 
 def check_f5(t: Tables) -> Verdict:
@@ -232,8 +293,18 @@ def check_f5(t: Tables) -> Verdict:
         pairs = _pairs(ep, cell, b_star, "lambda_max")
         d = (pairs["baseline"] - pairs["flooded"]).to_numpy()  # > 0: flooded is flatter
         flatter, sharper = paired_test(d, "greater"), paired_test(d, "less")
-        rows.append({**label, "b_star": b_star, "lambda_b0": pairs["baseline"].mean(), "lambda_b_star": pairs["flooded"].mean(),
-                     "reduction": flatter.mean, "p_flatter": flatter.p, "p_sharper": sharper.p, "n": flatter.n})  # fmt: skip
+        rows.append(
+            {
+                **label,
+                "b_star": b_star,
+                "lambda_b0": pairs["baseline"].mean(),
+                "lambda_b_star": pairs["flooded"].mean(),
+                "reduction": flatter.mean,
+                "p_flatter": flatter.p,
+                "p_sharper": sharper.p,
+                "n": flatter.n,
+            }
+        )
     if not rows:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no finished trials")
     for r, pf, ps in zip(rows, holm([r["p_flatter"] for r in rows]), holm([r["p_sharper"] for r in rows]), strict=True):
@@ -242,7 +313,13 @@ def check_f5(t: Tables) -> Verdict:
     sharp = sum(r["p_sharper_holm"] < ALPHA for r in rows)
     text = f"{flat}/{len(rows)} cells significantly flatter at b*, {sharp} significantly sharper (Holm, one-sided paired t)"
     best = min(rows, key=lambda r: r["p_flatter_holm"] if not math.isnan(r["p_flatter_holm"]) else 2)
-    common = dict(effect=best["reduction"], p_value=best["p_flatter_holm"], threshold=ALPHA, n_seeds=min(r["n"] for r in rows), detail=rows)
+    common = dict(
+        effect=best["reduction"],
+        p_value=best["p_flatter_holm"],
+        threshold=ALPHA,
+        n_seeds=min(r["n"] for r in rows),
+        detail=rows,
+    )
     if sharp:
         return Verdict(REFUTED, text, **common)
     if flat >= len(rows) / 2:
@@ -257,7 +334,9 @@ def noisy_label_entropy(eta: float, k: int = 10) -> float:
 
 def per_seed_best(ep: pd.DataFrame) -> pd.DataFrame:
     """Per (eta, seed), the b > 0 with the best validation accuracy at the last epoch (ties to the smaller b)."""
-    off = ep[(ep["E"] == "off") & (ep["b"] > 0)].sort_values(["eta", "seed", "val_acc", "b"], ascending=[True, True, False, True])
+    off = ep[(ep["E"] == "off") & (ep["b"] > 0)].sort_values(
+        ["eta", "seed", "val_acc", "b"], ascending=[True, True, False, True]
+    )
     return off.groupby(["eta", "seed"], as_index=False).first()[["eta", "seed", "b"]]
 
 
@@ -267,22 +346,39 @@ def check_f6(t: Tables) -> Verdict:
     if best["eta"].nunique() < 2:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: needs at least two noise levels")
     if best["b"].nunique() < 2:
-        return Verdict(INCONCLUSIVE, f"b* = {best['b'].iloc[0]} at every noise level and seed: no rank correlation", n_seeds=int(best["seed"].nunique()))
+        return Verdict(
+            INCONCLUSIVE,
+            f"b* = {best['b'].iloc[0]} at every noise level and seed: no rank correlation",
+            n_seeds=int(best["seed"].nunique()),
+        )
     rho_up = stats.spearmanr(best["eta"], best["b"], alternative="greater")
     rho_down = stats.spearmanr(best["eta"], best["b"], alternative="less")
     rows = []
     for eta, g in best[best["eta"] > 0].groupby("eta"):
         ratio = g["b"].to_numpy() / noisy_label_entropy(eta)
         lo, hi = bootstrap_ci(ratio, np.median)
-        rows.append({"eta": eta, "H": noisy_label_entropy(eta), "median_ratio": float(np.median(ratio)), "ci_low": lo, "ci_high": hi,
-                     "n": len(ratio)})  # fmt: skip
+        rows.append(
+            {
+                "eta": eta,
+                "H": noisy_label_entropy(eta),
+                "median_ratio": float(np.median(ratio)),
+                "ci_low": lo,
+                "ci_high": hi,
+                "n": len(ratio),
+            }
+        )
     inside = all(0.5 <= r["median_ratio"] <= 2 for r in rows)
     outside = bool(rows) and all(r["ci_high"] < 0.5 or r["ci_low"] > 2 for r in rows)
     text = f"rho={rho_up.statistic:.2f} (p={rho_up.pvalue:.3g}); median b*/H: " + ", ".join(
         f"eta={r['eta']} {r['median_ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" for r in rows
     )
-    common = dict(effect=float(rho_up.statistic), p_value=float(rho_up.pvalue), threshold=ALPHA, n_seeds=int(best["seed"].nunique()),
-                  detail=rows)  # fmt: skip
+    common = dict(
+        effect=float(rho_up.statistic),
+        p_value=float(rho_up.pvalue),
+        threshold=ALPHA,
+        n_seeds=int(best["seed"].nunique()),
+        detail=rows,
+    )
     if rho_down.pvalue < ALPHA or outside:
         return Verdict(REFUTED, text, **common)
     if rho_up.pvalue < ALPHA and inside:
@@ -295,7 +391,12 @@ def check_fp1(t: Tables) -> Verdict:
     vals = {k: t.check(f"fp1/{k}") for k in ("value_err", "grad_err", "sign_above_b", "sign_below_b")}
     if not all(vals.values()):
         return Verdict(FAIL, "exact checks missing")
-    ok = vals["value_err"][0] == 0 and vals["grad_err"][0] == 0 and vals["sign_above_b"][0] == 1 and vals["sign_below_b"][0] == -1
+    ok = (
+        vals["value_err"][0] == 0
+        and vals["grad_err"][0] == 0
+        and vals["sign_above_b"][0] == 1
+        and vals["sign_below_b"][0] == -1
+    )
     text = ", ".join(f"{k}={v[0]:g}" for k, v in vals.items())
     return Verdict(PASS if ok else FAIL, text, effect=vals["grad_err"][0], threshold=0.0)
 
@@ -307,7 +408,12 @@ def check_fc1(t: Tables) -> Verdict:
         return Verdict(PASS, "exact checks missing, so the control cannot show it fails")
     s = slopes["fc1_mlp"]
     passes = SLOPE_RANGE[0] <= s <= SLOPE_RANGE[1]
-    return Verdict(PASS if passes else FAIL, f"different-batch error slope {s:.2f} vs E2 range {SLOPE_RANGE}", effect=s, threshold=SLOPE_RANGE[0])
+    return Verdict(
+        PASS if passes else FAIL,
+        f"different-batch error slope {s:.2f} vs E2 range {SLOPE_RANGE}",
+        effect=s,
+        threshold=SLOPE_RANGE[0],
+    )
 
 
 def check_fp2(t: Tables) -> Verdict:
@@ -317,8 +423,13 @@ def check_fp2(t: Tables) -> Verdict:
         return Verdict(FAIL, "exact checks missing")
     err = max(abs(r - e) for r, e in zip(realised, etas, strict=True))
     ok = err <= 1 / n[0] and max(kept) == 0
-    return Verdict(PASS if ok else FAIL, f"max |realised - eta| = {err:.4f} (1/n = {1 / n[0]:.4f}), kept class {int(max(kept))}",
-                   effect=err, threshold=1 / n[0], n_seeds=len(etas))  # fmt: skip
+    return Verdict(
+        PASS if ok else FAIL,
+        f"max |realised - eta| = {err:.4f} (1/n = {1 / n[0]:.4f}), kept class {int(max(kept))}",
+        effect=err,
+        threshold=1 / n[0],
+        n_seeds=len(etas),
+    )
 
 
 # Figures: each returns (file stem, matplotlib Figure), or None when its data is missing.
@@ -330,8 +441,20 @@ def fig_test_loss(t: Tables):
     if curves.empty:
         return None
     curves = curves.rename(columns={"config/flood_level": "b", "config/label_noise": "eta"})
-    g = style.sns.relplot(data=curves, x="step", y="value", hue="b", col="eta", row="metric", kind="line", errorbar="se",
-                          palette=style.level_palette(sorted(curves["b"].unique())), facet_kws={"sharey": False}, height=3, aspect=1.3)  # fmt: skip
+    g = style.sns.relplot(
+        data=curves,
+        x="step",
+        y="value",
+        hue="b",
+        col="eta",
+        row="metric",
+        kind="line",
+        errorbar="se",
+        palette=style.level_palette(sorted(curves["b"].unique())),
+        facet_kws={"sharey": False},
+        height=3,
+        aspect=1.3,
+    )
     g.set_axis_labels("epoch", "loss (nats)")
     return "test_loss_curves", g.figure
 
@@ -343,8 +466,20 @@ def fig_mechanics(t: Tables):
         return None
     curves = curves.rename(columns={"config/flood_level": "b", "config/label_noise": "eta"})
     levels = sorted(curves["b"].unique())
-    g = style.sns.relplot(data=curves, x="step", y="value", hue="b", col="eta", row="metric", kind="line", errorbar=None,
-                          palette=style.level_palette(levels), facet_kws={"sharey": False}, height=3, aspect=1.3)  # fmt: skip
+    g = style.sns.relplot(
+        data=curves,
+        x="step",
+        y="value",
+        hue="b",
+        col="eta",
+        row="metric",
+        kind="line",
+        errorbar=None,
+        palette=style.level_palette(levels),
+        facet_kws={"sharey": False},
+        height=3,
+        aspect=1.3,
+    )
     for (metric, _), ax in g.axes_dict.items():
         if metric == "train/loss":
             ax.set_yscale("log")
@@ -362,8 +497,19 @@ def fig_isolation(t: Tables):
     ep = endpoints(t)
     if ep.empty:
         return None
-    g = style.sns.catplot(data=ep, x="b", y="test_acc", col="eta", row="E", kind="point", errorbar=("ci", 95), color=style.FLOODED,
-                          height=3, aspect=1.3, sharex=False)  # fmt: skip
+    g = style.sns.catplot(
+        data=ep,
+        x="b",
+        y="test_acc",
+        col="eta",
+        row="E",
+        kind="point",
+        errorbar=("ci", 95),
+        color=style.FLOODED,
+        height=3,
+        aspect=1.3,
+        sharex=False,
+    )
     b_star = best_levels(ep)
     for (e, eta), ax in g.axes_dict.items():
         sub = ep[(ep["E"] == e) & (ep["eta"] == eta)]
@@ -378,14 +524,45 @@ def fig_isolation(t: Tables):
     return "isolation_test_acc", g.figure
 
 
+def fig_paired(t: Tables):
+    """Per-seed test accuracy from b = 0 to b*, one panel per cell, with the cell's mean difference and CI (F1)."""
+    ep = endpoints(t)
+    cells = list(_cells(ep))
+    if not cells:
+        return None
+    fig, axes = style.plt.subplots(1, len(cells), figsize=(2.4 * len(cells), 3), sharey=True, squeeze=False)
+    for ax, (label, cell, b_star) in zip(axes[0], cells, strict=True):
+        pairs = _pairs(ep, cell, b_star, "test_acc")
+        for _, row in pairs.iterrows():
+            ax.plot([0, 1], [row["baseline"], row["flooded"]], "o-", color=style.FLOODED, alpha=0.7)
+        res = paired_test((pairs["flooded"] - pairs["baseline"]).to_numpy())
+        ax.set_xticks([0, 1], ["b=0", f"b*={b_star:g}"])
+        ax.set_title(
+            ", ".join(f"{k}={v}" for k, v in label.items()) + f"\nΔ={res.mean:+.3f} [{res.ci_low:+.3f}, {res.ci_high:+.3f}]",
+            fontsize=8,
+        )
+    axes[0][0].set_ylabel("test accuracy")
+    return "paired_effect", fig
+
+
 def fig_flatness(t: Tables):
     """Top Hessian eigenvalue vs b (log y), paired lines per seed (F5)."""
     ep = endpoints(t)
     if ep.empty or "lambda_max" not in ep:
         return None
     ep = ep[ep["E"] == "off"]
-    g = style.sns.relplot(data=ep, x="b", y="lambda_max", hue="seed", col="eta", kind="line", marker="o", height=3, aspect=1.3,
-                          palette=style.seed_palette(ep["seed"].nunique()))  # fmt: skip
+    g = style.sns.relplot(
+        data=ep,
+        x="b",
+        y="lambda_max",
+        hue="seed",
+        col="eta",
+        kind="line",
+        marker="o",
+        height=3,
+        aspect=1.3,
+        palette=style.seed_palette(ep["seed"].nunique()),
+    )
     for ax in g.axes.flat:
         ax.set_yscale("log")
         ax.set_xscale("symlog", linthresh=0.01)

@@ -30,6 +30,26 @@ def _detail_table(detail: str) -> str:
     return head + "".join("| " + " | ".join(_num(v) for v in r) + " |\n" for r in df.itertuples(index=False))
 
 
+def draw_figures(study, tables, fig_dir: Path) -> list[str]:
+    """Draw the study's figures and the generic ones into `fig_dir`; return the stems drawn.
+
+    A figure that fails is reported on stderr and skipped, so one broken plot never loses the report.
+    """
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    drawn = []
+    for draw in (*study.figures, *GENERIC):
+        try:
+            made = draw(tables)
+        except Exception as exc:  # noqa: BLE001
+            print(f"analysis: warning: {study.name}/{study.budget} figure {draw.__name__} failed: {exc}", file=sys.stderr)
+            continue
+        if made is not None:
+            stem, fig = made
+            style.save(fig, fig_dir / f"{stem}.png")
+            drawn.append(stem)
+    return drawn
+
+
 def study_report(name: str, module, results: Path, out: Path) -> list[str]:
     """Evaluate, draw and write `out/<study>.md` for every budget with results; return summary lines."""
     study_dir = results / name
@@ -46,32 +66,35 @@ def study_report(name: str, module, results: Path, out: Path) -> list[str]:
         verdicts = evaluate(study, tables)
         write_verdicts(study_dir, verdicts)
         counts = tables.trials["status"].value_counts().to_dict()
-        lines += [f"## Budget `{budget}`\n", f"Article: {study.article}\n",
-                  f"Trials: {len(tables.trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-                  f"command `python -m studies run {name} --budget {budget}`; commit `{meta.get('git_commit', '?')}` "
-                  f"(latest run: budget {meta.get('budget', '?')}, started {meta.get('started_at', '?')}).\n"]  # fmt: skip
+        lines += [
+            f"## Budget `{budget}`\n",
+            f"Article: {study.article}\n",
+            f"Trials: {len(tables.trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
+            f"command `python -m studies run {name} --budget {budget}`; commit `{meta.get('git_commit', '?')}` "
+            f"(latest run: budget {meta.get('budget', '?')}, started {meta.get('started_at', '?')}).\n",
+        ]
         lines += ["| claim | kind | verdict | effect | 95% CI | p | n | reason |", "|---|---|---|---|---|---|---|---|"]
         for _, v in verdicts.iterrows():
-            lines.append(f"| {v['claim_id']} | {v['kind']} | **{v['verdict']}** | {_num(v['effect'])} | "
-                         f"[{_num(v['ci_low'])}, {_num(v['ci_high'])}] | {_num(v['p_value'])} | {v['n_seeds']} | {v['reason']} |")  # fmt: skip
+            lines.append(
+                f"| {v['claim_id']} | {v['kind']} | **{v['verdict']}** | {_num(v['effect'])} | "
+                f"[{_num(v['ci_low'])}, {_num(v['ci_high'])}] | {_num(v['p_value'])} | {v['n_seeds']} | {v['reason']} |"
+            )
             summary.append(f"{name}/{budget} {v['claim_id']}: {v['verdict']}")
         lines.append("")
+        drawn = draw_figures(study, tables, out / name / budget)
+        figure_of = {c.id: c.figure for c in study.claims}
         for _, v in verdicts.iterrows():
-            lines += [f"### {v['claim_id']}: {v['verdict']}\n", f"*Claim.* {v['statement']}\n", f"*Rule.* {v['rule']}\n",
-                      f"*Reason.* {v['reason']}\n", _detail_table(v["detail"])]  # fmt: skip
-        fig_dir = out / name / budget
-        fig_dir.mkdir(parents=True, exist_ok=True)
-        lines.append("### Figures\n")
-        for draw in (*study.figures, *GENERIC):
-            try:
-                made = draw(tables)
-            except Exception as exc:  # noqa: BLE001 - one broken figure must not lose the report
-                print(f"analysis: warning: {name}/{budget} figure {draw.__name__} failed: {exc}", file=sys.stderr)
-                continue
-            if made is not None:
-                stem, fig = made
-                style.save(fig, fig_dir / f"{stem}.png")
-                lines.append(f"![{stem}]({name}/{budget}/{stem}.png)\n")
+            lines += [
+                f"### {v['claim_id']}: {v['verdict']}\n",
+                f"*Claim.* {v['statement']}\n",
+                f"*Rule.* {v['rule']}\n",
+                f"*Reason.* {v['reason']}\n",
+                _detail_table(v["detail"]),
+            ]
+            if figure_of[v["claim_id"]] in drawn:
+                lines.append(f"![{figure_of[v['claim_id']]}]({name}/{budget}/{figure_of[v['claim_id']]}.png)\n")
+        lines.append("### All figures\n")
+        lines += [f"![{stem}]({name}/{budget}/{stem}.png)\n" for stem in drawn]
     (out / f"{name}.md").write_text("\n".join(lines))
     return summary
 
@@ -89,7 +112,10 @@ def report_all(results: Path, out: Path) -> Path:
         Path: the index file.
     """
     out.mkdir(parents=True, exist_ok=True)
-    index = ["# claimbench report\n", f"Results: `{results}`. Regenerate with `python -m analysis --results {results} --out {out}`.\n"]
+    index = [
+        "# claimbench report\n",
+        f"Results: `{results}`. Regenerate with `python -m analysis --results {results} --out {out}`.\n",
+    ]
     for name, module in discover().items():
         summary = study_report(name, module, results, out)
         if summary:

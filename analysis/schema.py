@@ -18,9 +18,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TRIAL_COLUMNS = [
-    "study", "budget", "arm", "trial_id", "config_hash", "seed", "status", "error",
-    "wall_s", "started_at", "finished_at", "git_commit", "versions", "hparams",
-]  # fmt: skip
+    "study",
+    "budget",
+    "arm",
+    "trial_id",
+    "config_hash",
+    "seed",
+    "status",
+    "error",
+    "wall_s",
+    "started_at",
+    "finished_at",
+    "git_commit",
+    "versions",
+    "hparams",
+]
 """Fixed trial-table columns; `config/<key>` columns and final metrics (`split/name`) follow."""
 METRIC_SCHEMA = pa.schema([("trial_id", pa.string()), ("step", pa.int64()), ("metric", pa.string()), ("value", pa.float64())])
 STATUSES = ("ok", "diverged", "failed")
@@ -28,9 +40,23 @@ STATUSES = ("ok", "diverged", "failed")
 FINISHED = ("ok", "diverged")
 """Statuses a re-run skips."""
 VERDICT_COLUMNS = [
-    "study", "claim_id", "kind", "budget", "verdict", "reason", "effect", "ci_low", "ci_high", "p_value",
-    "threshold", "n_seeds", "rule", "statement", "controls_ok", "detail",
-]  # fmt: skip
+    "study",
+    "claim_id",
+    "kind",
+    "budget",
+    "verdict",
+    "reason",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "threshold",
+    "n_seeds",
+    "rule",
+    "statement",
+    "controls_ok",
+    "detail",
+]
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
@@ -100,8 +126,10 @@ def upsert_trials(study_dir: Path, rows: list[dict]) -> None:
     new = pd.DataFrame(rows)
     old = old[~old["trial_id"].isin(new["trial_id"])]
     df = pd.concat([old, new], ignore_index=True) if len(old) else new
-    cols = TRIAL_COLUMNS + sorted(c for c in df.columns if c.startswith("config/")) + sorted(
-        c for c in df.columns if c not in TRIAL_COLUMNS and not c.startswith("config/")
+    cols = (
+        TRIAL_COLUMNS
+        + sorted(c for c in df.columns if c.startswith("config/"))
+        + sorted(c for c in df.columns if c not in TRIAL_COLUMNS and not c.startswith("config/"))
     )
     write_atomic(_to_arrow(df[cols].copy()), Path(study_dir) / "trials.parquet")
 
@@ -119,7 +147,8 @@ def write_metrics(study_dir: Path, trial_id: str, rows: list[tuple[int, str, flo
     """
     steps, names, values = zip(*rows, strict=True) if rows else ((), (), ())
     table = pa.table(
-        {"trial_id": [trial_id] * len(rows), "step": list(steps), "metric": list(names), "value": list(values)}, schema=METRIC_SCHEMA
+        {"trial_id": [trial_id] * len(rows), "step": list(steps), "metric": list(names), "value": list(values)},
+        schema=METRIC_SCHEMA,
     )
     write_atomic(table, Path(study_dir) / "metrics" / f"{trial_id}.parquet")
 

@@ -91,7 +91,9 @@ def bootstrap_ci(x: np.ndarray, statistic=np.median, seed: int = 0) -> tuple[flo
     if len(x) < 2 or np.ptp(x) == 0:
         v = float(statistic(x)) if len(x) else float("nan")
         return v, v
-    res = stats.bootstrap((x,), statistic, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (x,), statistic, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(seed)
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 

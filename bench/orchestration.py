@@ -32,8 +32,10 @@ def main() -> None:
         summary = run(study, Path(d))
         wall = time.perf_counter() - t0
     ideal = args.trials * args.seconds / 2
-    print(f"| trials | slots | trial s | wall s | ideal s | trials/hour |\n|---|---|---|---|---|---|\n"
-          f"| {summary['ok']} | 2 | {args.seconds} | {wall:.1f} | {ideal:.1f} | {summary['ok'] / wall * 3600:.0f} |")  # fmt: skip
+    print(
+        f"| trials | slots | trial s | wall s | ideal s | trials/hour |\n|---|---|---|---|---|---|\n"
+        f"| {summary['ok']} | 2 | {args.seconds} | {wall:.1f} | {ideal:.1f} | {summary['ok'] / wall * 3600:.0f} |"
+    )
     print(f"overhead ratio: {wall / ideal:.2f}x")
 
 

@@ -38,6 +38,8 @@ class Claim:
     """One of `CLAIM_KINDS`; controls decide whether the study is INVALID."""
     check: Callable
     """`check(tables: analysis.verdict.Tables) -> analysis.verdict.Verdict`."""
+    figure: str = ""
+    """File stem of the study figure that shows this claim, embedded beside its verdict in the report."""
 
 
 @dataclass(frozen=True)

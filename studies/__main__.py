@@ -60,8 +60,9 @@ def cmd_run(args) -> None:
     for study in chosen:
         summary = run(study, args.results, address=args.address, force=args.force, command=command)
         print(
-            f"[{study.name}/{study.budget}] planned {summary['planned']}, skipped {summary['skipped']} finished, ran {summary['ok']} ok, "
-            f"{summary['diverged']} diverged, {summary['failed']} failed; results in {args.results / study.name}"
+            f"[{study.name}/{study.budget}] planned {summary['planned']}, skipped {summary['skipped']} finished, "
+            f"ran {summary['ok']} ok, {summary['diverged']} diverged, {summary['failed']} failed; "
+            f"results in {args.results / study.name}"
         )
 
 
@@ -84,8 +85,10 @@ def cmd_status(args) -> None:
         planned = {p.trial_id for p in plan(study)}
         rows = trials[(trials["budget"] == budget) & trials["trial_id"].isin(planned)]
         counts = rows["status"].value_counts().to_dict()
-        print(f"{args.name}/{budget}: {len(rows)}/{len(planned)} trials recorded "
-              f"({counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed)")  # fmt: skip
+        print(
+            f"{args.name}/{budget}: {len(rows)}/{len(planned)} trials recorded "
+            f"({counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed)"
+        )
         for _, v in evaluate(study, tables_for(study_dir, budget)).iterrows():
             print(f"  {v['claim_id']:6s} {v['verdict']:12s} {v['reason']}")
 

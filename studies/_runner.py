@@ -64,7 +64,9 @@ def git_commit() -> str:
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True).stdout
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True
+        ).stdout
         return sha + ("-dirty" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -263,11 +265,24 @@ def run_checks(study: Study, study_dir: Path, common: dict, force: bool) -> None
         error = f"{type(exc).__name__}: {exc}"
     rows = [(step, metric, float(v)) for metric, vs in values.items() for step, v in enumerate(vs)]
     write_metrics(study_dir, trial_id, rows)
-    row = {**common, "arm": "checks", "trial_id": trial_id, "config_hash": h, "seed": 0, "status": "failed" if error else "ok",
-           "error": error, "wall_s": time.monotonic() - t0, "started_at": common["started_at"], "finished_at": now(),
-           "hparams": json.dumps(cfg)}  # fmt: skip
+    row = {
+        **common,
+        "arm": "checks",
+        "trial_id": trial_id,
+        "config_hash": h,
+        "seed": 0,
+        "status": "failed" if error else "ok",
+        "error": error,
+        "wall_s": time.monotonic() - t0,
+        "started_at": common["started_at"],
+        "finished_at": now(),
+        "hparams": json.dumps(cfg),
+    }
     upsert_trials(study_dir, [row])
-    print(f"[{study.name}/{study.budget}] exact checks {'failed: ' + error if error else 'done'} ({row['wall_s']:.1f}s)", file=sys.stderr)
+    print(
+        f"[{study.name}/{study.budget}] exact checks {'failed: ' + error if error else 'done'} ({row['wall_s']:.1f}s)",
+        file=sys.stderr,
+    )
 
 
 def run(study: Study, results: Path, address: str | None = None, force: bool = False, command: str = "") -> dict:
@@ -291,15 +306,30 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
     planned = plan(study)
     study_dir = Path(results) / study.name
     with exclusive(study_dir):
-        common = {"study": study.name, "budget": study.budget, "git_commit": git_commit(),
-                  "versions": json.dumps(versions(), sort_keys=True), "started_at": now()}  # fmt: skip
+        common = {
+            "study": study.name,
+            "budget": study.budget,
+            "git_commit": git_commit(),
+            "versions": json.dumps(versions(), sort_keys=True),
+            "started_at": now(),
+        }
         write_json_atomic(
-            {"study": study.name, "budget": study.budget, "article": study.article, "command": command, "git_commit": common["git_commit"],
-             "versions": versions(), "started_at": common["started_at"], "planned_trials": len(planned),
-             "seeds": sorted({p.seed for p in planned}), "resources": study.resources, "host": platform.node(),
-             "data": data_sources(study)},
+            {
+                "study": study.name,
+                "budget": study.budget,
+                "article": study.article,
+                "command": command,
+                "git_commit": common["git_commit"],
+                "versions": versions(),
+                "started_at": common["started_at"],
+                "planned_trials": len(planned),
+                "seeds": sorted({p.seed for p in planned}),
+                "resources": study.resources,
+                "host": platform.node(),
+                "data": data_sources(study),
+            },
             study_dir / "metadata.json",
-        )  # fmt: skip
+        )
         run_checks(study, study_dir, common, force)
         done = read_trials(study_dir)
         finished = set(done.loc[done["status"].isin(FINISHED), "trial_id"])

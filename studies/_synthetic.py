@@ -38,9 +38,17 @@ def check_s1(t: Tables) -> Verdict:
     return Verdict(verdict, f"paired t over {res.n} seeds", res.mean, res.ci_low, res.ci_high, res.p, ALPHA, res.n)
 
 
-def get_study(budget: str = "smoke", seeds: int = 4, effect: float = 0.5, steps: int = 3, sleep: float = 0.0,
-              fail_seed: int | None = None, diverge_seed: int | None = None) -> Study:  # fmt: skip
+def get_study(
+    budget: str = "smoke",
+    seeds: int = 4,
+    effect: float = 0.5,
+    steps: int = 3,
+    sleep: float = 0.0,
+    fail_seed: int | None = None,
+    diverge_seed: int | None = None,
+) -> Study:
     """The synthetic study; `fail_seed` / `diverge_seed` plant a failing / diverging trial in the effect arm."""
+
     def planted(e: float, s: int) -> dict:
         if not e:
             return {}

@@ -13,10 +13,9 @@ Early stopping is a post-hoc factor read from the per-epoch logs; no ASHA or pru
 the test loss comes late and a scheduler would bias the study against b > 0).
 """
 
+import numpy as np
 import torch
 from ray import tune
-
-import numpy as np
 
 from analysis import flooding as fl
 from core.data.classification import LOADERS
@@ -31,54 +30,145 @@ ARTICLE = "我们真的需要把训练集的损失降低到零吗？ (Do we real
 
 FLOOD_LEVELS = {  # label noise -> flood levels b (nats of mean cross-entropy)
     "smoke": {0.2: [0.0, 0.05, 0.15, 0.3, 0.6, 0.9]},
-    "local": {0.0: [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.6], 0.2: [0.0, 0.05, 0.1, 0.3, 0.6, 1.0, 1.5, 2.0],
-              0.4: [0.0, 0.05, 0.1, 0.3, 0.6, 1.0, 1.5, 2.0]},
+    "local": {
+        0.0: [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.6],
+        0.2: [0.0, 0.05, 0.1, 0.3, 0.6, 1.0, 1.5, 2.0],
+        0.4: [0.0, 0.05, 0.1, 0.3, 0.6, 1.0, 1.5, 2.0],
+    },
     "full": {eta: [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8, 1.2, 1.6] for eta in (0.0, 0.2, 0.4)},
-}  # fmt: skip
+}
 SEEDS = {"smoke": [0, 1], "local": [0, 1, 2, 3, 4], "full": [0, 1, 2, 3, 4]}
 FIXED = {
-    "smoke": {"dataset": "digits", "model": "mlp", "widths": [128, 128], "optimizer": "adam", "lr": 1e-3, "epochs": 120,
-              "batch_size": 128, "weight_decay": 0.0, "augment": False},
-    "local": {"dataset": "mnist_5k", "model": "mlp", "widths": [256, 256], "optimizer": "adam", "lr": 1e-3, "epochs": 150,
-              "batch_size": 128, "weight_decay": 0.0, "augment": False},
-    "full": {"model": "resnet18", "optimizer": "sgd", "momentum": 0.9, "lr": 0.1, "schedule": "cosine", "epochs": 200,
-             "batch_size": 128},
-}  # fmt: skip
+    "smoke": {
+        "dataset": "digits",
+        "model": "mlp",
+        "widths": [128, 128],
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "epochs": 120,
+        "batch_size": 128,
+        "weight_decay": 0.0,
+        "augment": False,
+    },
+    "local": {
+        "dataset": "mnist_5k",
+        "model": "mlp",
+        "widths": [256, 256],
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "epochs": 150,
+        "batch_size": 128,
+        "weight_decay": 0.0,
+        "augment": False,
+    },
+    "full": {
+        "model": "resnet18",
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "lr": 0.1,
+        "schedule": "cosine",
+        "epochs": 200,
+        "batch_size": 128,
+    },
+}
 FULL_CELLS = {"dataset": ["cifar10", "cifar100"], "weight_decay": [0.0, 5e-4], "augment": [False, True]}
 RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 4, "gpu": 0.25}}
-COST = {"smoke": "~40 s on 2 CPU cores", "local": "~25 min on 2 CPU cores", "full": "1,680 ResNet-18 runs, ~800-1,200 GPU-hours (4 trials per GPU)"}
+COST = {
+    "smoke": "~40 s on 2 CPU cores",
+    "local": "~25 min on 2 CPU cores",
+    "full": "1,680 ResNet-18 runs, ~800-1,200 GPU-hours (4 trials per GPU)",
+}
 
 CLAIMS = (
-    Claim("F1", "With b > 0 chosen on validation, test accuracy is at least that of b = 0, also with early stopping.",
-          "Per cell, Delta_s = acc_s(b*) - acc_s(0) on the clean test set. SUPPORTED if mean Delta > 0 and a Holm-corrected "
-          "one-sided paired t-test is significant in >= 50% of cells with none significantly negative; REFUTED if any cell "
-          "is significantly negative (Holm); else INCONCLUSIVE. Smoke reports direction only.", "empirical", fl.check_f1),
-    Claim("F2", "The test loss rises and then falls again once the training loss hovers at b; without flooding it keeps rising.",
-          "Detector: 5-epoch moving average; onset where it exceeds its running minimum by 5%; fires if a later maximum is "
-          "followed by a 5% drop. SUPPORTED if in every noisy cell it fires for b* in >= 4/5 seeds and for b = 0 in <= 1/5; "
-          "REFUTED if in every noisy cell it fires for b* in <= 2/5 or for b = 0 at least as often.", "empirical", fl.check_f2),
-    Claim("F3", "Once flooded, the training loss stays near b and about half of the steps are ascent steps.",
-          "For every b >= 0.05 that is reached: mean training loss over the last 20% of epochs in [0.8b, 1.2b] and flood "
-          "proportion in [0.3, 0.7]. SUPPORTED if all hold; REFUTED if a majority fail.", "empirical", fl.check_f3),
-    Claim("F4", "Two flooded steps equal theta - (eps^2/2) grad ||g||^2 + O(eps^3), exactly for quadratics.",
-          "E1: random SPD quadratics, error <= 1e-12 (float64). E2: on (1 - ab)^2/2 and a 2-2-1 tanh MLP, the log-log error "
-          "slope over eps in {0.04, 0.02, 0.01, 0.005} lies in [2.7, 3.3]. SUPPORTED if both pass, REFUTED otherwise.",
-          "exact", fl.check_f4),
-    Claim("F5", "Flooded models end flatter: a lower top Hessian eigenvalue.",
-          "lambda_max(b*) < lambda_max(0), one-sided paired t per noise cell (E = off), Holm; SUPPORTED in >= 50% of cells, "
-          "REFUTED if significantly larger in any cell.", "empirical", fl.check_f5),
-    Claim("F6", "The best b grows with label noise, of the order of the noisy-label entropy H(eta) (a hypothesis of the spec).",
-          "Per-seed b*. SUPPORTED if Spearman rho(eta, b*) > 0 with p < 0.05 and median b*/H(eta) in [0.5, 2] for every eta > 0; "
-          "REFUTED if rho < 0 significantly or every eta's bootstrap CI of the median ratio lies outside [0.5, 2].",
-          "empirical", fl.check_f6),
-    Claim("F-P1", "With b = 0 the flooded loss and gradient equal the base loss and gradient; the sign is +1 above b, -1 below.",
-          "Exact equality in float64. Must PASS, else the study is INVALID.", "positive_control", fl.check_fp1),
-    Claim("F-C1", "Two flooded steps on different mini-batches pass the E2 slope test.",
-          "The error is O(eps) (slope ~ 1), so this must FAIL, else the study is INVALID.", "negative_control", fl.check_fc1),
-    Claim("F-P2", "The label-noise generator flips a fraction eta within 1/n, and no flipped label keeps its class.",
-          "Must PASS, else the study is INVALID.", "positive_control", fl.check_fp2),
-)  # fmt: skip
-FIGURES = (fl.fig_test_loss, fl.fig_mechanics, fl.fig_isolation, fl.fig_flatness, fl.fig_identity, fl.fig_noise_vs_b)
+    Claim(
+        "F1",
+        "With b > 0 chosen on validation, test accuracy is at least that of b = 0, also with early stopping.",
+        "Per cell, Delta_s = acc_s(b*) - acc_s(0) on the clean test set. SUPPORTED if mean Delta > 0 and a Holm-corrected "
+        "one-sided paired t-test is significant in >= 50% of cells with none significantly negative; REFUTED if any cell "
+        "is significantly negative (Holm); else INCONCLUSIVE. Smoke reports direction only.",
+        "empirical",
+        fl.check_f1,
+        "isolation_test_acc",
+    ),
+    Claim(
+        "F2",
+        "The test loss rises and then falls again once the training loss hovers at b; without flooding it keeps rising.",
+        "Detector: 5-epoch moving average; onset where it exceeds its running minimum by 5%; fires if a later maximum is "
+        "followed by a 5% drop. SUPPORTED if in every noisy cell it fires for b* in >= 4/5 seeds and for b = 0 in <= 1/5; "
+        "REFUTED if in every noisy cell it fires for b* in <= 2/5 or for b = 0 at least as often.",
+        "empirical",
+        fl.check_f2,
+        "test_loss_curves",
+    ),
+    Claim(
+        "F3",
+        "Once flooded, the training loss stays near b and about half of the steps are ascent steps.",
+        "For every b >= 0.05 that is reached: mean training loss over the last 20% of epochs in [0.8b, 1.2b] and flood "
+        "proportion in [0.3, 0.7]. SUPPORTED if all hold; REFUTED if a majority fail.",
+        "empirical",
+        fl.check_f3,
+        "mechanics",
+    ),
+    Claim(
+        "F4",
+        "Two flooded steps equal theta - (eps^2/2) grad ||g||^2 + O(eps^3), exactly for quadratics.",
+        "E1: random SPD quadratics, error <= 1e-12 (float64). E2: on (1 - ab)^2/2 and a 2-2-1 tanh MLP, the log-log error "
+        "slope over eps in {0.04, 0.02, 0.01, 0.005} lies in [2.7, 3.3]. SUPPORTED if both pass, REFUTED otherwise.",
+        "exact",
+        fl.check_f4,
+        "exact_identity",
+    ),
+    Claim(
+        "F5",
+        "Flooded models end flatter: a lower top Hessian eigenvalue.",
+        "lambda_max(b*) < lambda_max(0), one-sided paired t per noise cell (E = off), Holm; SUPPORTED in >= 50% of cells, "
+        "REFUTED if significantly larger in any cell.",
+        "empirical",
+        fl.check_f5,
+        "flatness",
+    ),
+    Claim(
+        "F6",
+        "The best b grows with label noise, of the order of the noisy-label entropy H(eta) (a hypothesis of the spec).",
+        "Per-seed b*. SUPPORTED if Spearman rho(eta, b*) > 0 with p < 0.05 and median b*/H(eta) in [0.5, 2] for every "
+        "eta > 0; "
+        "REFUTED if rho < 0 significantly or every eta's bootstrap CI of the median ratio lies outside [0.5, 2].",
+        "empirical",
+        fl.check_f6,
+        "noise_vs_best_level",
+    ),
+    Claim(
+        "F-P1",
+        "With b = 0 the flooded loss and gradient equal the base loss and gradient; the sign is +1 above b, -1 below.",
+        "Exact equality in float64. Must PASS, else the study is INVALID.",
+        "positive_control",
+        fl.check_fp1,
+    ),
+    Claim(
+        "F-C1",
+        "Two flooded steps on different mini-batches pass the E2 slope test.",
+        "The error is O(eps) (slope ~ 1), so this must FAIL, else the study is INVALID.",
+        "negative_control",
+        fl.check_fc1,
+        "exact_identity",
+    ),
+    Claim(
+        "F-P2",
+        "The label-noise generator flips a fraction eta within 1/n, and no flipped label keeps its class.",
+        "Must PASS, else the study is INVALID.",
+        "positive_control",
+        fl.check_fp2,
+    ),
+)
+FIGURES = (
+    fl.fig_test_loss,
+    fl.fig_mechanics,
+    fl.fig_isolation,
+    fl.fig_paired,
+    fl.fig_flatness,
+    fl.fig_identity,
+    fl.fig_noise_vs_b,
+)
 
 
 def train(config: dict) -> None:
@@ -102,8 +192,12 @@ def exact_checks() -> dict[str, list[float]]:
         a = random_spd(6, seed)
         theta = torch.randn(6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         want = theta - 0.05**2 * a @ a @ theta
-        e1.append(max(float((two_flooded_steps(theta, quadratic(a), 0.05) - want).abs().max()),
-                      float((two_step_prediction(theta, quadratic(a), 0.05) - want).abs().max())))  # fmt: skip
+        e1.append(
+            max(
+                float((two_flooded_steps(theta, quadratic(a), 0.05) - want).abs().max()),
+                float((two_step_prediction(theta, quadratic(a), 0.05) - want).abs().max()),
+            )
+        )
     out["e1/abs_err"] = e1
     # E2: elsewhere the error of the prediction is O(eps^3); F-C1 uses different batches and keeps an O(eps) term.
     x, y = toy_regression(16, seed=0)

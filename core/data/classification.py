@@ -56,7 +56,9 @@ def _stratified(x: np.ndarray, y: np.ndarray, n_val: int | float, n_test: int | 
     x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=n_test, stratify=y, random_state=SPLIT_SEED)
     if isinstance(n_val, float):  # a fraction of the whole set, not of the rest
         n_val = round(n_val * len(y))
-    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=n_val, stratify=y_rest, random_state=SPLIT_SEED)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=n_val, stratify=y_rest, random_state=SPLIT_SEED
+    )
     return x_train, y_train, x_val, y_val, x_test, y_test
 
 
@@ -75,7 +77,9 @@ def load_digits() -> Splits:
     mean, std = x_train.mean(0), x_train.std(0)
     std[std < 1e-3] = 1.0  # border pixels constant in training would blow up unseen values elsewhere
     norm = lambda a: ((a - mean) / std).astype(np.float32)  # noqa: E731
-    return Splits(norm(x_train), y_train, norm(x_val), y_val, norm(x_test), y_test, 10, f"sklearn digits sha256:{_sha256(path)}")
+    return Splits(
+        norm(x_train), y_train, norm(x_val), y_val, norm(x_test), y_test, 10, f"sklearn digits sha256:{_sha256(path)}"
+    )
 
 
 def mnist_5k_path() -> Path:
@@ -162,4 +166,9 @@ def load_cifar(name: str, root: Path | None = None, n_val: int | float = 0.1) ->
     return Splits(norm(x_train), y_train, norm(x_val), y_val, norm(x_test), y_test, k, f"{name} {d} sha256:{digest}")
 
 
-LOADERS = {"digits": load_digits, "mnist_5k": load_mnist_5k, "cifar10": lambda: load_cifar("cifar10"), "cifar100": lambda: load_cifar("cifar100")}
+LOADERS = {
+    "digits": load_digits,
+    "mnist_5k": load_mnist_5k,
+    "cifar10": lambda: load_cifar("cifar10"),
+    "cifar100": lambda: load_cifar("cifar100"),
+}

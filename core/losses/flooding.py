@@ -38,7 +38,9 @@ def flood(loss: torch.Tensor, level: float) -> torch.Tensor:
     return (loss - level).abs() + level
 
 
-def two_flooded_steps(theta: torch.Tensor, descent_loss: LossFn, eps: float, ascent_loss: LossFn | None = None) -> torch.Tensor:
+def two_flooded_steps(
+    theta: torch.Tensor, descent_loss: LossFn, eps: float, ascent_loss: LossFn | None = None
+) -> torch.Tensor:
     """One descent step then one ascent step of plain gradient descent, as flooding does at L = b.
 
     Args:

@@ -83,8 +83,12 @@ def augment_images(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     dy, dx = (torch.randint(0, 9, (b,), generator=gen) for _ in range(2))
     rows = (dy[:, None] + torch.arange(h)).to(x.device)  # [B, H]
     cols = (dx[:, None] + torch.arange(w)).to(x.device)  # [B, W]
-    out = padded[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None],
-                 rows[:, None, :, None], cols[:, None, None, :]]  # fmt: skip
+    out = padded[
+        torch.arange(b, device=x.device)[:, None, None, None],
+        torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
     flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], out.flip(-1), out)
 

@@ -9,8 +9,15 @@ from analysis.verdict import INCONCLUSIVE, INVALID, REFUTED, SUPPORTED, Tables, 
 from studies import load
 
 
-def planted(effect: float, seeds: int = 5, etas=(0.2, 0.4), levels=(0.0, 0.3, 0.6), epochs: int = 30, bump: bool = True,
-            every_level: bool = False) -> Tables:  # fmt: skip
+def planted(
+    effect: float,
+    seeds: int = 5,
+    etas=(0.2, 0.4),
+    levels=(0.0, 0.3, 0.6),
+    epochs: int = 30,
+    bump: bool = True,
+    every_level: bool = False,
+) -> Tables:
     """Trials whose b = 0.6 arm (or every b > 0) beats b = 0 by `effect`; test-loss curves rebound under flooding if `bump`."""
     rng = np.random.default_rng(0)
     trials, metrics = [], []
@@ -19,8 +26,17 @@ def planted(effect: float, seeds: int = 5, etas=(0.2, 0.4), levels=(0.0, 0.3, 0.
             for s in range(seeds):
                 tid = f"e{eta}-b{b}-s{s}"
                 gain = effect if b == 0.6 or (every_level and b > 0) else 0.0
-                trials.append({"trial_id": tid, "seed": s, "status": "ok", "arm": f"b={b}", "config/label_noise": eta,
-                               "config/flood_level": b, "train/lambda_max": 5.0 - (2.0 if b == 0.6 else 0.0) + 0.1 * rng.standard_normal()})  # fmt: skip
+                trials.append(
+                    {
+                        "trial_id": tid,
+                        "seed": s,
+                        "status": "ok",
+                        "arm": f"b={b}",
+                        "config/label_noise": eta,
+                        "config/flood_level": b,
+                        "train/lambda_max": 5.0 - (2.0 if b == 0.6 else 0.0) + 0.1 * rng.standard_normal(),
+                    }
+                )
                 t = np.arange(1, epochs + 1)
                 test_loss = 0.5 + 0.02 * np.maximum(t - 5, 0)
                 if b > 0 and bump:
@@ -82,11 +98,24 @@ def test_a_control_that_behaves_wrongly_invalidates_the_claims():
     t = planted(0.05)
     good_checks = pd.DataFrame(
         [(i, "eps", e) for i, e in enumerate([0.04, 0.02, 0.01, 0.005])]
-        + [(i, f"{n}/err", e**k) for n, k in [("e2_product", 3), ("e2_mlp", 3), ("fc1_mlp", 1)] for i, e in enumerate([0.04, 0.02, 0.01, 0.005])]
-        + [(0, "e1/abs_err", 1e-16), (0, "fp1/value_err", 0.0), (0, "fp1/grad_err", 0.0), (0, "fp1/sign_above_b", 1.0),
-           (0, "fp1/sign_below_b", -1.0), (0, "fp2/eta", 0.1), (0, "fp2/realised", 0.1), (0, "fp2/kept_class", 0.0), (0, "fp2/n", 1000.0)],
+        + [
+            (i, f"{n}/err", e**k)
+            for n, k in [("e2_product", 3), ("e2_mlp", 3), ("fc1_mlp", 1)]
+            for i, e in enumerate([0.04, 0.02, 0.01, 0.005])
+        ]
+        + [
+            (0, "e1/abs_err", 1e-16),
+            (0, "fp1/value_err", 0.0),
+            (0, "fp1/grad_err", 0.0),
+            (0, "fp1/sign_above_b", 1.0),
+            (0, "fp1/sign_below_b", -1.0),
+            (0, "fp2/eta", 0.1),
+            (0, "fp2/realised", 0.1),
+            (0, "fp2/kept_class", 0.0),
+            (0, "fp2/n", 1000.0),
+        ],
         columns=["step", "metric", "value"],
-    )  # fmt: skip
+    )
     ok = evaluate(study, Tables("local", t.trials, t.metrics, good_checks)).set_index("claim_id")
     assert ok.loc["F1", "verdict"] == SUPPORTED and ok["controls_ok"].all()
     assert ok.loc["F-C1", "verdict"] == "FAIL" and ok.loc["F4", "verdict"] == SUPPORTED

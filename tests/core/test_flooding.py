@@ -54,5 +54,8 @@ def test_prediction_matches_dense_hessian_route():
 
 def test_nonlinear_error_shrinks_as_eps_cubed():
     theta = torch.tensor([0.5, 1.5], dtype=torch.float64)
-    errs = [(two_flooded_steps(theta, product_loss, e) - two_step_prediction(theta, product_loss, e)).norm().item() for e in (0.02, 0.01)]
+    errs = [
+        (two_flooded_steps(theta, product_loss, e) - two_step_prediction(theta, product_loss, e)).norm().item()
+        for e in (0.02, 0.01)
+    ]
     assert errs[0] / errs[1] == pytest.approx(8.0, rel=0.05)

@@ -11,14 +11,24 @@ from core.data.classification import load_cifar, load_digits, load_mnist_5k
 def write_fake_cifar(root: Path, name: str, n: int = 20, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     if name == "cifar10":
-        d, files, test, key, k = root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels", 10
+        d, files, test, key, k = (
+            root / "cifar-10-batches-py",
+            [f"data_batch_{i}" for i in range(1, 6)],
+            "test_batch",
+            b"labels",
+            10,
+        )
     else:
         d, files, test, key, k = root / "cifar-100-python", ["train"], "test", b"fine_labels", 100
     d.mkdir(parents=True)
     for f in [*files, test]:
         labels = (np.arange(n) % k).tolist()
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), key: labels, b"batch_label": f.encode(),
-                 b"filenames": [f"{i}.png".encode() for i in range(n)]}  # fmt: skip
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            key: labels,
+            b"batch_label": f.encode(),
+            b"filenames": [f"{i}.png".encode() for i in range(n)],
+        }
         if name == "cifar100":
             batch[b"coarse_labels"] = [v // 5 for v in labels]
         (d / f).write_bytes(pickle.dumps(batch))

@@ -35,8 +35,15 @@ def test_bad_input_gives_one_line_and_exit_2(args, message, tmp_path):
 
 
 def _malformed(**changes):
-    base = dict(name="broken", budget="smoke", article="-", trainable=print, param_space={"seed": {"grid_search": [0]}}, scientific=(),
-                claims=(Claim("B1", "s", "r", "empirical", lambda t: None),))  # fmt: skip
+    base = dict(
+        name="broken",
+        budget="smoke",
+        article="-",
+        trainable=print,
+        param_space={"seed": {"grid_search": [0]}},
+        scientific=(),
+        claims=(Claim("B1", "s", "r", "empirical", lambda t: None),),
+    )
     return Study(**{**base, **changes})
 
 

@@ -65,8 +65,14 @@ def test_sigkill_then_same_command_finishes_every_trial_exactly_once(tmp_path):
         "run(_synthetic.get_study(seeds=5, steps=4, sleep=0.5), sys.argv[1])"
     )
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     table = tmp_path / "synthetic" / "trials.parquet"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (table.exists() and len(read_trials(tmp_path / "synthetic")) >= 2):
@@ -75,7 +81,9 @@ def test_sigkill_then_same_command_finishes_every_trial_exactly_once(tmp_path):
     proc.wait()
     before = read_trials(tmp_path / "synthetic")
     assert 2 <= len(before) < len(planned), "the kill must land part-way"
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     after = read_trials(tmp_path / "synthetic")
     assert sorted(after["trial_id"]) == sorted(planned)  # every planned trial, exactly once
