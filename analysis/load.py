@@ -9,7 +9,8 @@ from analysis.verdict import Tables
 def tables_for(study_dir: Path, budget: str) -> Tables:
     """Trials, metrics and exact checks of one budget.
 
-    Only the latest check trial and the training trials of that budget are read.
+    Only the latest check trial and the main (grid or confirmation) trials of that budget are read; tuning
+    trials only chose the nuisance values.
 
     Args:
         study_dir (Path):
@@ -22,7 +23,7 @@ def tables_for(study_dir: Path, budget: str) -> Tables:
     """
     trials = read_trials(study_dir)
     trials = trials[trials["budget"] == budget]
-    check_ids = trials.loc[(trials["arm"] == "checks") & (trials["status"] == "ok"), "trial_id"].tolist()
-    train = trials[trials["arm"] != "checks"].reset_index(drop=True)
+    check_ids = trials.loc[(trials["phase"] == "checks") & (trials["status"] == "ok"), "trial_id"].tolist()
+    train = trials[trials["phase"] == "main"].reset_index(drop=True)
     checks = read_metrics(study_dir, check_ids[-1:])
     return Tables(budget, train, read_metrics(study_dir, train["trial_id"].tolist()), checks)

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 TRIAL_COLUMNS = [
     "study",
     "budget",
+    "phase",
     "arm",
     "trial_id",
     "config_hash",
@@ -35,6 +36,9 @@ TRIAL_COLUMNS = [
 ]
 """Fixed trial-table columns; `config/<key>` columns and final metrics (`split/name`) follow."""
 METRIC_SCHEMA = pa.schema([("trial_id", pa.string()), ("step", pa.int64()), ("metric", pa.string()), ("value", pa.float64())])
+PHASES = ("checks", "tune", "main")
+"""`checks`: exact checks run in the driver; `tune`: Optuna tuning of nuisance parameters; `main`: the grid (or the
+confirmation runs of the tuned configs) that the claims read."""
 STATUSES = ("ok", "diverged", "failed")
 """`ok` ran to the end; `diverged` stopped at a non-finite loss (terminal); `failed` raised (re-run next time)."""
 FINISHED = ("ok", "diverged")

@@ -43,6 +43,27 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """Optuna TPE over nuisance parameters with the same number of trials in every arm, then confirmation.
+
+    Each arm (a combination of the scientific values of the grid) is tuned on `seed`, which lies outside the
+    confirmation seeds so that selection and confirmation use different randomness. The arm's best config on
+    `metric` is then re-run on every seed of the grid; claims read those confirmation runs.
+    """
+
+    nuisance: dict
+    """Ray Tune domains (`tune.loguniform(...)`), the same space for every arm."""
+    metric: str
+    """Validation metric to optimise, `split/name`; its last reported value counts."""
+    mode: str
+    """`max` or `min`."""
+    trials_per_arm: int
+    """Optuna trials per arm (equal budgets)."""
+    seed: int = 1000
+    """Seed of the tuning runs and of the TPE sampler."""
+
+
+@dataclass(frozen=True)
 class Study:
     """Everything the runner and the analysis need to know about one study at one budget."""
 
@@ -73,6 +94,8 @@ class Study:
     """Expected cost at this budget, e.g. `~40 s on 2 CPU cores`."""
     sources: Callable[[], list[str]] | None = None
     """Names and sha256 of the data files the study reads, for the run's metadata."""
+    tuning: Tuning | None = None
+    """Nuisance parameters to tune per arm before the grid runs; `None` runs the grid as it is."""
     seed_key: str = "seed"
     """Config key of the replicate seed."""
 
@@ -192,4 +215,13 @@ def validate(study: Study) -> list[dict]:
     missing = {k for cfg in configs for k in (study.seed_key, *study.scientific) if k not in cfg}
     if missing:
         raise StudyError(f"{where}: configs lack keys {sorted(missing)}")
+    if study.tuning is not None:
+        t = study.tuning
+        if not t.nuisance or not all(hasattr(v, "sample") for v in t.nuisance.values()):
+            raise StudyError(f"{where}: tuning needs Ray Tune domains for its nuisance parameters")
+        clash = sorted(set(t.nuisance) & set(configs[0]))
+        if clash:
+            raise StudyError(f"{where}: nuisance keys {clash} are also set by the grid")
+        if t.mode not in ("min", "max") or "/" not in t.metric or t.trials_per_arm < 1:
+            raise StudyError(f"{where}: tuning needs a split/name metric, mode min or max and trials_per_arm >= 1")
     return configs

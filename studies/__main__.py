@@ -46,9 +46,9 @@ def cmd_list() -> None:
         print(f"  claims: {' '.join(c.id for c in smoke.claims)}")
         for budget in BUDGETS:
             study = module.get_study(budget)
-            from studies._runner import plan
+            from studies._runner import trial_count
 
-            print(f"  {budget:5s} {len(plan(study)):5d} trials  {study.cost}")
+            print(f"  {budget:5s} {trial_count(study):5d} trials  {study.cost}")
 
 
 def cmd_run(args) -> None:
@@ -70,7 +70,7 @@ def cmd_status(args) -> None:
     from analysis.load import tables_for
     from analysis.schema import read_trials
     from analysis.verdict import evaluate
-    from studies._runner import plan
+    from studies._runner import best_nuisance, plan
 
     if args.name not in discover():
         raise StudyError(f"unknown study {args.name!r} (known: {', '.join(discover())})")
@@ -82,7 +82,7 @@ def cmd_status(args) -> None:
         return
     for budget in budgets:
         study = load(args.name, budget)
-        planned = {p.trial_id for p in plan(study)}
+        planned = {p.trial_id for p in plan(study, best_nuisance(study, study_dir))}
         rows = trials[(trials["budget"] == budget) & trials["trial_id"].isin(planned)]
         counts = rows["status"].value_counts().to_dict()
         print(

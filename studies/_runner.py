@@ -36,23 +36,39 @@ class Planned:
     seed: int
     arm: str
     config: dict
+    phase: str = "main"
 
 
-def plan(study: Study) -> list[Planned]:
-    """Every trial of the study's grid with its id: `<config hash>-s<seed>`.
+def arm_of(study: Study, config: dict) -> str:
+    """The arm label: the scientific values, e.g. `label_noise=0.2,flood_level=0.3`."""
+    return ",".join(f"{k}={config[k]}" for k in study.scientific)
+
+
+def planned(study: Study, config: dict, phase: str = "main") -> Planned:
+    """A trial of `config` with its id `<config hash>-s<seed>` (prefixed `tune-` in the tuning phase)."""
+    h = config_hash(study.name, study.budget, config, study.seed_key)
+    seed = int(config[study.seed_key])
+    prefix = "tune-" if phase == "tune" else ""
+    return Planned(f"{prefix}{h}-s{seed}", h, seed, arm_of(study, config), config, phase)
+
+
+def plan(study: Study, best: dict[str, dict] | None = None) -> list[Planned]:
+    """Every main trial of the study: the grid, with each arm's tuned nuisance values merged in.
 
     Args:
         study (Study):
             The study.
+        best (dict[str, dict] | None):
+            Arm label -> best nuisance values, for a study with tuning; arms missing here are left out.
 
     Returns:
         list[Planned]: in grid order.
     """
-    out = []
-    for cfg in validate(study):
-        h = config_hash(study.name, study.budget, cfg, study.seed_key)
-        arm = ",".join(f"{k}={cfg[k]}" for k in study.scientific)
-        out.append(Planned(f"{h}-s{cfg[study.seed_key]}", h, int(cfg[study.seed_key]), arm, cfg))
+    configs = validate(study)
+    if study.tuning is not None:
+        best = best or {}
+        configs = [{**cfg, **best[arm_of(study, cfg)]} for cfg in configs if arm_of(study, cfg) in best]
+    out = [planned(study, cfg) for cfg in configs]
     ids = [p.trial_id for p in out]
     if len(set(ids)) != len(ids):
         raise StudyError(f"study {study.name!r} at budget {study.budget!r} repeats grid points")
@@ -115,10 +131,9 @@ class Recorder:
     Written as a Ray Tune callback (the hooks below are Ray's names); also prints live progress.
     """
 
-    def __init__(self, study: Study, study_dir: Path, planned: list[Planned], common: dict):
-        self.study, self.dir, self.common = study, study_dir, common
-        self.by_id = {p.trial_id: p for p in planned}
-        self.total = len(planned)
+    def __init__(self, study: Study, study_dir: Path, total: int, common: dict, label: str = ""):
+        self.study, self.dir, self.common, self.total, self.label = study, study_dir, common, total, label
+        self.by_id: dict[str, Planned] = {}
         self.metrics: dict[str, list[tuple[int, str, float]]] = {}
         self.last: dict[str, dict[str, float]] = {}
         self.started: dict[str, float] = {}
@@ -127,7 +142,9 @@ class Recorder:
         self.counts = {"ok": 0, "diverged": 0, "failed": 0}
         self.t0 = time.monotonic()
 
-    def start(self, trial_id: str) -> None:
+    def start(self, p: Planned) -> None:
+        trial_id = p.trial_id
+        self.by_id[trial_id] = p
         self.started[trial_id], self.started_at[trial_id] = time.monotonic(), now()
         self.metrics[trial_id], self.last[trial_id] = [], {}
         self.running.add(trial_id)
@@ -146,6 +163,7 @@ class Recorder:
         status = "failed" if error is not None else ("diverged" if diverged else "ok")
         row = {
             **self.common,
+            "phase": p.phase,
             "arm": p.arm,
             "trial_id": trial_id,
             "config_hash": p.config_hash,
@@ -170,7 +188,7 @@ class Recorder:
         elapsed = time.monotonic() - self.t0
         eta = f"{elapsed / done * (self.total - done):.0f}s" if done else "?"
         line = (
-            f"[{self.study.name}/{self.study.budget}] {done}/{self.total} done, {len(self.running)} running, "
+            f"[{self.study.name}/{self.study.budget}{self.label}] {done}/{self.total} done, {len(self.running)} running, "
             f"{self.counts['failed']} failed, {self.counts['diverged']} diverged, {elapsed:.0f}s elapsed, ETA {eta}"
         )
         if final is not None:
@@ -178,21 +196,29 @@ class Recorder:
         print(line, file=sys.stderr, flush=True)
 
 
-def _tune_callback(recorder: Recorder):
+def _tune_callback(recorder: Recorder, identify):
+    """A Ray Tune callback feeding the recorder; `identify(ray_config) -> Planned` names each Ray trial."""
     from ray import tune
+
+    ids: dict[str, str] = {}
 
     class _Callback(tune.Callback):
         def on_trial_start(self, iteration, trials, trial, **info):
-            recorder.start(trial.config["__trial"]["id"])
+            p = identify(trial.config)
+            ids[trial.trial_id] = p.trial_id
+            recorder.start(p)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            recorder.result(trial.config["__trial"]["id"], result)
+            recorder.result(ids[trial.trial_id], result)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            recorder.finish(trial.config["__trial"]["id"])
+            recorder.finish(ids[trial.trial_id])
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            recorder.finish(trial.config["__trial"]["id"], error=_error_line(trial))
+            if trial.trial_id not in ids:  # failed before it started (e.g. no resources): record it all the same
+                recorder.start(identify(trial.config))
+                ids[trial.trial_id] = identify(trial.config).trial_id
+            recorder.finish(ids[trial.trial_id], error=_error_line(trial))
 
     return _Callback()
 
@@ -211,6 +237,13 @@ def _nonfinite_loss(trial_id: str, result: dict) -> bool:
     return any(k.endswith("loss") and isinstance(v, float) and not math.isfinite(v) for k, v in result.items())
 
 
+def _unwrap(config: dict) -> dict:
+    """The study config inside a Ray config: a grid point (`__trial`), or an arm's fixed part plus sampled nuisance."""
+    if "__trial" in config:
+        return config["__trial"]["config"]
+    return {**config["__fixed"], **{k: v for k, v in config.items() if k != "__fixed"}}
+
+
 def _entry(trainable, threads: int):
     """The function Ray runs: pin torch threads to the trial's CPUs, then call the study's trainable."""
 
@@ -218,7 +251,7 @@ def _entry(trainable, threads: int):
         import torch
 
         torch.set_num_threads(threads)
-        trainable(config["__trial"]["config"])
+        trainable(_unwrap(config))
 
     run_trial.__name__ = getattr(trainable, "__name__", "trial")
     return run_trial
@@ -267,6 +300,7 @@ def run_checks(study: Study, study_dir: Path, common: dict, force: bool) -> None
     write_metrics(study_dir, trial_id, rows)
     row = {
         **common,
+        "phase": "checks",
         "arm": "checks",
         "trial_id": trial_id,
         "config_hash": h,
@@ -286,7 +320,7 @@ def run_checks(study: Study, study_dir: Path, common: dict, force: bool) -> None
 
 
 def run(study: Study, results: Path, address: str | None = None, force: bool = False, command: str = "") -> dict:
-    """Run every unfinished trial of a study and record it.
+    """Run every unfinished trial of a study (tuning first, if it has any) and record it.
 
     Args:
         study (Study):
@@ -301,9 +335,9 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
             The command line, for the metadata.
 
     Returns:
-        dict: counts of planned, skipped and run trials by status.
+        dict: counts of planned, skipped and run main trials by status (`tuned`: tuning trials run).
     """
-    planned = plan(study)
+    grid = validate(study)
     study_dir = Path(results) / study.name
     with exclusive(study_dir):
         common = {
@@ -322,8 +356,9 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
                 "git_commit": common["git_commit"],
                 "versions": versions(),
                 "started_at": common["started_at"],
-                "planned_trials": len(planned),
-                "seeds": sorted({p.seed for p in planned}),
+                "grid_points": len(grid),
+                "seeds": sorted({int(c[study.seed_key]) for c in grid}),
+                "tuning": None if study.tuning is None else {**study.tuning.__dict__, "nuisance": repr(study.tuning.nuisance)},
                 "resources": study.resources,
                 "host": platform.node(),
                 "data": data_sources(study),
@@ -331,35 +366,115 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
             study_dir / "metadata.json",
         )
         run_checks(study, study_dir, common, force)
+        tuned, best = (0, None) if study.tuning is None else tune_arms(study, study_dir, common, address, force)
+        todo = plan(study, best)
         done = read_trials(study_dir)
         finished = set(done.loc[done["status"].isin(FINISHED), "trial_id"])
-        pending = [p for p in planned if force or p.trial_id not in finished]
-        summary = {"planned": len(planned), "skipped": len(planned) - len(pending)}
+        pending = [p for p in todo if force or p.trial_id not in finished]
+        summary = {"planned": len(todo), "skipped": len(todo) - len(pending), "tuned": tuned}
         if not pending:
-            print(f"[{study.name}/{study.budget}] all {len(planned)} trials already finished", file=sys.stderr)
+            print(f"[{study.name}/{study.budget}] all {len(todo)} trials already finished", file=sys.stderr)
             return summary | {"ok": 0, "diverged": 0, "failed": 0}
-        recorder = Recorder(study, study_dir, pending, common)
-        _fit(study, pending, recorder, address)
+        recorder = Recorder(study, study_dir, len(pending), common)
+        by_id = {p.trial_id: p for p in pending}
+        space = {"__trial": {"grid_search": [{"id": p.trial_id, "config": p.config} for p in pending]}}
+        _fit(study, space, recorder, lambda c: by_id[c["__trial"]["id"]], address)
         return summary | recorder.counts
 
 
-def _fit(study: Study, pending: list[Planned], recorder: Recorder, address: str | None) -> None:
-    """One Ray Tune grid run over the pending trials, with the recorder as callback."""
+def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, force: bool) -> tuple[int, dict[str, dict]]:
+    """Optuna TPE per arm with `trials_per_arm` finished trials each; the best nuisance values per arm.
+
+    Trials already recorded for an arm count towards its budget and are handed to the sampler as evaluated
+    points, so a killed tuning phase resumes where it stopped. The choice of the best trial is made from the
+    Parquet table, so it is the same on every re-run.
+
+    Returns:
+        tuple[int, dict[str, dict]]: tuning trials run now, and arm -> best nuisance values (`best_nuisance`).
+    """
+    from ray.tune.search.optuna import OptunaSearch
+
+    t = study.tuning
+    arms: dict[str, dict] = {}
+    for cfg in validate(study):
+        arms.setdefault(arm_of(study, cfg), {**cfg, study.seed_key: t.seed})
+    ran = 0
+    for arm, fixed in arms.items():
+        prev = _tuned(study_dir, study, arm)
+        if force:
+            prev = prev.iloc[0:0]
+        remaining = t.trials_per_arm - len(prev)
+        if remaining > 0:
+            known = prev[prev[t.metric].map(lambda v: isinstance(v, float) and math.isfinite(v))] if len(prev) else prev
+            points = [{k: row[f"config/{k}"] for k in t.nuisance} for _, row in known.iterrows()]
+            # Seeded by the history's size: a resumed phase must not replay the first run's random start-up draws.
+            search = OptunaSearch(metric=t.metric, mode=t.mode, seed=t.seed + len(prev), points_to_evaluate=points or None,
+                                  evaluated_rewards=[float(v) for v in known[t.metric]] if points else None)  # fmt: skip
+            recorder = Recorder(study, study_dir, remaining, common, label=f" tune {arm}")
+
+            def identify(c: dict) -> Planned:
+                return planned(study, _unwrap(c), phase="tune")
+
+            _fit(study, {"__fixed": fixed, **t.nuisance}, recorder, identify, address, search=search, num_samples=remaining)
+            ran += sum(recorder.counts.values())
+    return ran, best_nuisance(study, study_dir)
+
+
+def best_nuisance(study: Study, study_dir: Path) -> dict[str, dict]:
+    """Arm -> nuisance values of its best finished tuning trial (from the Parquet table; arms without one are absent)."""
+    t, best = study.tuning, {}
+    if t is None:
+        return best
+    for arm in dict.fromkeys(arm_of(study, cfg) for cfg in validate(study)):
+        prev = _tuned(study_dir, study, arm)
+        ok = prev[(prev["status"] == "ok") & prev[t.metric].map(lambda v: math.isfinite(v))] if len(prev) else prev
+        if len(ok):
+            pick = ok[t.metric].idxmax() if t.mode == "max" else ok[t.metric].idxmin()
+            best[arm] = {k: ok.loc[pick, f"config/{k}"] for k in t.nuisance}
+        else:
+            print(
+                f"[{study.name}/{study.budget}] arm {arm}: no finished tuning trial, so no confirmation runs", file=sys.stderr
+            )
+    return best
+
+
+def trial_count(study: Study) -> int:
+    """Trials a full run of the study takes: grid (or confirmation) points plus tuning trials."""
+    grid = validate(study)
+    tuning = 0 if study.tuning is None else study.tuning.trials_per_arm * len({arm_of(study, c) for c in grid})
+    return len(grid) + tuning
+
+
+def _tuned(study_dir: Path, study: Study, arm: str):
+    """Finished tuning trials of one arm at this study's budget."""
+    done = read_trials(study_dir)
+    sel = (done["phase"] == "tune") & (done["arm"] == arm) & (done["budget"] == study.budget) & done["status"].isin(FINISHED)
+    out = done[sel]
+    if study.tuning.metric not in out:
+        out = out.assign(**{study.tuning.metric: math.nan})
+    return out.reset_index(drop=True)
+
+
+def _fit(
+    study: Study, space: dict, recorder: Recorder, identify, address: str | None, search=None, num_samples: int = 1
+) -> None:
+    """One Ray Tune run with the recorder as callback: a grid (`search=None`) or `num_samples` searcher trials."""
     init_ray(address)
     from ray import tune
 
     threads = max(1, int(study.resources.get("cpu", 1)))
     trainable = tune.with_resources(_entry(study.trainable, threads), study.resources)
-    space = {"__trial": tune.grid_search([{"id": p.trial_id, "config": p.config} for p in pending])}
     storage = tempfile.mkdtemp(prefix="claimbench-ray-")
     tuner = tune.Tuner(
         trainable,
         param_space=space,
-        tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=study.max_concurrent),
+        tune_config=tune.TuneConfig(
+            search_alg=search, num_samples=num_samples, reuse_actors=True, max_concurrent_trials=study.max_concurrent
+        ),
         run_config=tune.RunConfig(
             name=f"{study.name}-{study.budget}",
             storage_path=storage,
-            callbacks=[_tune_callback(recorder)],
+            callbacks=[_tune_callback(recorder, identify)],
             stop=_nonfinite_loss,
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=0,

@@ -12,7 +12,7 @@ from ray import tune
 
 from analysis.stats import ALPHA, paired_test
 from analysis.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, Tables, Verdict
-from studies import Claim, Study
+from studies import Claim, Study, Tuning
 
 
 def train(config: dict) -> None:
@@ -24,7 +24,9 @@ def train(config: dict) -> None:
         if step == config.get("fail_at"):
             raise RuntimeError(f"planted failure at step {step}")
         loss = math.nan if step == config.get("diverge_at") else 1.0 / step + 0.01 * rng.standard_normal()
-        tune.report({"step": step, "train/loss": loss, "test/score": config["effect"] + 0.1 * rng.standard_normal()})
+        # A nuisance lr, when tuned, costs (log10 lr + 2)^2: its best value is 0.01 in every arm.
+        score = config["effect"] - (math.log10(config["lr"]) + 2) ** 2 if "lr" in config else config["effect"]
+        tune.report({"step": step, "train/loss": loss, "val/score": score, "test/score": score + 0.1 * rng.standard_normal()})
 
 
 def check_s1(t: Tables) -> Verdict:
@@ -46,8 +48,12 @@ def get_study(
     sleep: float = 0.0,
     fail_seed: int | None = None,
     diverge_seed: int | None = None,
+    tuned_trials: int = 0,
 ) -> Study:
-    """The synthetic study; `fail_seed` / `diverge_seed` plant a failing / diverging trial in the effect arm."""
+    """The synthetic study; `fail_seed` / `diverge_seed` plant a failing / diverging trial in the effect arm.
+
+    `tuned_trials > 0` tunes a nuisance `lr` per arm with that many Optuna trials before the confirmation runs.
+    """
 
     def planted(e: float, s: int) -> dict:
         if not e:
@@ -66,4 +72,5 @@ def get_study(
         resources={"cpu": 1},
         max_concurrent=2,
         cost="seconds",
+        tuning=Tuning({"lr": tune.loguniform(1e-4, 1.0)}, "val/score", "max", tuned_trials) if tuned_trials else None,
     )

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_statuses_metrics_and_schema(tmp_path, ray_session):
     study = _synthetic.get_study(seeds=6, fail_seed=1, diverge_seed=2)
     summary = run(study, tmp_path)
-    assert summary == {"planned": 12, "skipped": 0, "ok": 10, "diverged": 1, "failed": 1}
+    assert summary == {"planned": 12, "skipped": 0, "tuned": 0, "ok": 10, "diverged": 1, "failed": 1}
     trials = read_trials(tmp_path / "synthetic").set_index("trial_id")
     by_seed = trials[trials["config/effect"] > 0].set_index("seed")
     assert by_seed.loc[1, "status"] == "failed" and "planted failure at step 2" in by_seed.loc[1, "error"]
@@ -50,7 +50,7 @@ def test_rerun_skips_finished_retries_failed_and_runs_only_new_points(tmp_path, 
     again = run(_synthetic.get_study(seeds=2), tmp_path)  # the planted failure is gone from the config
     assert again["skipped"] == 3 and again["ok"] == 1
     grown = run(_synthetic.get_study(seeds=3), tmp_path)
-    assert grown == {"planned": 6, "skipped": 4, "ok": 2, "diverged": 0, "failed": 0}
+    assert grown == {"planned": 6, "skipped": 4, "tuned": 0, "ok": 2, "diverged": 0, "failed": 0}
     forced = run(_synthetic.get_study(seeds=3), tmp_path, force=True)
     assert forced["ok"] == 6 and forced["skipped"] == 0
     trials = read_trials(tmp_path / "synthetic")
@@ -99,3 +99,23 @@ def test_a_second_run_on_the_same_results_is_refused(tmp_path):
 
     with exclusive(tmp_path / "synthetic"), pytest.raises(StudyError, match="another run"), exclusive(tmp_path / "synthetic"):
         pass
+
+
+def test_tuning_gives_every_arm_the_same_budget_then_confirms_the_best(tmp_path, ray_session):
+    study = _synthetic.get_study(seeds=3, steps=1, tuned_trials=5)
+    first = run(study, tmp_path)
+    assert first["tuned"] == 10 and first["ok"] == 6
+    trials = read_trials(tmp_path / "synthetic")
+    tuned, main = trials[trials["phase"] == "tune"], trials[trials["phase"] == "main"]
+    assert tuned.groupby("arm").size().to_dict() == {"effect=0.0": 5, "effect=0.5": 5}  # equal budgets
+    assert set(tuned["seed"]) == {1000} and set(main["seed"]) == {0, 1, 2}  # tuning seed outside confirmation seeds
+    for arm, rows in main.groupby("arm"):
+        arm_tuned = tuned[tuned["arm"] == arm]
+        assert set(rows["config/lr"]) == {arm_tuned.loc[arm_tuned["val/score"].idxmax(), "config/lr"]}
+    # Claims read the confirmation runs only.
+    assert len(tables_for(tmp_path / "synthetic", "smoke").trials) == 6
+    # A larger tuning budget runs only the extra trials, with the earlier ones handed to the sampler.
+    more = run(_synthetic.get_study(seeds=3, steps=1, tuned_trials=7), tmp_path)
+    assert more["tuned"] == 4
+    again = run(_synthetic.get_study(seeds=3, steps=1, tuned_trials=7), tmp_path)
+    assert again["tuned"] == 0 and again["ok"] == 0 and again["skipped"] == 6
