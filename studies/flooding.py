@@ -18,7 +18,7 @@ import torch
 from ray import tune
 
 from analysis import flooding as fl
-from core.data.classification import LOADERS
+from core.data.classification import load
 from core.data.label_noise import symmetric_label_noise
 from core.losses.flooding import flood, two_flooded_steps, two_step_prediction
 from core.models import mlp, resnet18_cifar
@@ -173,7 +173,7 @@ FIGURES = (
 
 def train(config: dict) -> None:
     """Ray Tune trainable: one classifier run, reporting every epoch with `ray.tune.report`."""
-    data = LOADERS[config["dataset"]]()
+    data = load(config["dataset"])
     torch.manual_seed(config["seed"])
     if config["model"] == "mlp":
         model = mlp([data.x_train[0].size, *config["widths"], data.num_classes])
@@ -254,5 +254,5 @@ def get_study(budget: str) -> Study:
         checks=exact_checks,
         figures=FIGURES,
         cost=COST[budget],
-        sources=lambda: [LOADERS[d]().source for d in sorted({c["dataset"] for c in expand(space)})],
+        sources=lambda: [load(d).source for d in sorted({c["dataset"] for c in expand(space)})],
     )

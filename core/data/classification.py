@@ -11,6 +11,7 @@ Splits never depend on a trial's seed, so paired arms see the same examples. MNI
 class, so its split is stratified and shuffled.
 """
 
+import functools
 import hashlib
 import importlib.util
 import pickle
@@ -164,6 +165,22 @@ def load_cifar(name: str, root: Path | None = None, n_val: int | float = 0.1) ->
     norm = lambda a: ((a / 255.0 - mean) / std).astype(np.float32)  # noqa: E731
     digest = hashlib.sha256(b"".join(_sha256(d / f).encode() for f in [*train_files, test_file])).hexdigest()
     return Splits(norm(x_train), y_train, norm(x_val), y_val, norm(x_test), y_test, k, f"{name} {d} sha256:{digest}")
+
+
+@functools.cache
+def load(name: str) -> Splits:
+    """A data set by name, read once per process (a reused Ray actor runs many trials on the same arrays).
+
+    Args:
+        name (str):
+            A key of `LOADERS`.
+
+    Returns:
+        Splits: the fixed splits (treat them as read-only).
+    """
+    if name not in LOADERS:
+        raise ValueError(f"unknown data set {name!r}; expected one of {sorted(LOADERS)}")
+    return LOADERS[name]()
 
 
 LOADERS = {

@@ -96,3 +96,11 @@ def test_digits_split_is_fixed_and_standardised():
     np.testing.assert_allclose(a.x_train.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(a.x_train.std(0)[varying], 1, atol=1e-3)
     assert np.isfinite(a.x_test).all()
+
+
+def test_load_by_name_reads_once_and_names_unknown_sets():
+    from core.data.classification import load
+
+    assert load("digits") is load("digits")
+    with pytest.raises(ValueError, match="unknown data set 'mnist'"):
+        load("mnist")
