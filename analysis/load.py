@@ -26,4 +26,5 @@ def tables_for(study_dir: Path, budget: str) -> Tables:
     check_ids = trials.loc[(trials["phase"] == "checks") & (trials["status"] == "ok"), "trial_id"].tolist()
     train = trials[trials["phase"] == "main"].reset_index(drop=True)
     checks = read_metrics(study_dir, check_ids[-1:])
-    return Tables(budget, train, read_metrics(study_dir, train["trial_id"].tolist()), checks)
+    tuning = trials[trials["phase"] == "tune"].reset_index(drop=True)
+    return Tables(budget, train, read_metrics(study_dir, train["trial_id"].tolist()), checks, tuning)

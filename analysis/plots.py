@@ -1,5 +1,7 @@
 """Figures every study gets, whatever its claims: trial outcomes and an isolation plot of the scientific factors."""
 
+import math
+
 import pandas as pd
 
 from analysis import style
@@ -33,6 +35,53 @@ def fig_top_curves(t: Tables, metric: str = "val/acc", k: int = 3):
     ax.set_ylabel(metric)
     ax.set_xlabel("step")
     return "top_curves", fig
+
+
+def fig_nuisance_axes(t: Tables, tuning, edge: float = 0.05):
+    """One axis plot per tuned parameter: the tuning metric against the value, per arm; a best trial within
+    `edge` of the range (in log space for log domains) of a boundary is flagged, since the search may have cut it off.
+
+    Args:
+        t (Tables):
+            Tables with the tuning-phase rows.
+        tuning (studies.Tuning):
+            The study's tuning (domains, metric, mode).
+        edge (float):
+            Fraction of the range that counts as near the boundary.
+
+    Returns:
+        tuple[str, Figure] | None: `nuisance_axes`, or None without tuning rows.
+    """
+    df = t.tuning
+    if df.empty or tuning.metric not in df:
+        return None
+    keys = list(tuning.nuisance)
+    fig, axes = style.plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        domain = tuning.nuisance[key]
+        log = "LogUniform" in type(domain.get_sampler()).__name__
+        style.sns.scatterplot(data=df, x=f"config/{key}", y=tuning.metric, hue="arm", ax=ax, s=25)
+        lo, hi = (math.log(domain.lower), math.log(domain.upper)) if log else (domain.lower, domain.upper)
+        for _, rows in df.groupby("arm"):
+            ok = rows[rows["status"] == "ok"]
+            if ok.empty:
+                continue
+            best = ok.loc[ok[tuning.metric].idxmax() if tuning.mode == "max" else ok[tuning.metric].idxmin()]
+            x = math.log(best[f"config/{key}"]) if log else best[f"config/{key}"]
+            near = min(x - lo, hi - x) < edge * (hi - lo)
+            ax.scatter([best[f"config/{key}"]], [best[tuning.metric]], marker="*", s=200,
+                       color=style.CONTROL if near else style.HIGHLIGHT, zorder=3)  # fmt: skip
+            if near:
+                ax.annotate(
+                    "best near boundary", (best[f"config/{key}"], best[tuning.metric]), fontsize=7, color=style.CONTROL
+                )
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlim(domain.lower, domain.upper)
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"{tuning.metric} ({tuning.mode})")
+        ax.legend(fontsize=6)
+    return "nuisance_axes", fig
 
 
 GENERIC = (fig_status, fig_top_curves)

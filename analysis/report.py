@@ -1,43 +1,82 @@
-"""Verdicts, figures and a Markdown report for every study with results, from the Parquet files alone."""
+"""Verdicts, figures, Markdown and a self-contained HTML report for every study, from the Parquet files alone.
+
+`collect` evaluates each study at each budget it has results for (writing `verdicts.parquet`) and draws its
+figures once; `write_markdown` and `analysis.html.write_html` render the same sections. Studies without
+results still appear, marked not run, so the overview shows every claim of every article.
+"""
 
 import json
 import math
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import style
 from analysis.load import tables_for
-from analysis.plots import GENERIC
+from analysis.plots import GENERIC, fig_nuisance_axes
 from analysis.schema import read_trials, write_verdicts
-from analysis.verdict import evaluate
-from studies import BUDGETS, discover
+from analysis.verdict import Tables, evaluate
+from studies import BUDGETS, Study, discover
 
 
-def _num(x) -> str:
+@dataclass
+class BudgetSection:
+    """One study at one budget: its verdicts and figures."""
+
+    budget: str
+    study: Study
+    tables: Tables
+    verdicts: pd.DataFrame
+    figures: dict[str, Path]
+    """Figure stem -> PNG file."""
+
+
+@dataclass
+class StudySection:
+    """One study: what it claims, and its results per budget (none when it was not run)."""
+
+    name: str
+    reference: Study
+    """The study at the smoke budget, for its article and claims when nothing ran."""
+    meta: dict
+    """The latest run's `metadata.json`."""
+    budgets: list[BudgetSection] = field(default_factory=list)
+
+
+def num(x) -> str:
+    """A number for a table: 3 significant digits, `–` for missing."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     return f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
-def _detail_table(detail: str) -> str:
-    rows = json.loads(detail) if detail else []
-    if not rows:
-        return ""
-    df = pd.DataFrame(rows)
-    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
-    return head + "".join("| " + " | ".join(_num(v) for v in r) + " |\n" for r in df.itertuples(index=False))
+def detail_rows(detail: str) -> pd.DataFrame:
+    """The per-cell numbers stored with a verdict."""
+    return pd.DataFrame(json.loads(detail) if detail else [])
 
 
-def draw_figures(study, tables, fig_dir: Path) -> list[str]:
-    """Draw the study's figures and the generic ones into `fig_dir`; return the stems drawn.
+def draw_figures(study: Study, tables: Tables, fig_dir: Path) -> dict[str, Path]:
+    """Draw the study's figures and the generic ones into `fig_dir`.
 
     A figure that fails is reported on stderr and skipped, so one broken plot never loses the report.
+
+    Args:
+        study (Study):
+            The study at this budget.
+        tables (Tables):
+            Its results.
+        fig_dir (Path):
+            Where the PNG files go.
+
+    Returns:
+        dict[str, Path]: stem -> file of every figure drawn.
     """
     fig_dir.mkdir(parents=True, exist_ok=True)
-    drawn = []
-    for draw in (*study.figures, *GENERIC):
+    drawn = {}
+    draws = [*study.figures, *GENERIC] + ([lambda t: fig_nuisance_axes(t, study.tuning)] if study.tuning else [])
+    for draw in draws:
         try:
             made = draw(tables)
         except Exception as exc:  # noqa: BLE001
@@ -46,61 +85,114 @@ def draw_figures(study, tables, fig_dir: Path) -> list[str]:
         if made is not None:
             stem, fig = made
             style.save(fig, fig_dir / f"{stem}.png")
-            drawn.append(stem)
+            drawn[stem] = fig_dir / f"{stem}.png"
     return drawn
 
 
-def study_report(name: str, module, results: Path, out: Path) -> list[str]:
-    """Evaluate, draw and write `out/<study>.md` for every budget with results; return summary lines."""
-    study_dir = results / name
-    trials = read_trials(study_dir)
-    budgets = [b for b in BUDGETS if (trials["budget"] == b).any()]
-    if not budgets:
-        return []
-    lines, summary = [f"# {name}\n"], []
-    meta_path = study_dir / "metadata.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    for budget in budgets:
-        study = module.get_study(budget)
-        tables = tables_for(study_dir, budget)
-        verdicts = evaluate(study, tables)
-        write_verdicts(study_dir, verdicts)
-        counts = tables.trials["status"].value_counts().to_dict()
-        lines += [
-            f"## Budget `{budget}`\n",
-            f"Article: {study.article}\n",
-            f"Trials: {len(tables.trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-            f"command `python -m studies run {name} --budget {budget}`; commit `{meta.get('git_commit', '?')}` "
-            f"(latest run: budget {meta.get('budget', '?')}, started {meta.get('started_at', '?')}).\n",
-        ]
-        lines += ["| claim | kind | verdict | effect | 95% CI | p | n | reason |", "|---|---|---|---|---|---|---|---|"]
-        for _, v in verdicts.iterrows():
-            lines.append(
-                f"| {v['claim_id']} | {v['kind']} | **{v['verdict']}** | {_num(v['effect'])} | "
-                f"[{_num(v['ci_low'])}, {_num(v['ci_high'])}] | {_num(v['p_value'])} | {v['n_seeds']} | {v['reason']} |"
+def collect(results: Path, out: Path) -> list[StudySection]:
+    """Evaluate and draw every discovered study at every budget it has results for.
+
+    Args:
+        results (Path):
+            Results root.
+        out (Path):
+            Report directory (figures go to `out/<study>/<budget>/`).
+
+    Returns:
+        list[StudySection]: one per discovered study, in name order.
+    """
+    sections = []
+    for name, module in discover().items():
+        study_dir = results / name
+        meta_path = study_dir / "metadata.json"
+        section = StudySection(
+            name, module.get_study("smoke"), json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        )
+        trials = read_trials(study_dir)
+        for budget in [b for b in BUDGETS if ((trials["budget"] == b) & (trials["phase"] != "checks")).any()]:
+            study = module.get_study(budget)
+            tables = tables_for(study_dir, budget)
+            verdicts = evaluate(study, tables)
+            write_verdicts(study_dir, verdicts)
+            section.budgets.append(
+                BudgetSection(budget, study, tables, verdicts, draw_figures(study, tables, out / name / budget))
             )
-            summary.append(f"{name}/{budget} {v['claim_id']}: {v['verdict']}")
-        lines.append("")
-        drawn = draw_figures(study, tables, out / name / budget)
-        figure_of = {c.id: c.figure for c in study.claims}
-        for _, v in verdicts.iterrows():
+        sections.append(section)
+    return sections
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return ""
+    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join(num(v) for v in r) + " |\n" for r in df.itertuples(index=False))
+
+
+def write_markdown(sections: list[StudySection], results: Path, out: Path) -> Path:
+    """`out/<study>.md` per study with results and `out/README.md` indexing every verdict.
+
+    Args:
+        sections (list[StudySection]):
+            From `collect`.
+        results (Path):
+            Results root (for the regeneration command).
+        out (Path):
+            Report directory.
+
+    Returns:
+        Path: the index file.
+    """
+    index = [
+        "# claimbench report\n",
+        f"Results: `{results}`. Regenerate with `python -m analysis --results {results} --out {out}`.\n",
+    ]
+    for s in sections:
+        if not s.budgets:
+            index += [f"## {s.name}: not run\n", f"Claims: {' '.join(c.id for c in s.reference.claims)}\n"]
+            continue
+        index.append(f"## [{s.name}]({s.name}.md)\n")
+        lines = [f"# {s.name}\n", f"Article: {s.reference.article}\n"]
+        for b in s.budgets:
+            counts = b.tables.trials["status"].value_counts().to_dict()
             lines += [
-                f"### {v['claim_id']}: {v['verdict']}\n",
-                f"*Claim.* {v['statement']}\n",
-                f"*Rule.* {v['rule']}\n",
-                f"*Reason.* {v['reason']}\n",
-                _detail_table(v["detail"]),
+                f"## Budget `{b.budget}`\n",
+                f"Trials: {len(b.tables.trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
+                f"command `python -m studies run {s.name} --budget {b.budget}`; "
+                f"latest run: commit `{s.meta.get('git_commit', '?')}`, "
+                f"budget {s.meta.get('budget', '?')}, started {s.meta.get('started_at', '?')}.\n",
+                "| claim | kind | verdict | effect | 95% CI | p | n | reason |",
+                "|---|---|---|---|---|---|---|---|",
             ]
-            if figure_of[v["claim_id"]] in drawn:
-                lines.append(f"![{figure_of[v['claim_id']]}]({name}/{budget}/{figure_of[v['claim_id']]}.png)\n")
-        lines.append("### All figures\n")
-        lines += [f"![{stem}]({name}/{budget}/{stem}.png)\n" for stem in drawn]
-    (out / f"{name}.md").write_text("\n".join(lines))
-    return summary
+            for _, v in b.verdicts.iterrows():
+                lines.append(
+                    f"| {v['claim_id']} | {v['kind']} | **{v['verdict']}** | {num(v['effect'])} | "
+                    f"[{num(v['ci_low'])}, {num(v['ci_high'])}] | {num(v['p_value'])} | {v['n_seeds']} | {v['reason']} |"
+                )
+                index.append(f"- {s.name}/{b.budget} {v['claim_id']}: {v['verdict']}")
+            lines.append("")
+            figure_of = {c.id: c.figure for c in b.study.claims}
+            for _, v in b.verdicts.iterrows():
+                lines += [
+                    f"### {v['claim_id']}: {v['verdict']}\n",
+                    f"*Claim.* {v['statement']}\n",
+                    f"*Rule.* {v['rule']}\n",
+                    f"*Reason.* {v['reason']}\n",
+                    _md_table(detail_rows(v["detail"])),
+                ]
+                stem = figure_of[v["claim_id"]]
+                if stem in b.figures:
+                    lines.append(f"![{stem}]({s.name}/{b.budget}/{stem}.png)\n")
+            lines.append("### All figures\n")
+            lines += [f"![{stem}]({s.name}/{b.budget}/{stem}.png)\n" for stem in b.figures]
+        index.append("")
+        (out / f"{s.name}.md").write_text("\n".join(lines))
+    path = out / "README.md"
+    path.write_text("\n".join(index))
+    return path
 
 
 def report_all(results: Path, out: Path) -> Path:
-    """Reports for every discovered study with results, plus `out/README.md` indexing their verdicts.
+    """Markdown and HTML reports for every discovered study.
 
     Args:
         results (Path):
@@ -109,18 +201,11 @@ def report_all(results: Path, out: Path) -> Path:
             Report directory.
 
     Returns:
-        Path: the index file.
+        Path: the Markdown index (`report.html` lies beside it).
     """
+    from analysis.html import write_html
+
     out.mkdir(parents=True, exist_ok=True)
-    index = [
-        "# claimbench report\n",
-        f"Results: `{results}`. Regenerate with `python -m analysis --results {results} --out {out}`.\n",
-    ]
-    for name, module in discover().items():
-        summary = study_report(name, module, results, out)
-        if summary:
-            index.append(f"## [{name}]({name}.md)\n")
-            index += [f"- {s}" for s in summary] + [""]
-    path = out / "README.md"
-    path.write_text("\n".join(index))
-    return path
+    sections = collect(results, out)
+    write_html(sections, results, out)
+    return write_markdown(sections, results, out)

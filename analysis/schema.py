@@ -114,7 +114,12 @@ def read_trials(study_dir: Path) -> pd.DataFrame:
         pd.DataFrame: one row per trial.
     """
     path = Path(study_dir) / "trials.parquet"
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=TRIAL_COLUMNS)
+    if not path.exists():
+        return pd.DataFrame(columns=TRIAL_COLUMNS)
+    df = pd.read_parquet(path)
+    if "phase" not in df:  # tables written before tuning existed: exact checks had arm "checks", the rest ran the grid
+        df.insert(df.columns.get_loc("arm"), "phase", df["arm"].map(lambda a: "checks" if a == "checks" else "main"))
+    return df
 
 
 def upsert_trials(study_dir: Path, rows: list[dict]) -> None:

@@ -18,6 +18,16 @@ HIGHLIGHT = "#ff7f0e"
 BAND = "#9ecae1"
 """Reference bands (target intervals)."""
 STATUS = {"ok": "#2ca02c", "diverged": "#ff7f0e", "failed": "#d62728"}
+VERDICT = {
+    "SUPPORTED": "#2ca02c",
+    "REFUTED": "#d62728",
+    "INCONCLUSIVE": "#bcbd22",
+    "INVALID": "#7f7f7f",
+    "PASS": "#98df8a",
+    "FAIL": "#ff9896",
+    "not run": "#e7e7e7",
+}
+"""Badge colours of verdicts in the HTML report; controls (PASS/FAIL) in lighter shades."""
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=1.0)
 

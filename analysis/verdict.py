@@ -54,6 +54,8 @@ class Tables:
     """Long table of the training trials: `trial_id, step, metric, value`."""
     checks: pd.DataFrame
     """Long table of the exact checks: `step, metric, value`."""
+    tuning: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Tuning-phase trial rows (Optuna over nuisance parameters), for the axis plots; empty without tuning."""
 
     def check(self, metric: str) -> list[float]:
         """Values of one exact-check metric, ordered by step (empty when the checks did not run)."""

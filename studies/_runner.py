@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -148,6 +148,8 @@ class Recorder:
         self.started[trial_id], self.started_at[trial_id] = time.monotonic(), now()
         self.metrics[trial_id], self.last[trial_id] = [], {}
         self.running.add(trial_id)
+        if sys.stderr.isatty():
+            self.progress()
 
     def result(self, trial_id: str, result: dict) -> None:
         step = int(result.get("step", result.get("training_iteration", 0)))
@@ -184,6 +186,7 @@ class Recorder:
         self.progress(final=trial_id if status != "ok" else None, error=error)
 
     def progress(self, final: str | None = None, error: str | None = None) -> None:
+        """One status line: rewritten in place on a terminal, a plain line per finished trial otherwise (CI logs)."""
         done = sum(self.counts.values())
         elapsed = time.monotonic() - self.t0
         eta = f"{elapsed / done * (self.total - done):.0f}s" if done else "?"
@@ -191,9 +194,14 @@ class Recorder:
             f"[{self.study.name}/{self.study.budget}{self.label}] {done}/{self.total} done, {len(self.running)} running, "
             f"{self.counts['failed']} failed, {self.counts['diverged']} diverged, {elapsed:.0f}s elapsed, ETA {eta}"
         )
+        tty = sys.stderr.isatty()
         if final is not None:
-            print(f"  trial {final}: {'failed: ' + error if error else 'diverged'}", file=sys.stderr, flush=True)
-        print(line, file=sys.stderr, flush=True)
+            note = f"  trial {final}: {'failed: ' + error if error else 'diverged'}"
+            print(("\r\033[K" if tty else "") + note, file=sys.stderr, flush=True)
+        if tty:
+            print("\r\033[K" + line, end="\n" if done == self.total else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
 
 def _tune_callback(recorder: Recorder, identify):
@@ -407,9 +415,12 @@ def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, 
         if remaining > 0:
             known = prev[prev[t.metric].map(lambda v: isinstance(v, float) and math.isfinite(v))] if len(prev) else prev
             points = [{k: row[f"config/{k}"] for k in t.nuisance} for _, row in known.iterrows()]
+            storage, name = optuna_storage(study_dir), optuna_study_name(study, arm)
+            _drop_optuna_study(storage, name)  # the Parquet history is handed over below; the database mirrors it
             # Seeded by the history's size: a resumed phase must not replay the first run's random start-up draws.
             search = OptunaSearch(metric=t.metric, mode=t.mode, seed=t.seed + len(prev), points_to_evaluate=points or None,
-                                  evaluated_rewards=[float(v) for v in known[t.metric]] if points else None)  # fmt: skip
+                                  evaluated_rewards=[float(v) for v in known[t.metric]] if points else None,
+                                  storage=storage, study_name=name)  # fmt: skip
             recorder = Recorder(study, study_dir, remaining, common, label=f" tune {arm}")
 
             def identify(c: dict) -> Planned:
@@ -418,6 +429,26 @@ def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, 
             _fit(study, {"__fixed": fixed, **t.nuisance}, recorder, identify, address, search=search, num_samples=remaining)
             ran += sum(recorder.counts.values())
     return ran, best_nuisance(study, study_dir)
+
+
+def optuna_storage(study_dir: Path):
+    """The study's Optuna database, `results/<study>/optuna.db`: open it with `optuna-dashboard sqlite:///…`."""
+    import optuna
+
+    study_dir.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(f"sqlite:///{(study_dir / 'optuna.db').resolve()}")
+
+
+def optuna_study_name(study: Study, arm: str) -> str:
+    """One Optuna study per (budget, arm): `<study>/<budget>/<arm>`."""
+    return f"{study.name}/{study.budget}/{arm}"
+
+
+def _drop_optuna_study(storage, name: str) -> None:
+    import optuna
+
+    with suppress(KeyError):
+        optuna.delete_study(study_name=name, storage=storage)
 
 
 def best_nuisance(study: Study, study_dir: Path) -> dict[str, dict]:

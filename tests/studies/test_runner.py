@@ -119,3 +119,25 @@ def test_tuning_gives_every_arm_the_same_budget_then_confirms_the_best(tmp_path,
     assert more["tuned"] == 4
     again = run(_synthetic.get_study(seeds=3, steps=1, tuned_trials=7), tmp_path)
     assert again["tuned"] == 0 and again["ok"] == 0 and again["skipped"] == 6
+    # The Optuna database beside the results mirrors each arm's history, for optuna-dashboard.
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'synthetic' / 'optuna.db'}"
+    for arm in ("effect=0.0", "effect=0.5"):
+        ot = optuna.load_study(study_name=f"synthetic/smoke/{arm}", storage=storage)
+        assert len([x for x in ot.trials if x.state == optuna.trial.TrialState.COMPLETE]) == 7
+
+
+def test_progress_is_a_live_line_on_a_terminal_and_plain_lines_in_logs(monkeypatch, capsys):
+    from studies._runner import Recorder
+
+    rec = Recorder(_synthetic.get_study(), Path("unused"), total=4, common={})
+    rec.counts["ok"] = 1
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    rec.progress()
+    plain = capsys.readouterr().err
+    assert plain.startswith("[synthetic/smoke] 1/4 done") and plain.endswith("\n") and "\r" not in plain
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    rec.progress()
+    live = capsys.readouterr().err
+    assert live.startswith("\r\033[K[synthetic/smoke] 1/4 done") and not live.endswith("\n")
