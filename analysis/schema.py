@@ -140,7 +140,7 @@ def upsert_trials(study_dir: Path, rows: list[dict]) -> None:
         + sorted(c for c in df.columns if c.startswith("config/"))
         + sorted(c for c in df.columns if c not in TRIAL_COLUMNS and not c.startswith("config/"))
     )
-    write_atomic(_to_arrow(df[cols].copy()), Path(study_dir) / "trials.parquet")
+    write_atomic(_to_arrow(df.reindex(columns=cols)), Path(study_dir) / "trials.parquet")  # missing fixed columns: null
 
 
 def write_metrics(study_dir: Path, trial_id: str, rows: list[tuple[int, str, float]]) -> None:

@@ -1,57 +1,12 @@
 """The flooding checks on planted tables: each verdict must follow from the data put in."""
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import GOOD_CHECKS, planted
 
 from analysis import flooding as fl
 from analysis.verdict import INCONCLUSIVE, INVALID, REFUTED, SUPPORTED, Tables, evaluate
 from studies import load
-
-
-def planted(
-    effect: float,
-    seeds: int = 5,
-    etas=(0.2, 0.4),
-    levels=(0.0, 0.3, 0.6),
-    epochs: int = 30,
-    bump: bool = True,
-    every_level: bool = False,
-) -> Tables:
-    """Trials whose b = 0.6 arm (or every b > 0) beats b = 0 by `effect`; test-loss curves rebound under flooding if `bump`."""
-    rng = np.random.default_rng(0)
-    trials, metrics = [], []
-    for eta in etas:
-        for b in levels:
-            for s in range(seeds):
-                tid = f"e{eta}-b{b}-s{s}"
-                gain = effect if b == 0.6 or (every_level and b > 0) else 0.0
-                trials.append(
-                    {
-                        "trial_id": tid,
-                        "seed": s,
-                        "status": "ok",
-                        "arm": f"b={b}",
-                        "config/label_noise": eta,
-                        "config/flood_level": b,
-                        "train/lambda_max": 5.0 - (2.0 if b == 0.6 else 0.0) + 0.1 * rng.standard_normal(),
-                    }
-                )
-                t = np.arange(1, epochs + 1)
-                test_loss = 0.5 + 0.02 * np.maximum(t - 5, 0)
-                if b > 0 and bump:
-                    test_loss = np.where(t > 18, test_loss[17] - 0.03 * (t - 18), test_loss)
-                for step in t:
-                    noise = 0.002 * rng.standard_normal()
-                    metrics += [
-                        (tid, step, "val/acc", 0.7 + gain * step / epochs + noise),
-                        (tid, step, "test/acc", 0.8 + gain * step / epochs + noise),
-                        (tid, step, "test/loss", test_loss[step - 1]),
-                        (tid, step, "train/loss", max(b, 2.0 / step) * (1 + 0.05 * rng.standard_normal())),
-                        (tid, step, "train/flood_prop", 0.5 if b and 2.0 / step < b else 0.0),
-                    ]
-    m = pd.DataFrame(metrics, columns=["trial_id", "step", "metric", "value"])
-    return Tables("local", pd.DataFrame(trials), m, pd.DataFrame(columns=["step", "metric", "value"]))
 
 
 def test_detector_fires_on_a_rebound_and_not_on_a_rise():
@@ -96,26 +51,7 @@ def test_f6_noise_entropy_values_match_the_spec():
 def test_a_control_that_behaves_wrongly_invalidates_the_claims():
     study = load("flooding", "local")
     t = planted(0.05)
-    good_checks = pd.DataFrame(
-        [(i, "eps", e) for i, e in enumerate([0.04, 0.02, 0.01, 0.005])]
-        + [
-            (i, f"{n}/err", e**k)
-            for n, k in [("e2_product", 3), ("e2_mlp", 3), ("fc1_mlp", 1)]
-            for i, e in enumerate([0.04, 0.02, 0.01, 0.005])
-        ]
-        + [
-            (0, "e1/abs_err", 1e-16),
-            (0, "fp1/value_err", 0.0),
-            (0, "fp1/grad_err", 0.0),
-            (0, "fp1/sign_above_b", 1.0),
-            (0, "fp1/sign_below_b", -1.0),
-            (0, "fp2/eta", 0.1),
-            (0, "fp2/realised", 0.1),
-            (0, "fp2/kept_class", 0.0),
-            (0, "fp2/n", 1000.0),
-        ],
-        columns=["step", "metric", "value"],
-    )
+    good_checks = GOOD_CHECKS
     ok = evaluate(study, Tables("local", t.trials, t.metrics, good_checks)).set_index("claim_id")
     assert ok.loc["F1", "verdict"] == SUPPORTED and ok["controls_ok"].all()
     assert ok.loc["F-C1", "verdict"] == "FAIL" and ok.loc["F4", "verdict"] == SUPPORTED
