@@ -10,10 +10,8 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -495,7 +493,6 @@ def _fit(
 
     threads = max(1, int(study.resources.get("cpu", 1)))
     trainable = tune.with_resources(_entry(study.trainable, threads), study.resources)
-    storage = tempfile.mkdtemp(prefix="claimbench-ray-")
     tuner = tune.Tuner(
         trainable,
         param_space=space,
@@ -503,15 +500,11 @@ def _fit(
             search_alg=search, num_samples=num_samples, reuse_actors=True, max_concurrent_trials=study.max_concurrent
         ),
         run_config=tune.RunConfig(
-            name=f"{study.name}-{study.budget}",
-            storage_path=storage,
+            name=f"{study.name}-{study.budget}",  # Ray's own logs (TensorBoard, CSV) stay in ~/ray_results/<name>
             callbacks=[_tune_callback(recorder, identify)],
             stop=_nonfinite_loss,
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=0,
         ),
     )
-    try:
-        tuner.fit()
-    finally:
-        shutil.rmtree(storage, ignore_errors=True)
+    tuner.fit()
