@@ -85,10 +85,16 @@ def overview(sections: list[StudySection]) -> str:
 def budget_section(s: StudySection, b: BudgetSection) -> str:
     """Verdicts, numbers and figures of one study at one budget."""
     counts = ", ".join(f"{v} {k}" for k, v in b.tables.trials["status"].value_counts().items())
+    m = b.meta
     out = [
         f'<h3 id="{_e(s.name)}-{b.budget}">{_e(s.name)} at <code>{b.budget}</code></h3>',
         f"<p>Trials: {len(b.tables.trials)} ({_e(counts)}). Regenerate the data with "
         f"<code>python -m studies run {_e(s.name)} --budget {b.budget}</code>.</p>",
+        f'<p class="small">Latest run: <code>{_e(m.get("command", "?"))}</code>, '
+        f"commit <code>{_e(m.get('git_commit', '?'))}</code>, "
+        f"started {_e(m.get('started_at', '?'))}; data: {_e('; '.join(m.get('data', [])) or 'generated')}.</p>"
+        '<details><summary class="small">Library versions</summary>'
+        f"<pre>{_e(json.dumps(m.get('versions', {}), indent=1))}</pre></details>",
         "<table><tr><th>claim</th><th>kind</th><th>verdict</th><th>effect</th><th>95% CI</th><th>p</th><th>n</th>"
         "<th>reason</th></tr>",
     ]
@@ -116,19 +122,12 @@ def budget_section(s: StudySection, b: BudgetSection) -> str:
 
 
 def study_section(s: StudySection, results: Path) -> str:
-    """A study: article, provenance of the latest run, then each budget."""
+    """A study: article and results location, then each budget with the provenance of its latest run."""
     out = [f'<h2 id="{_e(s.name)}">{_e(s.name)}</h2>', f"<p>{_e(s.reference.article)}</p>"]
     if not s.budgets:
         out.append(f"<p>{badge('not run')} Run it with <code>python -m studies run {_e(s.name)} --budget smoke</code>.</p>")
         return "\n".join(out)
-    m = s.meta
-    out.append(
-        f'<p class="small">Latest run: <code>{_e(m.get("command", "?"))}</code>, budget {_e(m.get("budget", "?"))}, '
-        f"commit <code>{_e(m.get('git_commit', '?'))}</code>, started {_e(m.get('started_at', '?'))}; data: "
-        f"{_e('; '.join(m.get('data', [])) or 'generated')}. Results: <code>{_e(results / s.name)}</code>.</p>"
-        '<details><summary class="small">Library versions</summary>'
-        f"<pre>{_e(json.dumps(m.get('versions', {}), indent=1))}</pre></details>"
-    )
+    out.append(f'<p class="small">Results: <code>{_e(results / s.name)}</code>.</p>')
     out += [budget_section(s, b) for b in s.budgets]
     return "\n".join(out)
 

@@ -18,22 +18,26 @@ def fig_status(t: Tables):
         stacked=True, ax=ax, color=[style.STATUS[s] for s in style.STATUS if s in counts], width=0.8
     )
     ax.set_xlabel("share of trials")
+    fig.suptitle("Trial outcomes per arm (diverged and failed trials are kept and shown)")
     ax.set_ylabel("arm")
     ax.legend(loc="lower right", fontsize=7)
     return "trial_status", fig
 
 
-def fig_top_curves(t: Tables, metric: str = "val/acc", k: int = 3):
-    """Training curves (the study's validation metric) of the k best arms by final mean."""
+def fig_top_curves(t: Tables, metric: str = "val/acc", k: int = 8):
+    """Training curves of the best trial of each arm (by the final value of `metric`), for the k best arms."""
     curves = t.curves(metric)
     if curves.empty:
         return None
-    final = curves.groupby("trial_id").tail(1).groupby("arm")["value"].mean().sort_values(ascending=False)
-    top = curves[curves["arm"].isin(final.index[:k])]
-    fig, ax = style.plt.subplots(figsize=(6, 4))
-    style.sns.lineplot(data=top, x="step", y="value", hue="arm", errorbar="se", ax=ax)
+    final = curves.groupby("trial_id").tail(1).sort_values("value", ascending=False)
+    best = final.groupby("arm").head(1).head(k)  # best trial per arm, best arms first
+    top = curves[curves["trial_id"].isin(best["trial_id"])]
+    fig, ax = style.plt.subplots(figsize=(7, 4))
+    style.sns.lineplot(data=top, x="step", y="value", hue="arm", hue_order=best["arm"].tolist(), ax=ax)
     ax.set_ylabel(metric)
-    ax.set_xlabel("step")
+    ax.set_xlabel("step (epoch)")
+    ax.legend(fontsize=6)
+    fig.suptitle(f"Best trial of each of the {len(best)} best arms ({metric}, higher is better)")
     return "top_curves", fig
 
 

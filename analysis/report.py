@@ -31,6 +31,8 @@ class BudgetSection:
     verdicts: pd.DataFrame
     figures: dict[str, Path]
     """Figure stem -> PNG file."""
+    meta: dict
+    """The latest run's `metadata/<budget>.json` (empty if missing)."""
 
 
 @dataclass
@@ -40,8 +42,6 @@ class StudySection:
     name: str
     reference: Study
     """The study at the smoke budget, for its article and claims when nothing ran."""
-    meta: dict
-    """The latest run's `metadata.json`."""
     budgets: list[BudgetSection] = field(default_factory=list)
 
 
@@ -104,19 +104,17 @@ def collect(results: Path, out: Path) -> list[StudySection]:
     sections = []
     for name, module in discover().items():
         study_dir = results / name
-        meta_path = study_dir / "metadata.json"
-        section = StudySection(
-            name, module.get_study("smoke"), json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        )
+        section = StudySection(name, module.get_study("smoke"))
         trials = read_trials(study_dir)
         for budget in [b for b in BUDGETS if ((trials["budget"] == b) & (trials["phase"] != "checks")).any()]:
             study = module.get_study(budget)
             tables = tables_for(study_dir, budget)
             verdicts = evaluate(study, tables)
             write_verdicts(study_dir, verdicts)
-            section.budgets.append(
-                BudgetSection(budget, study, tables, verdicts, draw_figures(study, tables, out / name / budget))
-            )
+            meta_path = study_dir / "metadata" / f"{budget}.json"
+            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+            figures = draw_figures(study, tables, out / name / budget)
+            section.budgets.append(BudgetSection(budget, study, tables, verdicts, figures, meta))
         sections.append(section)
     return sections
 
@@ -158,8 +156,8 @@ def write_markdown(sections: list[StudySection], results: Path, out: Path) -> Pa
                 f"## Budget `{b.budget}`\n",
                 f"Trials: {len(b.tables.trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
                 f"command `python -m studies run {s.name} --budget {b.budget}`; "
-                f"latest run: commit `{s.meta.get('git_commit', '?')}`, "
-                f"budget {s.meta.get('budget', '?')}, started {s.meta.get('started_at', '?')}.\n",
+                f"latest run: commit `{b.meta.get('git_commit', '?')}`, started {b.meta.get('started_at', '?')}; "
+                f"data: {'; '.join(b.meta.get('data', [])) or 'generated'}.\n",
                 "| claim | kind | verdict | effect | 95% CI | p | n | reason |",
                 "|---|---|---|---|---|---|---|---|",
             ]

@@ -3,7 +3,7 @@
     results/<study>/trials.parquet      one row per trial (latest attempt wins)
     results/<study>/metrics/<trial>.parquet   long metrics of one trial: trial_id, step, metric, value
     results/<study>/verdicts.parquet    one row per (budget, claim), written by `python -m analysis`
-    results/<study>/metadata.json       commit, versions, data sources, command of the latest run
+    results/<study>/metadata/<budget>.json   commit, versions, data sources, command of the latest run at that budget
 
 Every file is written to a hidden temporary name and renamed into place, so a reader never sees a torn file;
 pyarrow's dataset reader skips the hidden names. Trial rows land as trials finish.

@@ -369,7 +369,7 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
                 "host": platform.node(),
                 "data": data_sources(study),
             },
-            study_dir / "metadata.json",
+            study_dir / "metadata" / f"{study.budget}.json",
         )
         run_checks(study, study_dir, common, force)
         tuned, best = (0, None) if study.tuning is None else tune_arms(study, study_dir, common, address, force)
