@@ -440,34 +440,9 @@ def check_fp2(t: Tables) -> Verdict:
 # Figures: each returns (file stem, matplotlib Figure), or None when its data is missing.
 
 
-def fig_test_loss(t: Tables):
-    """Test loss per epoch, hue = b, columns = eta (mean and band over seeds); train loss alongside (F2)."""
-    curves = pd.concat([t.curves(m).assign(metric=m) for m in ("test/loss", "train/loss")])
-    if curves.empty:
-        return None
-    curves = curves.rename(columns={"config/flood_level": "b", "config/label_noise": "eta"})
-    g = style.sns.relplot(
-        data=curves,
-        x="step",
-        y="value",
-        hue="b",
-        col="eta",
-        row="metric",
-        kind="line",
-        errorbar="se",
-        palette=style.level_palette(sorted(curves["b"].unique())),
-        facet_kws={"sharey": False},
-        height=3,
-        aspect=1.3,
-    )
-    g.set_axis_labels("epoch", "loss (nats)")
-    g.figure.suptitle("F2: test loss rises, then falls again once training hovers at b (mean ± s.e. over seeds)", y=1.02)
-    return "test_loss_curves", g.figure
-
-
-def fig_mechanics(t: Tables):
-    """Training loss with dashed lines at each b, and the flood proportion with its 0.3-0.7 band (F3)."""
-    curves = pd.concat([t.curves(m).assign(metric=m) for m in ("train/loss", "train/flood_prop")])
+def _level_curves(t: Tables, metrics: tuple[str, str], errorbar):
+    """Per-epoch curves of two metrics, one row each, hue = b, columns = eta; None without data."""
+    curves = pd.concat([t.curves(m).assign(metric=m) for m in metrics])
     if curves.empty:
         return None
     curves = curves.rename(columns={"config/flood_level": "b", "config/label_noise": "eta"})
@@ -480,12 +455,32 @@ def fig_mechanics(t: Tables):
         col="eta",
         row="metric",
         kind="line",
-        errorbar=None,
+        errorbar=errorbar,
         palette=style.level_palette(levels),
         facet_kws={"sharey": False},
         height=3,
         aspect=1.3,
     )
+    return g, levels
+
+
+def fig_test_loss(t: Tables):
+    """Test loss per epoch, hue = b, columns = eta (mean and band over seeds); train loss alongside (F2)."""
+    drawn = _level_curves(t, ("test/loss", "train/loss"), errorbar="se")
+    if drawn is None:
+        return None
+    g, _ = drawn
+    g.set_axis_labels("epoch", "loss (nats)")
+    g.figure.suptitle("F2: test loss rises, then falls again once training hovers at b (mean ± s.e. over seeds)", y=1.02)
+    return "test_loss_curves", g.figure
+
+
+def fig_mechanics(t: Tables):
+    """Training loss with dashed lines at each b, and the flood proportion with its 0.3-0.7 band (F3)."""
+    drawn = _level_curves(t, ("train/loss", "train/flood_prop"), errorbar=None)
+    if drawn is None:
+        return None
+    g, levels = drawn
     for (metric, _), ax in g.axes_dict.items():
         if metric == "train/loss":
             ax.set_yscale("log")

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from analysis import style
-from analysis.report import BudgetSection, StudySection, detail_rows, num
+from analysis.report import VERDICT_HEADER, BudgetSection, StudySection, detail_rows, num, verdict_fields
 from studies import BUDGETS
 
 CSS = """
@@ -95,15 +95,12 @@ def budget_section(s: StudySection, b: BudgetSection) -> str:
         f"started {_e(m.get('started_at', '?'))}; data: {_e('; '.join(m.get('data', [])) or 'generated')}.</p>"
         '<details><summary class="small">Library versions</summary>'
         f"<pre>{_e(json.dumps(m.get('versions', {}), indent=1))}</pre></details>",
-        "<table><tr><th>claim</th><th>kind</th><th>verdict</th><th>effect</th><th>95% CI</th><th>p</th><th>n</th>"
-        "<th>reason</th></tr>",
+        "<table><tr>" + "".join(f"<th>{h}</th>" for h in VERDICT_HEADER) + "</tr>",
     ]
     for _, v in b.verdicts.iterrows():
-        out.append(
-            f"<tr><td>{_e(v['claim_id'])}</td><td>{_e(v['kind'])}</td><td>{badge(v['verdict'])}</td><td>{num(v['effect'])}</td>"
-            f"<td>[{num(v['ci_low'])}, {num(v['ci_high'])}]</td><td>{num(v['p_value'])}</td><td>{v['n_seeds']}</td>"
-            f"<td>{_e(v['reason'])}</td></tr>"
-        )
+        cells = [_e(c) for c in verdict_fields(v)]
+        cells[2] = badge(v["verdict"])
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     figure_of = {c.id: c.figure for c in b.study.claims}
     for _, v in b.verdicts.iterrows():

@@ -52,6 +52,15 @@ def num(x) -> str:
     return f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
+VERDICT_HEADER = ("claim", "kind", "verdict", "effect", "95% CI", "p", "n", "reason")
+
+
+def verdict_fields(v: pd.Series) -> list[str]:
+    """The cells of a verdict-table row, in `VERDICT_HEADER` order, as text."""
+    ci = f"[{num(v['ci_low'])}, {num(v['ci_high'])}]"
+    return [v["claim_id"], v["kind"], v["verdict"], num(v["effect"]), ci, num(v["p_value"]), str(v["n_seeds"]), v["reason"]]
+
+
 def detail_rows(detail: str) -> pd.DataFrame:
     """The per-cell numbers stored with a verdict."""
     return pd.DataFrame(json.loads(detail) if detail else [])
@@ -158,14 +167,13 @@ def write_markdown(sections: list[StudySection], results: Path, out: Path) -> Pa
                 f"command `python -m studies run {s.name} --budget {b.budget}`; "
                 f"latest run: commit `{b.meta.get('git_commit', '?')}`, started {b.meta.get('started_at', '?')}; "
                 f"data: {'; '.join(b.meta.get('data', [])) or 'generated'}.\n",
-                "| claim | kind | verdict | effect | 95% CI | p | n | reason |",
-                "|---|---|---|---|---|---|---|---|",
+                "| " + " | ".join(VERDICT_HEADER) + " |",
+                "|" + "---|" * len(VERDICT_HEADER),
             ]
             for _, v in b.verdicts.iterrows():
-                lines.append(
-                    f"| {v['claim_id']} | {v['kind']} | **{v['verdict']}** | {num(v['effect'])} | "
-                    f"[{num(v['ci_low'])}, {num(v['ci_high'])}] | {num(v['p_value'])} | {v['n_seeds']} | {v['reason']} |"
-                )
+                cells = verdict_fields(v)
+                cells[2] = f"**{cells[2]}**"
+                lines.append("| " + " | ".join(cells) + " |")
                 index.append(f"- {s.name}/{b.budget} {v['claim_id']}: {v['verdict']}")
             lines.append("")
             figure_of = {c.id: c.figure for c in b.study.claims}
