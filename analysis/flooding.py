@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis import style
-from analysis.stats import ALPHA, bootstrap_ci, holm, loglog_slope, paired_test
+from analysis.stats import ALPHA, bootstrap_ci, holm, loglog_slope, paired_test, spearman_ci
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict
 
 CELL_KEYS = ("config/dataset", "config/weight_decay", "config/augment")  # full-budget factors, when present
@@ -358,6 +358,7 @@ def check_f6(t: Tables) -> Verdict:
         )
     rho_up = stats.spearmanr(best["eta"], best["b"], alternative="greater")
     rho_down = stats.spearmanr(best["eta"], best["b"], alternative="less")
+    rho_ci = spearman_ci(best["eta"].to_numpy(), best["b"].to_numpy())
     rows = []
     for eta, g in best[best["eta"] > 0].groupby("eta"):
         ratio = g["b"].to_numpy() / noisy_label_entropy(eta)
@@ -379,6 +380,8 @@ def check_f6(t: Tables) -> Verdict:
     )
     common = dict(
         effect=float(rho_up.statistic),
+        ci_low=rho_ci[0],
+        ci_high=rho_ci[1],
         p_value=float(rho_up.pvalue),
         threshold=ALPHA,
         n_seeds=int(best["seed"].nunique()),

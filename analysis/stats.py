@@ -110,3 +110,29 @@ def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
         float: the slope.
     """
     return float(stats.linregress(np.log(np.asarray(x, float)), np.log(np.asarray(y, float))).slope)
+
+
+def spearman_ci(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap CI of Spearman's rho, resampling (x, y) pairs (10,000 resamples, seeded).
+
+    Args:
+        x (np.ndarray):
+            First variable.
+        y (np.ndarray):
+            Second variable, paired with `x`.
+        seed (int):
+            Seed of the resampling.
+
+    Returns:
+        tuple[float, float]: the interval; (nan, nan) with fewer than 3 pairs.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 3:
+        return float("nan"), float("nan")
+
+    def rho(a, b):
+        return stats.spearmanr(a, b).statistic
+
+    res = stats.bootstrap((x, y), rho, paired=True, vectorized=False, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
+                          rng=np.random.default_rng(seed))  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)

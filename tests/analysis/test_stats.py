@@ -42,3 +42,15 @@ def test_bootstrap_ci_covers_the_median_and_is_seeded():
 def test_loglog_slope_of_a_power_law():
     eps = np.array([0.04, 0.02, 0.01, 0.005])
     assert loglog_slope(eps, 7 * eps**3) == pytest.approx(3.0)
+
+
+def test_spearman_ci_covers_rho_and_excludes_zero_for_a_strong_trend():
+    from analysis.stats import spearman_ci
+
+    rng = np.random.default_rng(1)
+    x = np.repeat([0.0, 0.2, 0.4], 5)
+    y = x + 0.05 * rng.standard_normal(15)
+    lo, hi = spearman_ci(x, y)
+    rho = stats.spearmanr(x, y).statistic
+    assert lo <= rho <= hi and lo > 0
+    assert all(np.isnan(spearman_ci(x[:2], y[:2])))
