@@ -40,14 +40,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_list() -> None:
+    from studies._runner import trial_count
+
     for name, module in discover().items():
         smoke = module.get_study("smoke")
         print(f"{name}: {smoke.article}")
         print(f"  claims: {' '.join(c.id for c in smoke.claims)}")
         for budget in BUDGETS:
             study = module.get_study(budget)
-            from studies._runner import trial_count
-
             print(f"  {budget:5s} {trial_count(study):5d} trials  {study.cost}")
 
 

@@ -222,8 +222,9 @@ def _tune_callback(recorder: Recorder, identify):
 
         def on_trial_error(self, iteration, trials, trial, **info):
             if trial.trial_id not in ids:  # failed before it started (e.g. no resources): record it all the same
-                recorder.start(identify(trial.config))
-                ids[trial.trial_id] = identify(trial.config).trial_id
+                p = identify(trial.config)
+                ids[trial.trial_id] = p.trial_id
+                recorder.start(p)
             recorder.finish(ids[trial.trial_id], error=_error_line(trial))
 
     return _Callback()
@@ -406,7 +407,7 @@ def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, 
         arms.setdefault(arm_of(study, cfg), {**cfg, study.seed_key: t.seed})
     ran = 0
     for arm, fixed in arms.items():
-        prev = _tuned(study_dir, study, arm)
+        prev = _tuned(read_trials(study_dir), study, arm)  # re-read: earlier arms' tuning has landed since
         if force:
             prev = prev.iloc[0:0]
         remaining = t.trials_per_arm - len(prev)
@@ -454,8 +455,9 @@ def best_nuisance(study: Study, study_dir: Path) -> dict[str, dict]:
     t, best = study.tuning, {}
     if t is None:
         return best
+    done = read_trials(study_dir)
     for arm in dict.fromkeys(arm_of(study, cfg) for cfg in validate(study)):
-        prev = _tuned(study_dir, study, arm)
+        prev = _tuned(done, study, arm)
         ok = prev[(prev["status"] == "ok") & prev[t.metric].map(lambda v: math.isfinite(v))] if len(prev) else prev
         if len(ok):
             pick = ok[t.metric].idxmax() if t.mode == "max" else ok[t.metric].idxmin()
@@ -474,9 +476,8 @@ def trial_count(study: Study) -> int:
     return len(grid) + tuning
 
 
-def _tuned(study_dir: Path, study: Study, arm: str):
-    """Finished tuning trials of one arm at this study's budget."""
-    done = read_trials(study_dir)
+def _tuned(done, study: Study, arm: str):
+    """Finished tuning trials of one arm at this study's budget, from the trial table `done`."""
     sel = (done["phase"] == "tune") & (done["arm"] == arm) & (done["budget"] == study.budget) & done["status"].isin(FINISHED)
     out = done[sel]
     if study.tuning.metric not in out:
