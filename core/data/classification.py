@@ -11,6 +11,7 @@ Splits never depend on a trial's seed, so paired arms see the same examples. MNI
 class, so its split is stratified and shuffled.
 """
 
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -165,6 +166,32 @@ def load_cifar(name: str, root: Path | None = None, n_val: int | float = 0.1) ->
     norm = lambda a: ((a / 255.0 - mean) / std).astype(np.float32)  # noqa: E731
     digest = hashlib.sha256(b"".join(_sha256(d / f).encode() for f in [*train_files, test_file])).hexdigest()
     return Splits(norm(x_train), y_train, norm(x_val), y_val, norm(x_test), y_test, k, f"{name} {d} sha256:{digest}")
+
+
+def with_train_size(data: Splits, n_train: int) -> Splits:
+    """The same splits with a stratified, fixed subset of `n_train` training examples (validation and test kept).
+
+    Args:
+        data (Splits):
+            Full splits.
+        n_train (int):
+            Training examples to keep; at least one per class and at most all of them.
+
+    Returns:
+        Splits: the reduced splits (the source names the subset).
+    """
+    n = len(data.y_train)
+    if n_train == n:
+        return data
+    if not data.num_classes <= n_train < n:
+        raise ValueError(f"n_train must lie in [{data.num_classes}, {n}], got {n_train}")
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(n), train_size=n_train, stratify=data.y_train, random_state=SPLIT_SEED)
+    keep = np.sort(keep)
+    return dataclasses.replace(
+        data, x_train=data.x_train[keep], y_train=data.y_train[keep], source=f"{data.source} (train subset {n_train})"
+    )
 
 
 @functools.cache

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from core.curvature import hessian_vector_product, naive_hessian, top_hessian_eigenvalue
+from core.curvature import hessian_vector_product, naive_hessian, top_hessian_eigenpair, top_hessian_eigenvalue
 from core.testing import random_spd
 
 
@@ -34,3 +34,16 @@ def test_power_iteration_finds_the_top_eigenvalue():
     theta = torch.zeros(8, dtype=torch.float64, requires_grad=True)
     got = top_hessian_eigenvalue(lambda: 0.5 * theta @ a @ theta, [theta], iters=200)
     assert abs(got - torch.linalg.eigvalsh(a)[-1].item()) < 1e-6 * got
+
+
+def test_eigenpair_vector_and_warm_start():
+    a = random_spd(7, seed=4, cond=30.0)
+    theta = torch.zeros(7, dtype=torch.float64, requires_grad=True)
+    loss = lambda: 0.5 * theta @ a @ theta  # noqa: E731
+    eig, vec = top_hessian_eigenpair(loss, [theta], iters=300)
+    evals, evecs = torch.linalg.eigh(a)
+    assert abs(eig - evals[-1].item()) < 1e-9 * eig
+    assert abs(abs(float(vec[0] @ evecs[:, -1])) - 1) < 1e-6
+    # Started on the eigenvector, one iteration is exact.
+    warm, _ = top_hessian_eigenpair(loss, [theta], iters=1, init=[evecs[:, -1]])
+    assert abs(warm - evals[-1].item()) < 1e-12 * eig
