@@ -123,6 +123,10 @@ def exclusive(study_dir: Path):
         yield
 
 
+DIVERGED = "train/diverged"
+"""A trainable that stops a run by its own instability rule reports this metric as 1; the run is then `diverged`."""
+
+
 class Recorder:
     """Collects each trial's reports in the driver and writes the trial's row and metrics when it ends.
 
@@ -159,7 +163,7 @@ class Recorder:
     def finish(self, trial_id: str, error: str | None = None) -> None:
         p = self.by_id[trial_id]
         last = self.last.get(trial_id, {})
-        diverged = any(k.endswith("loss") and not math.isfinite(v) for k, v in last.items())
+        diverged = any(k.endswith("loss") and not math.isfinite(v) for k, v in last.items()) or last.get(DIVERGED, 0) > 0
         status = "failed" if error is not None else ("diverged" if diverged else "ok")
         row = {
             **self.common,

@@ -141,3 +141,17 @@ def test_progress_is_a_live_line_on_a_terminal_and_plain_lines_in_logs(monkeypat
     rec.progress()
     live = capsys.readouterr().err
     assert live.startswith("\r\033[K[synthetic/smoke] 1/4 done") and not live.endswith("\n")
+
+
+def test_a_trainable_can_declare_its_own_divergence(tmp_path):
+    from studies._runner import DIVERGED, Recorder, planned
+
+    study = _synthetic.get_study()
+    rec = Recorder(study, tmp_path, total=2, common={})
+    for seed, flag in [(0, 1.0), (1, 0.0)]:
+        p = planned(study, {"effect": 0.0, "seed": seed, "steps": 3, "sleep": 0.0})
+        rec.start(p)
+        rec.result(p.trial_id, {"step": 7, "train/loss": 3.2, DIVERGED: flag})
+        rec.finish(p.trial_id)
+    status = read_trials(tmp_path).set_index("seed")["status"]
+    assert status[0] == "diverged" and status[1] == "ok"  # a finite loss, but the trainable's rule fired

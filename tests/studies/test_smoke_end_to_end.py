@@ -22,3 +22,18 @@ def test_flooding_smoke_runs_and_reports(tmp_path, ray_session):
     assert "flooding/smoke F4: SUPPORTED" in index.read_text()
     figures = {p.stem for p in (tmp_path / "reports" / "flooding" / "smoke").glob("*.png")}
     assert {"test_loss_curves", "mechanics", "isolation_test_acc", "flatness", "exact_identity", "trial_status"} <= figures
+
+
+def test_lr_finiteness_smoke_runs_and_reports(tmp_path, ray_session):
+    summary = run(load("lr_finiteness", "smoke"), tmp_path / "results")
+    assert summary["ok"] + summary["diverged"] == 28 and summary["failed"] == 0
+    report_all(tmp_path / "results", tmp_path / "reports")
+    verdicts = read_verdicts(tmp_path / "results" / "lr_finiteness").set_index("claim_id")
+    for claim in ("I1", "I2", "I3"):
+        assert verdicts.loc[claim, "verdict"] == "SUPPORTED", verdicts.loc[claim, "reason"]
+    assert (verdicts.loc[["I-P1", "I-P2", "I-P3"], "verdict"] == "PASS").all() and verdicts["controls_ok"].all()
+    for claim in ("I4", "I5", "I6"):  # directions only at smoke
+        assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE" and "underpowered at smoke" in verdicts.loc[claim, "reason"]
+    figures = {p.stem for p in (tmp_path / "reports" / "lr_finiteness" / "smoke").glob("*.png")}
+    assert {"exact_orders", "two_parameter_model", "regularisation_at_matched_loss", "accuracy_vs_step_size"} <= figures
+    assert {"edge_of_stability", "flatness", "trial_status"} <= figures
