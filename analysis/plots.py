@@ -59,17 +59,22 @@ def fig_nuisance_axes(t: Tables, tuning, edge: float = 0.05):
     df = t.tuning
     if df.empty or tuning.metric not in df:
         return None
-    keys = list(tuning.nuisance)
+    spaces = {}  # arm -> its domains (one space for all arms, or one per arm)
+    for arm, rows in df.groupby("arm", sort=True):
+        config = {c.removeprefix("config/"): v for c, v in rows.iloc[0].items() if c.startswith("config/")}
+        spaces[arm] = tuning.space(config)
+    keys = list(dict.fromkeys(k for space in spaces.values() for k in space))
     fig, axes = style.plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
-        domain = tuning.nuisance[key]
-        log = "LogUniform" in type(domain.get_sampler()).__name__
-        style.sns.scatterplot(data=df, x=f"config/{key}", y=tuning.metric, hue="arm", ax=ax, s=25)
-        lo, hi = (math.log(domain.lower), math.log(domain.upper)) if log else (domain.lower, domain.upper)
-        for _, rows in df.groupby("arm"):
-            ok = rows[rows["status"] == "ok"]
+        arms = [a for a, space in spaces.items() if key in space]
+        domains = [spaces[a][key] for a in arms]
+        log = "LogUniform" in type(domains[0].get_sampler()).__name__
+        style.sns.scatterplot(data=df[df["arm"].isin(arms)], x=f"config/{key}", y=tuning.metric, hue="arm", ax=ax, s=25)
+        for arm, domain in zip(arms, domains, strict=True):
+            ok = df[(df["arm"] == arm) & (df["status"] == "ok")]
             if ok.empty:
                 continue
+            lo, hi = (math.log(domain.lower), math.log(domain.upper)) if log else (domain.lower, domain.upper)
             best = ok.loc[ok[tuning.metric].idxmax() if tuning.mode == "max" else ok[tuning.metric].idxmin()]
             x = math.log(best[f"config/{key}"]) if log else best[f"config/{key}"]
             near = min(x - lo, hi - x) < edge * (hi - lo)
@@ -81,7 +86,7 @@ def fig_nuisance_axes(t: Tables, tuning, edge: float = 0.05):
                 )
         if log:
             ax.set_xscale("log")
-        ax.set_xlim(domain.lower, domain.upper)
+        ax.set_xlim(min(d.lower for d in domains), max(d.upper for d in domains))
         ax.set_xlabel(key)
         ax.set_ylabel(f"{tuning.metric} ({tuning.mode})")
         ax.legend(fontsize=6)

@@ -51,8 +51,10 @@ class Tuning:
     `metric` is then re-run on every seed of the grid; claims read those confirmation runs.
     """
 
-    nuisance: dict
-    """Ray Tune domains (`tune.loguniform(...)`), the same space for every arm."""
+    nuisance: dict | Callable[[dict], dict]
+    """Ray Tune domains (`tune.loguniform(...)`): one space for every arm, or a function of an arm's config that
+    returns that arm's space (ranges that depend on the arm, e.g. an optimiser's lr range or only the strength of
+    the arm's own regulariser). Every arm gets `trials_per_arm` trials either way."""
     metric: str
     """Validation metric to optimise, `split/name`; its last reported value counts."""
     mode: str
@@ -61,6 +63,10 @@ class Tuning:
     """Optuna trials per arm (equal budgets)."""
     seed: int = 1000
     """Seed of the tuning runs and of the TPE sampler."""
+
+    def space(self, config: dict) -> dict:
+        """The nuisance domains of the arm that `config` belongs to."""
+        return self.nuisance(config) if callable(self.nuisance) else self.nuisance
 
 
 @dataclass(frozen=True)
@@ -217,11 +223,13 @@ def validate(study: Study) -> list[dict]:
         raise StudyError(f"{where}: configs lack keys {sorted(missing)}")
     if study.tuning is not None:
         t = study.tuning
-        if not t.nuisance or not all(hasattr(v, "sample") for v in t.nuisance.values()):
-            raise StudyError(f"{where}: tuning needs Ray Tune domains for its nuisance parameters")
-        clash = sorted(set(t.nuisance) & set(configs[0]))
-        if clash:
-            raise StudyError(f"{where}: nuisance keys {clash} are also set by the grid")
+        for cfg in configs:
+            space = t.space(cfg)
+            if not space or not all(hasattr(v, "sample") for v in space.values()):
+                raise StudyError(f"{where}: tuning needs Ray Tune domains for its nuisance parameters")
+            clash = sorted(set(space) & set(cfg))
+            if clash:
+                raise StudyError(f"{where}: nuisance keys {clash} are also set by the grid")
         if t.mode not in ("min", "max") or "/" not in t.metric or t.trials_per_arm < 1:
             raise StudyError(f"{where}: tuning needs a split/name metric, mode min or max and trials_per_arm >= 1")
     return configs

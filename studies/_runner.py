@@ -417,7 +417,8 @@ def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, 
         remaining = t.trials_per_arm - len(prev)
         if remaining > 0:
             known = prev[prev[t.metric].map(lambda v: isinstance(v, float) and math.isfinite(v))] if len(prev) else prev
-            points = [{k: row[f"config/{k}"] for k in t.nuisance} for _, row in known.iterrows()]
+            space = t.space(fixed)
+            points = [{k: row[f"config/{k}"] for k in space} for _, row in known.iterrows()]
             storage, name = optuna_storage(study_dir), optuna_study_name(study, arm)
             _drop_optuna_study(storage, name)  # the Parquet history is handed over below; the database mirrors it
             # Seeded by the history's size: a resumed phase must not replay the first run's random start-up draws.
@@ -429,7 +430,7 @@ def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, 
             def identify(c: dict) -> Planned:
                 return planned(study, _unwrap(c), phase="tune")
 
-            _fit(study, {"__fixed": fixed, **t.nuisance}, recorder, identify, address, search=search, num_samples=remaining)
+            _fit(study, {"__fixed": fixed, **space}, recorder, identify, address, search=search, num_samples=remaining)
             ran += sum(recorder.counts.values())
     return ran, best_nuisance(study, study_dir)
 
@@ -460,12 +461,15 @@ def best_nuisance(study: Study, study_dir: Path) -> dict[str, dict]:
     if t is None:
         return best
     done = read_trials(study_dir)
-    for arm in dict.fromkeys(arm_of(study, cfg) for cfg in validate(study)):
+    arms = {}
+    for cfg in validate(study):
+        arms.setdefault(arm_of(study, cfg), cfg)
+    for arm, cfg in arms.items():
         prev = _tuned(done, study, arm)
         ok = prev[(prev["status"] == "ok") & prev[t.metric].map(lambda v: math.isfinite(v))] if len(prev) else prev
         if len(ok):
             pick = ok[t.metric].idxmax() if t.mode == "max" else ok[t.metric].idxmin()
-            best[arm] = {k: ok.loc[pick, f"config/{k}"] for k in t.nuisance}
+            best[arm] = {k: ok.loc[pick, f"config/{k}"] for k in t.space(cfg)}
         else:
             print(
                 f"[{study.name}/{study.budget}] arm {arm}: no finished tuning trial, so no confirmation runs", file=sys.stderr

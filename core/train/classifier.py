@@ -24,6 +24,8 @@ from core.curvature import top_hessian_eigenvalue
 from core.data.classification import Splits
 from core.data.label_noise import symmetric_label_noise
 from core.losses.flooding import flood
+from core.regularizers.weissi import unnormalised_layers, weight_layers, weissi
+from core.robustness import expected_calibration_error, fgsm, input_grad_norm, pgd
 
 Report = Callable[[dict], None]
 
@@ -37,7 +39,7 @@ class FitConfig:
     batch_size: int = 128
     """Mini-batch size."""
     optimizer: str = "adam"
-    """`"adam"` or `"sgd"` (with `momentum`)."""
+    """`"adam"`, `"sgd"` (with `momentum`) or `"adamw"` (its `weight_decay` is decoupled)."""
     lr: float = 1e-3
     """Learning rate."""
     momentum: float = 0.0
@@ -54,6 +56,22 @@ class FitConfig:
     """Random crop (pad 4) and horizontal flip, for `[B, 3, H, W]` images."""
     seed: int = 0
     """Initialisation, data order and label noise."""
+    decoupled_weight_decay: float = 0.0
+    """Decoupled decay lambda: p <- p (1 - lr lambda) before each optimiser step (SGDW; with Adam it is AdamW)."""
+    weissi_lam1: float = 0.0
+    """WEISSI strength on sum_l log ||W_l||, added to the loss."""
+    weissi_lam2: float = 0.0
+    """WEISSI strength on sum_l ||W_l / ||W_l|| ||_1, added to the loss."""
+    weissi_layers: str = "all"
+    """`"all"` weight layers, or `"unnormalised"`: only those not followed by a normalisation layer."""
+    log_weight_norms: bool = False
+    """Report per-epoch layer norms, their spread, log10 of their product and the balance gaps D_l."""
+    attack_eps: tuple[float, ...] = ()
+    """After the last epoch: FGSM accuracy at each eps, ECE and the input-gradient norm on the test set."""
+    pgd_eps: tuple[float, ...] = ()
+    """After the last epoch: PGD accuracy at each eps (`pgd_steps` steps of eps / 4, random start)."""
+    pgd_steps: int = 10
+    """PGD steps."""
     curvature_examples: int = 1000
     """Training examples for `train/lambda_max`; 0 skips both end-of-run curvature metrics."""
     eval_batch: int = 1000
@@ -63,6 +81,7 @@ class FitConfig:
 OPTIMIZERS = {
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
     "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
+    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),  # decoupled decay
 }
 
 
@@ -154,6 +173,9 @@ def fit_classifier(model: nn.Module, data: Splits, cfg: FitConfig, report: Repor
     elif cfg.schedule != "constant":
         raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'constant' or 'cosine'")
     gen = torch.Generator().manual_seed(cfg.seed)
+    if cfg.weissi_layers not in ("all", "unnormalised"):
+        raise ValueError(f"unknown weissi_layers {cfg.weissi_layers!r}; expected 'all' or 'unnormalised'")
+    penalised = weight_layers(model) if cfg.weissi_layers == "all" else unnormalised_layers(model)
     model.train()
     for epoch in range(1, cfg.epochs + 1):
         order = torch.randperm(n, generator=gen).to(device)
@@ -168,7 +190,15 @@ def fit_classifier(model: nn.Module, data: Splits, cfg: FitConfig, report: Repor
                 report({"step": epoch, "train/loss": float("nan")})
                 return
             opt.zero_grad(set_to_none=True)
-            flood(loss, cfg.flood_level).backward()
+            objective = flood(loss, cfg.flood_level)
+            if cfg.weissi_lam1 or cfg.weissi_lam2:
+                objective = objective + weissi(model, cfg.weissi_lam1, cfg.weissi_lam2, layers=penalised)
+            objective.backward()
+            if cfg.decoupled_weight_decay:
+                with torch.no_grad():
+                    for group in opt.param_groups:
+                        for p in group["params"]:
+                            p.mul_(1 - group["lr"] * cfg.decoupled_weight_decay)
             opt.step()
             if sched is not None:
                 sched.step()
@@ -187,8 +217,13 @@ def fit_classifier(model: nn.Module, data: Splits, cfg: FitConfig, report: Repor
         }
         for split, (x, y) in {"val": (x_val, y_val), "test": (x_test, y_test)}.items():
             metrics[f"{split}/loss"], metrics[f"{split}/acc"] = evaluate(model, x, y, cfg.eval_batch)
+        if cfg.log_weight_norms:
+            metrics.update(weight_norms(model))
         if epoch == cfg.epochs and cfg.curvature_examples > 0:
             metrics.update(curvature(model, x_train, y_noisy, cfg.curvature_examples, cfg.eval_batch, cfg.seed))
+        if epoch == cfg.epochs and (cfg.attack_eps or cfg.pgd_eps):
+            lo, hi = float(x_train.min()), float(x_train.max())
+            metrics.update(robustness(model, x_test, y_test, cfg, lo, hi))
         report(metrics)
 
 
@@ -225,3 +260,69 @@ def curvature(model: nn.Module, x: torch.Tensor, y: torch.Tensor, examples: int,
             g += gi
     model.train()
     return {"train/lambda_max": lam, "train/grad_norm_sq": float(sum((g * g).sum() for g in grads))}
+
+
+def weight_norms(model: nn.Module) -> dict[str, float]:
+    """Per-layer weight norms, their spread (max / min), log10 of their product and balance gaps D_l.
+
+    D_l = ||W_l||^2 + ||b_l||^2 - ||W_{l+1}||^2 is conserved by gradient flow on a homogeneous chain (Du, Hu and
+    Lee 2018) and by WEISSI; L2 drives it to 0.
+
+    Args:
+        model (nn.Module):
+            The network.
+
+    Returns:
+        dict[str, float]: `weights/norm_<l>`, `weights/spread`, `weights/log10_prod_norm`, `weights/D_<l>`.
+    """
+    layers = weight_layers(model)
+    with torch.no_grad():
+        w = [float(m.weight.norm()) for m in layers]
+        b = [float(m.bias.norm()) if m.bias is not None else 0.0 for m in layers]
+    out = {f"weights/norm_{i}": v for i, v in enumerate(w)}
+    out["weights/spread"] = max(w) / max(min(w), 1e-300)
+    out["weights/log10_prod_norm"] = float(sum(math.log10(max(v, 1e-300)) for v in w))
+    for i in range(len(w) - 1):
+        out[f"weights/D_{i}"] = w[i] ** 2 + b[i] ** 2 - w[i + 1] ** 2
+    return out
+
+
+def robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: FitConfig, lo: float, hi: float) -> dict[str, float]:
+    """ECE, input-gradient norm, FGSM and PGD accuracy on clean labels, inputs clipped to [lo, hi].
+
+    Args:
+        model (nn.Module):
+            The trained classifier.
+        x (torch.Tensor):
+            Test inputs.
+        y (torch.Tensor):
+            Clean test labels.
+        cfg (FitConfig):
+            For `attack_eps`, `pgd_eps`, `pgd_steps` and `seed`.
+        lo (float):
+            Smallest valid input.
+        hi (float):
+            Largest valid input.
+
+    Returns:
+        dict[str, float]: `test/ece`, `test/input_grad_norm`, `test/fgsm_acc@<eps>`, `test/pgd_acc@<eps>`.
+    """
+
+    def acc(z: torch.Tensor) -> float:
+        model.eval()
+        with torch.no_grad():
+            out = float((model(z).argmax(1) == y).float().mean())
+        model.train()
+        return out
+
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(x), 1)
+    model.train()
+    out = {"test/ece": expected_calibration_error(probs.cpu(), y.cpu()), "test/input_grad_norm": input_grad_norm(model, x, y)}
+    for eps in cfg.attack_eps:
+        out[f"test/fgsm_acc@{eps:g}"] = acc(fgsm(model, x, y, eps, lo, hi))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for eps in cfg.pgd_eps:
+        out[f"test/pgd_acc@{eps:g}"] = acc(pgd(model, x, y, eps, cfg.pgd_steps, eps / 4, lo, hi, gen))
+    return out

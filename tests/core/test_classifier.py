@@ -109,3 +109,48 @@ def test_cuda_matches_cpu():
     gpu: list[dict] = []
     fit_classifier(mlp([6, 16, 3]), data, cfg, gpu.append, device="cuda")
     assert gpu[-1]["test/acc"] == pytest.approx(cpu[-1]["test/acc"], abs=0.1)
+
+
+def _trained(cfg: FitConfig) -> torch.Tensor:
+    data = tiny()
+    torch.manual_seed(cfg.seed)
+    model = mlp([6, 16, 3])
+    fit_classifier(model, data, cfg, lambda m: None)
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_decoupled_decay_with_adam_is_torch_adamw(schedule):
+    common = dict(epochs=3, batch_size=16, lr=1e-2, curvature_examples=0, schedule=schedule)
+    ours = _trained(FitConfig(optimizer="adam", decoupled_weight_decay=0.1, **common))
+    torch_adamw = _trained(FitConfig(optimizer="adamw", weight_decay=0.1, **common))
+    coupled = _trained(FitConfig(optimizer="adam", weight_decay=0.1, **common))
+    torch.testing.assert_close(ours, torch_adamw, rtol=1e-5, atol=1e-6)
+    assert (ours - coupled).abs().max() > 1e-4
+
+
+def test_weissi_in_the_loss_changes_training_and_zero_strength_does_not():
+    common = dict(epochs=2, batch_size=16, optimizer="sgd", lr=0.1, curvature_examples=0)
+    base = _trained(FitConfig(**common))
+    assert torch.equal(_trained(FitConfig(weissi_lam1=0.0, weissi_lam2=0.0, **common)), base)
+    assert (_trained(FitConfig(weissi_lam1=0.05, **common)) - base).abs().max() > 1e-4
+
+
+def test_weight_norm_and_robustness_metrics_are_reported():
+    out = run(
+        FitConfig(epochs=2, batch_size=16, curvature_examples=0, log_weight_norms=True, attack_eps=(0.1,), pgd_eps=(0.1,))
+    )
+    first, last = out[0], out[-1]
+    assert {"weights/norm_0", "weights/norm_1", "weights/spread", "weights/log10_prod_norm", "weights/D_0"} <= set(first)
+    assert math.isclose(first["weights/log10_prod_norm"], math.log10(first["weights/norm_0"] * first["weights/norm_1"]))
+    assert {"test/ece", "test/input_grad_norm", "test/fgsm_acc@0.1", "test/pgd_acc@0.1"} <= set(last)
+    assert last["test/pgd_acc@0.1"] <= last["test/acc"] + 1e-9 and "test/ece" not in first
+
+
+def test_unnormalised_layers_skip_convolutions_followed_by_batch_norm():
+    from core.regularizers.weissi import unnormalised_layers, weight_layers
+
+    net = resnet18_cifar(10, width=4)
+    assert unnormalised_layers(net) == [net[-1]]  # only the classifier head
+    m = mlp([5, 7, 3])
+    assert unnormalised_layers(m) == weight_layers(m)
