@@ -34,6 +34,25 @@ def mlp(sizes: list[int], activation: str = "relu") -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@torch.no_grad()
+def kaiming_init_(model: nn.Module) -> nn.Module:
+    """Kaiming-normal weights (fan-in, ReLU gain) and zero biases for every linear and convolution layer.
+
+    Args:
+        model (nn.Module):
+            The network, changed in place.
+
+    Returns:
+        nn.Module: the same network.
+    """
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                m.bias.zero_()
+    return model
+
+
 class BasicBlock(nn.Module):
     """ResNet basic block: two 3x3 convolutions with batch norm and an identity or 1x1 shortcut."""
 
