@@ -372,8 +372,8 @@ def check_i5(t: Tables) -> Verdict:
         f"{r['cell']}: {r['verdict']} (mu*={r['mu_star']:g} [{r['impl']}] vs mu=0: {r['gain_vs_mu0']:+.4f}, "
         f"p={r['p_better_holm']:.3g}; "
         f"vs h={r['h_compared']:g}: {r['diff_vs_h_big']:+.4f}, TOST p={r['p_tost_holm']:.3g} (margin {margin:g}); "
-        f"R_IG {'between' if r['rig_between'] else 'not between'}; h={r['h_compared']:g} spiked in {r['h_big_spiked']}/{r['n']} "
-        "seeds)"
+        f"R_IG {'between' if r['rig_between'] else 'not between'}; "
+        f"h={r['h_compared']:g} spiked in {r['h_big_spiked']}/{r['n']} seeds)"
         for r in rows
     )
     decider = next(r for r in rows if r["verdict"] == verdict) if any(r["verdict"] == verdict for r in rows) else rows[0]

@@ -54,7 +54,8 @@ class Tuning:
     nuisance: dict | Callable[[dict], dict]
     """Ray Tune domains (`tune.loguniform(...)`): one space for every arm, or a function of an arm's config that
     returns that arm's space (ranges that depend on the arm, e.g. an optimiser's lr range or only the strength of
-    the arm's own regulariser). Every arm gets `trials_per_arm` trials either way."""
+    the arm's own regulariser). Every arm gets `trials_per_arm` trials either way; an arm whose space is empty
+    (`{}`) has nothing to tune and runs its grid points as they are."""
     metric: str
     """Validation metric to optimise, `split/name`; its last reported value counts."""
     mode: str
@@ -225,7 +226,7 @@ def validate(study: Study) -> list[dict]:
         t = study.tuning
         for cfg in configs:
             space = t.space(cfg)
-            if not space or not all(hasattr(v, "sample") for v in space.values()):
+            if not all(hasattr(v, "sample") for v in space.values()):
                 raise StudyError(f"{where}: tuning needs Ray Tune domains for its nuisance parameters")
             clash = sorted(set(space) & set(cfg))
             if clash:

@@ -65,7 +65,12 @@ def plan(study: Study, best: dict[str, dict] | None = None) -> list[Planned]:
     configs = validate(study)
     if study.tuning is not None:
         best = best or {}
-        configs = [{**cfg, **best[arm_of(study, cfg)]} for cfg in configs if arm_of(study, cfg) in best]
+        untuned = [not study.tuning.space(cfg) for cfg in configs]
+        configs = [
+            {**cfg, **best.get(arm_of(study, cfg), {})}
+            for cfg, plain in zip(configs, untuned, strict=True)
+            if plain or arm_of(study, cfg) in best
+        ]
     out = [planned(study, cfg) for cfg in configs]
     ids = [p.trial_id for p in out]
     if len(set(ids)) != len(ids):
@@ -411,6 +416,8 @@ def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, 
         arms.setdefault(arm_of(study, cfg), {**cfg, study.seed_key: t.seed})
     ran = 0
     for arm, fixed in arms.items():
+        if not t.space(fixed):
+            continue  # nothing to tune in this arm
         prev = _tuned(read_trials(study_dir), study, arm)  # re-read: earlier arms' tuning has landed since
         if force:
             prev = prev.iloc[0:0]
@@ -465,6 +472,9 @@ def best_nuisance(study: Study, study_dir: Path) -> dict[str, dict]:
     for cfg in validate(study):
         arms.setdefault(arm_of(study, cfg), cfg)
     for arm, cfg in arms.items():
+        if not t.space(cfg):
+            best[arm] = {}  # an untuned arm: its grid points run as they are
+            continue
         prev = _tuned(done, study, arm)
         ok = prev[(prev["status"] == "ok") & prev[t.metric].map(lambda v: math.isfinite(v))] if len(prev) else prev
         if len(ok):
@@ -480,7 +490,8 @@ def best_nuisance(study: Study, study_dir: Path) -> dict[str, dict]:
 def trial_count(study: Study) -> int:
     """Trials a full run of the study takes: grid (or confirmation) points plus tuning trials."""
     grid = validate(study)
-    tuning = 0 if study.tuning is None else study.tuning.trials_per_arm * len({arm_of(study, c) for c in grid})
+    tuned = {arm_of(study, c) for c in grid if study.tuning is not None and study.tuning.space(c)}
+    tuning = 0 if study.tuning is None else study.tuning.trials_per_arm * len(tuned)
     return len(grid) + tuning
 
 

@@ -49,11 +49,15 @@ def get_study(
     fail_seed: int | None = None,
     diverge_seed: int | None = None,
     tuned_trials: int = 0,
+    untuned_baseline: bool = False,
 ) -> Study:
     """The synthetic study; `fail_seed` / `diverge_seed` plant a failing / diverging trial in the effect arm.
 
-    `tuned_trials > 0` tunes a nuisance `lr` per arm with that many Optuna trials before the confirmation runs.
+    `tuned_trials > 0` tunes a nuisance `lr` per arm with that many Optuna trials before the confirmation runs;
+    with `untuned_baseline` the effect = 0 arm has an empty space and is not tuned.
     """
+    space = {"lr": tune.loguniform(1e-4, 1.0)}
+    nuisance = (lambda c: space if c["effect"] else {}) if untuned_baseline else space
 
     def planted(e: float, s: int) -> dict:
         if not e:
@@ -72,5 +76,5 @@ def get_study(
         resources={"cpu": 1},
         max_concurrent=2,
         cost="seconds",
-        tuning=Tuning({"lr": tune.loguniform(1e-4, 1.0)}, "val/score", "max", tuned_trials) if tuned_trials else None,
+        tuning=Tuning(nuisance, "val/score", "max", tuned_trials) if tuned_trials else None,
     )

@@ -155,3 +155,13 @@ def test_a_trainable_can_declare_its_own_divergence(tmp_path):
         rec.finish(p.trial_id)
     status = read_trials(tmp_path).set_index("seed")["status"]
     assert status[0] == "diverged" and status[1] == "ok"  # a finite loss, but the trainable's rule fired
+
+
+def test_an_arm_with_an_empty_space_is_not_tuned_and_still_confirmed(tmp_path, ray_session):
+    study = _synthetic.get_study(seeds=2, steps=1, tuned_trials=3, untuned_baseline=True)
+    summary = run(study, tmp_path)
+    assert summary["tuned"] == 3 and summary["ok"] == 4
+    trials = read_trials(tmp_path / "synthetic")
+    assert set(trials.loc[trials["phase"] == "tune", "arm"]) == {"effect=0.5"}
+    main = trials[trials["phase"] == "main"].set_index("arm")
+    assert main.loc["effect=0.0", "config/lr"].isna().all() and main.loc["effect=0.5", "config/lr"].notna().all()

@@ -37,3 +37,32 @@ def test_lr_finiteness_smoke_runs_and_reports(tmp_path, ray_session):
     figures = {p.stem for p in (tmp_path / "reports" / "lr_finiteness" / "smoke").glob("*.png")}
     assert {"exact_orders", "two_parameter_model", "regularisation_at_matched_loss", "accuracy_vs_step_size"} <= figures
     assert {"edge_of_stability", "flatness", "trial_status"} <= figures
+
+
+def test_weissi_smoke_runs_and_reports(tmp_path, ray_session):
+    summary = run(load("weissi", "smoke"), tmp_path / "results")
+    assert summary["ok"] == 22 and summary["failed"] == 0
+    report_all(tmp_path / "results", tmp_path / "reports")
+    verdicts = read_verdicts(tmp_path / "results" / "weissi").set_index("claim_id")
+    for claim in ("W1", "W2", "W3", "W4"):
+        assert verdicts.loc[claim, "verdict"] == "SUPPORTED", verdicts.loc[claim, "reason"]
+    assert verdicts.loc["W-C1", "verdict"] == "FAIL" and verdicts.loc["W-P1", "verdict"] == "PASS"
+    assert verdicts["controls_ok"].all()
+    for claim in ("W5", "W6", "W7"):
+        assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE"
+    figures = {p.stem for p in (tmp_path / "reports" / "weissi" / "smoke").glob("*.png")}
+    assert {"invariance", "orbit", "balance_dynamics", "optimiser_equivalence", "isolation", "robustness", "norms"} <= figures
+
+
+def test_pg_vs_zo_smoke_runs_and_reports(tmp_path, ray_session):
+    summary = run(load("pg_vs_zo", "smoke"), tmp_path / "results")
+    assert summary["ok"] == 5 and summary["failed"] == 0
+    report_all(tmp_path / "results", tmp_path / "reports")
+    verdicts = read_verdicts(tmp_path / "results" / "pg_vs_zo").set_index("claim_id")
+    for claim in ("Z1", "Z2", "Z3", "Z4"):
+        assert verdicts.loc[claim, "verdict"] == "SUPPORTED", verdicts.loc[claim, "reason"]
+    assert verdicts.loc["Z-C1", "verdict"] == "FAIL" and verdicts.loc["Z-C2", "verdict"] == "FAIL"
+    assert verdicts["controls_ok"].all() and "level chance + 50 pp reached" in verdicts.loc["Z5", "reason"]
+    assert verdicts.loc["Z6", "reason"].startswith("not_run_at_budget")
+    figures = {p.stem for p in (tmp_path / "reports" / "pg_vs_zo" / "smoke").glob("*.png")}
+    assert {"identities", "variance_vs_dimension", "baselines", "cosine_vs_q", "learning_curves", "final_accuracy"} <= figures

@@ -1,0 +1,1 @@
+"""Gradient estimators without backpropagation through the objective: zeroth-order and policy gradient."""
