@@ -260,8 +260,9 @@ def estimator_stats(config: dict, report) -> None:
     """Cosine between the ZO estimate on CE and the backprop gradient, at points along a CE-backprop trajectory.
 
     At each of `points` parameter points (every `steps_per_point` = 100 Adam steps) on a fixed batch of 256
-    training examples, for each q of the grid, `reps` estimates (directions seeded by point, q and repetition); reports mean cos and
-    cos^2 per q, and the Z1 identity at scale (10 draws of the Gaussian-policy term vs the ZO term on accuracy).
+    training examples, for each q of the grid, `reps` estimates (directions seeded by point, q and repetition);
+    reports mean cos and cos^2 per q, and the Z1 identity at scale (10 draws of the Gaussian-policy term vs the
+    ZO term on accuracy).
     """
     data = load(config["dataset"])
     dtype = getattr(torch, config["stat_dtype"])
