@@ -361,7 +361,8 @@ def fig_isolation(t: Tables):
     cols = _cell_cols(ep)
     g = style.sns.catplot(
         data=best, x="reg", y="test_acc", row="optimizer", col=cols[0] if cols else None, kind="point", errorbar=("ci", 95),
-        order=[r for r in REG_ORDER if r in set(best["reg"])], color=style.FLOODED, height=2.8, aspect=1.8, sharey=False,
+        order=[r for r in REG_ORDER if r in set(best["reg"])], color=style.FLOODED, linestyle="none", height=2.8,
+        aspect=1.8, sharey=False,
     )  # fmt: skip
     g.set_axis_labels("regulariser (best setting on validation)", "test accuracy")
     g.figure.suptitle("W5 / W7: test accuracy per arm (95% CI over seeds)", y=1.02)
@@ -395,8 +396,9 @@ def fig_robustness(t: Tables):
     axes[0].set_xlabel("eps (input units)")
     axes[0].set_ylabel("accuracy (mean over seeds and optimisers)")
     axes[0].legend(fontsize=6)
+    order = [r for r in REG_ORDER if r in set(best["reg"])]
     style.sns.pointplot(data=best, x="reg", y="test/input_grad_norm", hue="optimizer", errorbar=("ci", 95), ax=axes[1],
-                        order=[r for r in REG_ORDER if r in set(best["reg"])])  # fmt: skip
+                        linestyle="none", dodge=0.3, order=order)  # fmt: skip
     axes[1].set_ylabel("mean ||grad_x CE||")
     axes[1].tick_params(axis="x", labelsize=7)
     fig.suptitle("W6: robustness (FGSM dashed, PGD solid) and input-gradient norm per arm", y=1.02)
