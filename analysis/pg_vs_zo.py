@@ -447,6 +447,7 @@ def fig_curves(t: Tables):
     )
     for ax in g.axes.flat:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(style.plt.NullFormatter())  # decade labels only; minor labels overlap
         ax.axhline(CHANCE, ls=":", color="grey")
     g.set_axis_labels("example-forward equivalents", "validation accuracy")
     g.figure.suptitle("Z5 / Z6: learning curves at matched forward budgets (band: s.d. over seeds)", y=1.03)
