@@ -2,6 +2,7 @@
 
     python -m studies list
     python -m studies run flooding --budget local [--results DIR] [--address auto] [--force]
+    python -m studies check-cluster [cluster.yaml] [--results s3://bucket/prefix]
     python -m studies run all --budget smoke
     python -m studies status flooding [--budget local] [--results DIR]
 
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("name")
     status.add_argument("--budget", default=None, help="one budget (default: every budget with results)")
     status.add_argument("--results", type=Path, default=Path("results"))
+    check = sub.add_parser("check-cluster", help="validate a Ray cluster file offline (Ray's schema and our needs)")
+    check.add_argument("path", nargs="?", type=Path, default=Path("cluster.yaml"))
+    check.add_argument("--results", default=None, help="where studies will write (a URI such as s3://bucket/prefix)")
     return p
 
 
@@ -93,10 +97,22 @@ def cmd_status(args) -> None:
             print(f"  {v['claim_id']:6s} {v['verdict']:12s} {v['reason']}")
 
 
+def cmd_check_cluster(args) -> None:
+    from studies._cluster import check_cluster
+
+    for line in check_cluster(args.path, args.results):
+        print(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"list": lambda: cmd_list(), "run": lambda: cmd_run(args), "status": lambda: cmd_status(args)}[args.cmd]()
+        {
+            "list": lambda: cmd_list(),
+            "run": lambda: cmd_run(args),
+            "status": lambda: cmd_status(args),
+            "check-cluster": lambda: cmd_check_cluster(args),
+        }[args.cmd]()
     except StudyError as exc:
         print(f"studies: error: {exc}", file=sys.stderr)
         return 2

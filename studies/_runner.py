@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -297,6 +298,34 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
 
 
+def connect(address: str, timeout: float = 3.0) -> None:
+    """Join the Ray cluster at `address` before anything is written, or fail fast with a one-line `StudyError`.
+
+    A `host:port` (or `ray://host:port`) address is first probed with a plain TCP connection, so an unreachable
+    head is reported within `timeout` seconds instead of after Ray's own retries.
+
+    Args:
+        address (str):
+            `auto`, `host:port` or `ray://host:port`.
+        timeout (float):
+            Seconds to wait for the TCP probe.
+    """
+    if address != "auto":
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit():
+            raise StudyError(f"--address {address!r} is not 'auto', 'host:port' or 'ray://host:port'")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise StudyError(f"cannot reach Ray at {address} ({reason}); is the cluster up (ray up cluster.yaml)?") from exc
+    try:
+        init_ray(address)
+    except (ConnectionError, TimeoutError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot join Ray at {address}: {first}") from exc
+
+
 def run_checks(study: Study, study_dir: Path, common: dict, force: bool) -> None:
     """Run the study's exact checks in this process and store them as trial `checks-<hash>` (arm `checks`)."""
     if study.checks is None:
@@ -354,6 +383,8 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
         dict: counts of planned, skipped and run main trials by status (`tuned`: tuning trials run).
     """
     grid = validate(study)
+    if address:
+        connect(address)  # fail fast, before anything is written
     study_dir = Path(results) / study.name
     with exclusive(study_dir):
         common = {

@@ -71,3 +71,22 @@ def test_list_names_studies_claims_and_costs():
     res = run_cli("list")
     assert res.returncode == 0, res.stderr
     assert "flooding:" in res.stdout and "F1 F2 F3 F4 F5 F6 F-P1 F-C1 F-P2" in res.stdout and "120 trials" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("127.0.0.1:9", "cannot reach Ray at 127.0.0.1:9"),
+        ("nowhere", "is not 'auto', 'host:port'"),
+        ("auto", "cannot join Ray at auto"),
+    ],
+)
+def test_an_unreachable_cluster_fails_fast_naming_the_address(address, message, tmp_path):
+    import time
+
+    t0 = time.monotonic()
+    res = run_cli("run", "flooding", "--budget", "smoke", "--address", address, "--results", str(tmp_path))
+    assert res.returncode == 2 and time.monotonic() - t0 < 60
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("studies: error:") and message in lines[0], res.stderr
+    assert not any(tmp_path.iterdir())  # nothing written
