@@ -361,7 +361,9 @@ def check_i5(t: Tables) -> Verdict:
         for r, p in zip(rows, holm([r[key] for r in rows]), strict=True):
             r[f"{key}_holm"] = p
     for r in rows:
-        if r["p_worse_than_h_big_holm"] < ALPHA or r["p_worse_than_mu0_holm"] < ALPHA:
+        if not r["h_compared"] > r["h"]:  # no larger step on the grid to compare with
+            r["verdict"] = INCONCLUSIVE
+        elif r["p_worse_than_h_big_holm"] < ALPHA or r["p_worse_than_mu0_holm"] < ALPHA:
             r["verdict"] = REFUTED
         elif r["p_better_holm"] < ALPHA and r["p_tost_holm"] < ALPHA and r["rig_between"]:
             r["verdict"] = SUPPORTED

@@ -164,16 +164,14 @@ def check_zc1(t: Tables) -> Verdict:
 
 
 def check_zc2(t: Tables) -> Verdict:
-    """Z-C2: the self-inclusive mean baseline "matches the exact gradient" must FAIL (> 3 s.e.); LOO is reported."""
+    """Z-C2: the self-inclusive mean baseline "matches the exact gradient" must FAIL (> 3 s.e.); LOO must match."""
     m, loo = t.check("zc2_mean/max_z"), t.check("zc2_loo/max_z")
     if not m:
         return Verdict(PASS, "exact checks missing, so the control cannot show it fails")
-    return Verdict(
-        PASS if m[0] <= 3 else FAIL,
-        f"self-inclusive mean: max |z| {m[0]:.1f}; leave-one-out: max |z| {loo[0]:.1f}",
-        effect=m[0],
-        threshold=3.0,
-    )
+    text = f"self-inclusive mean: max |z| {m[0]:.1f}; leave-one-out: max |z| {loo[0]:.1f}"
+    if loo[0] > 3:  # the unbiased version must match; if it does not, the check itself is broken
+        return Verdict(PASS, f"{text}: the leave-one-out baseline does not match either, so the check is broken", effect=m[0])
+    return Verdict(PASS if m[0] <= 3 else FAIL, text, effect=m[0], threshold=3.0)
 
 
 def check_zp1(t: Tables) -> Verdict:
@@ -256,7 +254,7 @@ def check_z5(t: Tables) -> Verdict:
             f"one seed at smoke; level chance + 50 pp {'reached' if reached else 'not reached'}: {text}",
             **common,
         )
-    if any(r["ci_high"] < 0.10 for r in rows):
+    if any(r["n"] >= 2 and r["ci_high"] < 0.10 for r in rows):
         return Verdict(REFUTED, text, **common)
     methods = {r["method"] for r in rows}
     if methods == {"pg_reinforce", "zo_acc"} and all(r["p_holm"] < 0.01 and r["level_ok"] for r in rows):

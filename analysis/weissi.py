@@ -135,7 +135,7 @@ def check_w5(t: Tables) -> Verdict:
         rows,
         "WEISSI and L2/WD",
         supported=lambda r: r["p_greater_holm"] < ALPHA and r["delta"] >= MIN_GAIN,
-        refuted=lambda r: r["ci_high"] < MIN_GAIN,
+        refuted=lambda r: r["n"] >= 2 and r["ci_high"] < MIN_GAIN,
     )
 
 

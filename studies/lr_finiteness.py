@@ -27,7 +27,7 @@ from analysis import lr_finiteness as lf
 from core.data.classification import load, with_train_size
 from core.flows import flow, gd_step, gradient, one_step_errors
 from core.models import mlp, resnet18_cifar, vgg11_cifar
-from core.regularizers import egr_grads, full_batch_grad, penalty_grad_fd
+from core.regularizers import egr_grads, full_batch_grad, matching_mu, penalty_grad_fd
 from core.testing import product_loss
 from core.train.gradient_descent import GDConfig, fit_gd
 from studies import Claim, Study, expand
@@ -42,7 +42,7 @@ STEP_SIZES = {
 EGR = {  # small h -> mu values on ||grad L||^2 (sum over parameters); mu = (h_big - h) / 4
     "smoke": {0.05: [0.0875, 0.35]},  # h_big = 0.4, 1.45
     "local": {0.1: [0.075, 0.175]},  # h_big = 0.4, 0.8
-    "full": {0.01: [1e-4, 1e-3, 1e-2, 1e-1]},
+    "full": {0.01: [matching_mu(0.01, hb) for hb in (0.02, 0.05, 0.1, 0.2, 0.4)]},  # h + 4 mu lands on the h grid
 }
 ACTIVATIONS = {"smoke": ["softplus", "relu"], "local": ["softplus", "relu"], "full": ["relu", "gelu"]}
 SEEDS = {"smoke": [0, 1], "local": [0, 1, 2, 3, 4], "full": [0, 1, 2, 3, 4]}

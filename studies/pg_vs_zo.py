@@ -101,7 +101,8 @@ CLAIMS = (
         "Z5",
         "Policy gradient (0/1 reward) and ZO (batch 0/1 accuracy) both optimise a non-differentiable metric.",
         "Per model: test accuracy minus the initial model's, paired over seeds, for pg_reinforce and zo_acc. SUPPORTED "
-        "if both improve (one-sided paired t, Holm over models, p < 0.01) in every model and every seed reaches chance "
+        "if both improve (one-sided paired t, Holm over models and methods, p < 0.01) in every model and every seed "
+        "reaches chance "
         "+ 50 pp (local) or lies within 5 pp of ce_backprop (full); REFUTED if either method's improvement has a 95% CI "
         "upper bound below 10 pp in any model; else INCONCLUSIVE.",
         "empirical",
@@ -130,7 +131,7 @@ CLAIMS = (
         "Z-C2",
         "With B = 4, REINFORCE with a batch-mean baseline that includes the sample matches the exact gradient.",
         "Its expected shrinkage is 0.75x: it must differ by > 3 s.e. (FAIL), else INVALID; the leave-one-out mean must "
-        "match (reported).",
+        "match, else the check itself is broken and the control reads PASS (INVALID).",
         "negative_control",
         pz.check_zc2,
     ),

@@ -6,8 +6,9 @@ first reaches `target_loss` (or after `max_steps`). Along the way it records, at
 set, so step sizes are compared at matched loss, not at matched step count (that would favour large h).
 
 Full batch (`batch_size = 0`): every step's gradient is the full training gradient, so the loss and R_IG are
-exact at every step. SGD (`batch_size > 0`): steps use seeded per-epoch shuffles; the full training loss and
-R_IG are evaluated every `eval_every` steps, and crossings are detected there.
+exact at every step (a batch-norm model then normalises each chunk of `chunk` examples by its own statistics).
+SGD (`batch_size > 0`): steps use seeded per-epoch shuffles; the full training loss and R_IG are evaluated every
+`eval_every` steps in eval mode, and crossings are detected there. lambda_max is always measured in eval mode.
 
 Stability (the spec's stable range: runs that reach the target without a spike above 2x the running
 minimum): a spike is recorded (`train/spiked = 1`) and training goes on, since a transient spike (a catapult)
@@ -57,7 +58,8 @@ class GDConfig:
     batch_size: int = 0
     """0 for full-batch GD, else the SGD mini-batch size (the penalty is then per mini-batch)."""
     target_loss: float = 0.05
-    """Stop when the full training loss is at most this (matched loss); 0 runs `max_steps` steps."""
+    """Stop when the full training loss is at most this (matched loss); 0 runs `max_steps` steps (equal steps), and
+    a run that completes them counts as having reached its endpoint (`train/reached = 1`)."""
     loss_levels: tuple[float, ...] = (0.5, 0.2, 0.1, 0.05)
     """Training-loss levels at which R_IG is recorded on the first crossing."""
     eval_every: int = 100
@@ -196,9 +198,11 @@ def fit_gd(model: nn.Module, data: Splits, cfg: GDConfig, report: Report, device
 
     def lambda_max(iters: int) -> float:
         nonlocal eig_vec
+        model.eval()  # a fixed function: batch norm, if any, on running statistics (as in classifier.curvature)
         eig, eig_vec = top_hessian_eigenpair(
             lambda: _mean_loss(model, x[:n_curv], y[:n_curv]), params, iters, seed=cfg.seed, init=eig_vec
         )
+        model.train()
         return eig
 
     def batch_grads(xb: torch.Tensor, yb: torch.Tensor) -> tuple[float, list[torch.Tensor], list[torch.Tensor]]:
@@ -230,7 +234,9 @@ def fit_gd(model: nn.Module, data: Splits, cfg: GDConfig, report: Report, device
         else:
             measured = step % cfg.eval_every == 0 or step == cfg.max_steps
             if measured:
+                model.eval()  # measure a fixed function; batch statistics of the chunks would depend on the chunk size
                 loss, g_full = full_train_grad(model, x, y, cfg.chunk)
+                model.train()
                 rig = _sq(g_full)
         if measured:
             if not math.isfinite(loss) or not math.isfinite(rig):
@@ -260,6 +266,7 @@ def fit_gd(model: nn.Module, data: Splits, cfg: GDConfig, report: Report, device
                 }
             )
         if step == cfg.max_steps:
+            reached = cfg.target_loss == 0  # the equal-steps protocol's endpoint is its last step
             break
         # 2. One step.
         if not full:

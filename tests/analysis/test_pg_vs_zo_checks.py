@@ -99,6 +99,13 @@ def test_real_exact_checks_and_controls(exact):
     assert pa.check_zp1(t).verdict == "PASS" and pa.check_zp2(t).verdict == "PASS"
 
 
+def test_a_biased_leave_one_out_baseline_breaks_control_z_c2(exact):
+    bad = exact.copy()
+    bad.loc[bad["metric"] == "zc2_loo/max_z", "value"] = 9.0
+    v = pa.check_zc2(dataclasses.replace(planted(), checks=bad))
+    assert v.verdict == "PASS" and "check is broken" in v.reason  # PASS of a must-FAIL control: INVALID
+
+
 def test_a_leaky_accuracy_invalidates_the_study(exact):
     bad = exact.copy()
     bad.loc[bad["metric"] == "zc1/zero_fraction", "value"] = 0.2  # as if accuracy used soft probabilities

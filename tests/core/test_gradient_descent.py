@@ -49,6 +49,7 @@ def test_full_batch_gd_with_and_without_egr_equals_a_naive_loop(mu):
                 p -= 0.4 * p.grad
     torch.testing.assert_close(_flat(got), _flat(ref), rtol=1e-10, atol=1e-12)
     assert [r["step"] for r in reports] == [0, 5, 10, 12] and reports[-1]["train/steps"] == 12
+    assert reports[-1]["train/reached"] == 1  # equal-steps protocol (target_loss = 0): its endpoint is the last step
 
 
 def test_fgr_approaches_double_backprop_as_the_radius_shrinks():

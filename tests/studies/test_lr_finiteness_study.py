@@ -41,6 +41,9 @@ def test_full_budget_declares_gpus_models_protocols_and_both_egr_implementations
     assert {c["protocol"] for c in configs} == {"P1", "P2"} and {c["dataset"] for c in configs} == {"cifar10", "cifar100"}
     assert {c["egr_impl"] for c in configs if c["egr_mu"] > 0} == {"double_backprop", "fgr"}
     assert {c["batch_size"] for c in configs} == {0, 128}
+    # I5 compares EGR at h with plain GD at h + 4 mu: every full-budget mu lands on a step size of the grid.
+    egr = {round(c["lr"] + 4 * c["egr_mu"], 12) for c in configs if c["egr_mu"] > 0}
+    assert egr <= set(lr.STEP_SIZES["full"]) and 0.01 not in egr
 
 
 @pytest.mark.parametrize(
