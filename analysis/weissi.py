@@ -53,6 +53,12 @@ def _best(ep: pd.DataFrame, regs: tuple[str, ...]) -> pd.DataFrame:
     return sub[(sub["reg"] == reg) & (sub["setting"] == setting)]
 
 
+def best_per_arm(ep: pd.DataFrame) -> pd.DataFrame:
+    """The runs of every (cell, optimizer, reg) arm at its best setting on validation, for the figures."""
+    groups = ep.groupby(_cell_cols(ep) + ["optimizer"])
+    return pd.concat([_best(g, (reg,)) for _, g in groups for reg in REG_ORDER if (g["reg"] == reg).any()])
+
+
 def _cells(ep: pd.DataFrame):
     cols = _cell_cols(ep) + ["optimizer"]
     for key, g in ep.groupby(cols, sort=True):
@@ -350,14 +356,7 @@ def fig_isolation(t: Tables):
     ep = endpoints(t)
     if ep.empty:
         return None
-    best = pd.concat(
-        [
-            _best(g, (reg,))
-            for _, g in ep.groupby(_cell_cols(ep) + ["optimizer"])
-            for reg in REG_ORDER
-            if (g["reg"] == reg).any()
-        ]
-    )
+    best = best_per_arm(ep)
     cols = _cell_cols(ep)
     g = style.sns.catplot(
         data=best, x="reg", y="test_acc", row="optimizer", col=cols[0] if cols else None, kind="point", errorbar=("ci", 95),
@@ -374,14 +373,7 @@ def fig_robustness(t: Tables):
     ep = endpoints(t)
     if ep.empty:
         return None
-    best = pd.concat(
-        [
-            _best(g, (reg,))
-            for _, g in ep.groupby(_cell_cols(ep) + ["optimizer"])
-            for reg in REG_ORDER
-            if (g["reg"] == reg).any()
-        ]
-    )
+    best = best_per_arm(ep)
     attacks = [c for c in best if c.startswith("test/fgsm_acc@") or c.startswith("test/pgd_acc@")]
     long = best.melt(
         id_vars=["optimizer", "reg", "seed"], value_vars=["test_acc", *attacks], var_name="attack", value_name="acc"
@@ -410,14 +402,7 @@ def fig_norms(t: Tables):
     ep = endpoints(t)
     if ep.empty:
         return None
-    best = pd.concat(
-        [
-            _best(g, (reg,))
-            for _, g in ep.groupby(_cell_cols(ep) + ["optimizer"])
-            for reg in REG_ORDER
-            if (g["reg"] == reg).any()
-        ]
-    )
+    best = best_per_arm(ep)
     curves = pd.concat([t.curves(m).assign(metric=m) for m in ("weights/log10_prod_norm", "weights/spread")])
     curves = curves[curves["trial_id"].isin(best["trial_id"])].rename(
         columns={"config/reg": "reg", "config/optimizer": "optimizer"}
