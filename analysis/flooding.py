@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis import style
-from analysis.stats import ALPHA, bootstrap_ci, holm, loglog_slope, paired_test, spearman_ci
+from analysis.stats import ALPHA, bootstrap_ci, holm_columns, loglog_slope, paired_test, spearman_ci
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict
 
 CELL_KEYS = ("config/dataset", "config/weight_decay", "config/augment")  # full-budget factors, when present
@@ -106,8 +106,7 @@ def check_f1(t: Tables) -> Verdict:
         )
     if not rows:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no finished trials with b = 0 and b > 0")
-    for r, pg, pl in zip(rows, holm([r["p_greater"] for r in rows]), holm([r["p_less"] for r in rows]), strict=True):
-        r["p_greater_holm"], r["p_less_holm"] = pg, pl
+    holm_columns(rows, "p_greater", "p_less")
     sig_up = sum(r["p_greater_holm"] < ALPHA for r in rows)
     sig_down = sum(r["p_less_holm"] < ALPHA for r in rows)
     per_seed = pd.concat([_pairs(ep, c, b, "test_acc").pipe(lambda p: p["flooded"] - p["baseline"]) for _, c, b in _cells(ep)])
@@ -309,8 +308,7 @@ def check_f5(t: Tables) -> Verdict:
         )
     if not rows:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no finished trials")
-    for r, pf, ps in zip(rows, holm([r["p_flatter"] for r in rows]), holm([r["p_sharper"] for r in rows]), strict=True):
-        r["p_flatter_holm"], r["p_sharper_holm"] = pf, ps
+    holm_columns(rows, "p_flatter", "p_sharper")
     flat = sum(r["p_flatter_holm"] < ALPHA for r in rows)
     sharp = sum(r["p_sharper_holm"] < ALPHA for r in rows)
     text = f"{flat}/{len(rows)} cells significantly flatter at b*, {sharp} significantly sharper (Holm, one-sided paired t)"

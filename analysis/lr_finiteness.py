@@ -14,8 +14,8 @@ import pandas as pd
 from scipy import stats
 
 from analysis import style
-from analysis.stats import ALPHA, holm, loglog_slope, paired_test, spearman_ci
-from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict
+from analysis.stats import ALPHA, holm, holm_columns, loglog_slope, paired_test, spearman_ci
+from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict, all_cells
 
 CELL_KEYS = ("config/model", "config/dataset", "config/protocol", "config/batch_size")  # full-budget factors
 LEVELS = (0.5, 0.2, 0.1, 0.05)
@@ -73,14 +73,6 @@ def _cells(ep: pd.DataFrame):
 
 def _label(cell: dict) -> str:
     return ", ".join(f"{v}" for v in cell.values())
-
-
-def _combine(cells: list[tuple[str, str]]) -> str:
-    """SUPPORTED if every cell is, REFUTED if any is, else INCONCLUSIVE."""
-    verdicts = [v for _, v in cells]
-    if verdicts and all(v == SUPPORTED for v in verdicts):
-        return SUPPORTED
-    return REFUTED if REFUTED in verdicts else INCONCLUSIVE
 
 
 # Exact claims and controls.
@@ -219,9 +211,7 @@ def _i4_decide(rows: list[dict]) -> list[tuple[str, str]]:
     for lv in LEVELS:
         for r, p in zip(rows, holm([r[f"p@{lv:g}"] for r in rows]), strict=True):
             r[f"p_holm@{lv:g}"] = p
-    for key in ("p_up", "p_down_all"):
-        for r, p in zip(rows, holm([r[key] for r in rows]), strict=True):
-            r[f"{key}_holm"] = p
+    holm_columns(rows, "p_up", "p_down_all")
     out = []
     for r in rows:
         neg = sum(r[f"rho@{lv:g}"] <= RHO and r[f"p_holm@{lv:g}"] < RHO_ALPHA for lv in LEVELS)
@@ -242,7 +232,7 @@ def check_i4(t: Tables) -> Verdict:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no plain runs")
     rows = [{"cell": _label(cell), **cell, **_i4_cell(g)} for cell, g in _cells(ep)]
     cells = _i4_decide(rows)
-    verdict = _combine(cells)
+    verdict = all_cells([v for _, v in cells])
     # Sensitivity (no verdict): the same rule with the runs that spiked but still reached the target.
     loose = [{"cell": _label(cell), **_i4_cell(g.assign(stable=g["reached"]))} for cell, g in _cells(ep)]
     loose_cells = _i4_decide(loose)
@@ -357,9 +347,7 @@ def check_i5(t: Tables) -> Verdict:
         )
     if not rows:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no EGR runs")
-    for key in ("p_better", "p_worse_than_mu0", "p_tost", "p_worse_than_h_big"):
-        for r, p in zip(rows, holm([r[key] for r in rows]), strict=True):
-            r[f"{key}_holm"] = p
+    holm_columns(rows, "p_better", "p_worse_than_mu0", "p_tost", "p_worse_than_h_big")
     for r in rows:
         if not r["h_compared"] > r["h"]:  # no larger step on the grid to compare with
             r["verdict"] = INCONCLUSIVE
@@ -369,7 +357,7 @@ def check_i5(t: Tables) -> Verdict:
             r["verdict"] = SUPPORTED
         else:
             r["verdict"] = INCONCLUSIVE
-    verdict = _combine([(r["cell"], r["verdict"]) for r in rows])
+    verdict = all_cells([r["verdict"] for r in rows])
     text = "; ".join(
         f"{r['cell']}: {r['verdict']} (mu*={r['mu_star']:g} [{r['impl']}] vs mu=0: {r['gain_vs_mu0']:+.4f}, "
         f"p={r['p_better_holm']:.3g}; "
@@ -438,8 +426,7 @@ def _i6(t: Tables, ep: pd.DataFrame) -> Verdict:
             }
         )
     tested = [r for r in rows if "diff" in r]
-    for r, p in zip(tested, holm([r["p"] for r in tested]), strict=True):
-        r["p_holm"] = p
+    holm_columns(tested, "p")
     for r in rows:
         if "diff" not in r:
             r["verdict"] = INCONCLUSIVE
@@ -449,7 +436,7 @@ def _i6(t: Tables, ep: pd.DataFrame) -> Verdict:
             r["verdict"] = SUPPORTED
         else:
             r["verdict"] = INCONCLUSIVE
-    verdict = _combine([(r["cell"], r["verdict"]) for r in rows])
+    verdict = all_cells([r["verdict"] for r in rows])
     text = "; ".join(
         f"{r['cell']}: {r['verdict']} (h*={r['h_star']:g} vs h_min={r['h_min']:g}: {r['diff']:+.4f} "
         f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}], p={r['p_holm']:.3g})"

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis import style
-from analysis.stats import ALPHA, bootstrap_ci, holm, paired_test
+from analysis.stats import ALPHA, bootstrap_ci, holm_columns, paired_test
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict
 
 D = {"softmax_pool14": 1970, "softmax": 7850, "mlp32": 25450}  # MNIST-5k models; digits softmax is 650
@@ -223,8 +223,7 @@ def check_z5(t: Tables) -> Verdict:
                 "mean_acc": float(g["test/acc"].mean()),
             }
         )
-    for r, p in zip(rows, holm([r["p"] for r in rows]), strict=True):
-        r["p_holm"] = p
+    holm_columns(rows, "p")
     level = {
         "full": lambda r: r["mean_acc"] >= r["ce_mean"] - 0.05,
         "local": lambda r: r["min_acc"] >= CHANCE + 0.5,
@@ -290,9 +289,7 @@ def check_z6(t: Tables) -> Verdict:
         )
     if len(rows) < 2:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: fewer than two models with paired pg and zo_acc runs")
-    for key in ("p_greater", "p_less"):
-        for r, p in zip(rows, holm([r[key] for r in rows]), strict=True):
-            r[f"{key}_holm"] = p
+    holm_columns(rows, "p_greater", "p_less")
     rows.sort(key=lambda r: r["d"])
     small, large = rows[0], rows[-1]
     diff = (gaps[large["model"]] - gaps[small["model"]]).dropna().to_numpy()

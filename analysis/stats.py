@@ -73,6 +73,20 @@ def holm(pvalues: list[float]) -> list[float]:
     return out.tolist()
 
 
+def holm_columns(rows: list[dict], *keys: str) -> None:
+    """Holm-adjust each column `key` of a claim's per-cell rows in place, as `<key>_holm` (one family per key).
+
+    Args:
+        rows (list[dict]):
+            One dict per cell.
+        *keys (str):
+            Names of the raw p-value columns.
+    """
+    for key in keys:
+        for r, p in zip(rows, holm([r[key] for r in rows]), strict=True):
+            r[f"{key}_holm"] = p
+
+
 def bootstrap_ci(x: np.ndarray, statistic=np.median, seed: int = 0) -> tuple[float, float]:
     """95% percentile bootstrap CI of a one-sample statistic (10,000 resamples, seeded).
 

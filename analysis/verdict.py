@@ -68,6 +68,13 @@ class Tables:
         return m.merge(self.trials, on="trial_id").sort_values(["trial_id", "step"])
 
 
+def all_cells(verdicts: list[str]) -> str:
+    """A claim tested in several cells: SUPPORTED if every cell supports it, REFUTED if any refutes it, else INCONCLUSIVE."""
+    if verdicts and all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED
+    return REFUTED if REFUTED in verdicts else INCONCLUSIVE
+
+
 def evaluate(study, tables: Tables) -> pd.DataFrame:
     """Run every control and claim check of a study and apply the INVALID rule.
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import style
-from analysis.stats import ALPHA, holm, paired_test
-from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict
+from analysis.stats import ALPHA, holm_columns, paired_test
+from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict, all_cells
 
 CELL_KEYS = ("config/model", "config/dataset")
 MIN_GAIN = 0.003  # W5: 0.3 pp
@@ -97,9 +97,7 @@ def _versus(t: Tables, col: str, mine: tuple[str, ...], theirs: tuple[str, ...],
                 "n": up.n,
             }
         )
-    for key in ("p_greater", "p_less"):
-        for r, p in zip(rows, holm([r[key] for r in rows]), strict=True):
-            r[f"{key}_holm"] = p
+    holm_columns(rows, "p_greater", "p_less")
     return rows
 
 
@@ -109,7 +107,7 @@ def _decide(t: Tables, rows: list[dict], what: str, supported, refuted) -> Verdi
     for r in rows:
         r["verdict"] = REFUTED if refuted(r) else SUPPORTED if supported(r) else INCONCLUSIVE
     verdicts = [r["verdict"] for r in rows]
-    verdict = SUPPORTED if all(v == SUPPORTED for v in verdicts) else REFUTED if REFUTED in verdicts else INCONCLUSIVE
+    verdict = all_cells(verdicts)
     decider = next(r for r in rows if r["verdict"] == verdict) if verdict in verdicts else rows[0]
     text = "; ".join(
         f"{r['cell']}: {r['verdict']} ({r['arm']} vs {r['versus']}: {r['delta']:+.4f} [{r['ci_low']:+.4f}, "
