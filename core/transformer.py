@@ -1,0 +1,74 @@
+"""A small pre-norm Transformer whose attention is any variant of `core.attention.ATTENTION`, chosen by name.
+
+`SelfAttention` projects to heads and calls the variant with the layer's causal flag and key-padding mask;
+`Block` is attention plus a GELU MLP, each with a residual; `CausalLM` adds token and learned position
+embeddings and a linear head. With `keep_qk = True` a layer stores its last q and k (for attention-row
+diagnostics on a trained model).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.attention import ATTENTION
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a named attention variant."""
+
+    def __init__(self, d_model: int, heads: int, attention: str, causal: bool):
+        super().__init__()
+        if attention not in ATTENTION:
+            raise ValueError(f"unknown attention {attention!r}; expected one of {sorted(ATTENTION)}")
+        if d_model % heads:
+            raise ValueError(f"d_model {d_model} is not a multiple of heads {heads}")
+        self.heads, self.attention, self.causal = heads, attention, causal
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.keep_qk = False
+        self.last_qk: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if self.keep_qk:
+            self.last_qk = (q.detach(), k.detach())
+        o = ATTENTION[self.attention](q, k, v, causal=self.causal, key_padding_mask=key_padding_mask)
+        return self.out(o.transpose(1, 2).reshape(b, t, d))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, d_model: int, heads: int, attention: str, causal: bool, mlp_ratio: int = 4):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attn = SelfAttention(d_model, heads, attention, causal)
+        self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(), nn.Linear(mlp_ratio * d_model, d_model))
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), key_padding_mask)
+        return x + self.mlp(self.ln2(x))
+
+
+class CausalLM(nn.Module):
+    """Decoder-only language model: logits `[B, T, vocab]` for next-token prediction."""
+
+    def __init__(self, vocab: int, context: int, d_model: int, heads: int, layers: int, attention: str):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d_model)
+        self.pos = nn.Embedding(context, d_model)
+        self.blocks = nn.ModuleList(Block(d_model, heads, attention, causal=True) for _ in range(layers))
+        self.ln = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln(x))
+
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean next-token cross-entropy in nats (targets of -100 are ignored)."""
+        logits = self(idx)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
