@@ -481,14 +481,14 @@ def fig_quality(t: Tables):
         axes[0].fill_between(s.index, s["min"], s["max"], color=VARIANT_COLOURS.get(attn), alpha=0.2)
     axes[0].set(xlabel="step", ylabel="validation bits per token", title="confirmation seeds (band: min-max)")
     axes[0].legend(fontsize=7)
-    for i, attn in enumerate(a for a in VARIANT_COLOURS if a != "softmax"):
+    names = [a for a in VARIANT_COLOURS if a != "softmax" and a in set(runs["attn"])]
+    for i, attn in enumerate(names):
         diffs = paired_chunks(t, "lm", "test/chunk_nats", attn, "softmax")
         if diffs:
             mean, low, high = hierarchical_bootstrap(diffs, level=0.90)
             axes[1].errorbar(mean, i, xerr=[[mean - low], [high - mean]], fmt="o", color=VARIANT_COLOURS[attn])
     axes[1].axvspan(-MARGIN, MARGIN, color=style.BAND, alpha=0.3, label="+-ln 1.05")
     axes[1].axvline(0, color="grey", lw=0.8)
-    names = [a for a in VARIANT_COLOURS if a != "softmax"]
     axes[1].set_yticks(range(len(names)), names)
     axes[1].set(xlabel="test nats/token vs softmax (90% CI)", title="L5 margin")
     rec = chosen_runs(t, "recall")
