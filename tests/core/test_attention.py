@@ -158,3 +158,15 @@ def test_chunked_form_keeps_linear_memory_and_cumsum_keeps_t_d_m():
     assert 1.9 < kept("chunked", 2048) / kept("chunked", 1024) < 2.1
     assert kept("cumsum", 1024) >= 1024 * 32 * 32 * 4  # the [T, D, M] prefix sums
     assert kept("chunked", 1024) < kept("cumsum", 1024) / 4
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["softmax", "sdpa", "linear_elu", "taylor2"])
+def test_cuda_matches_cpu_in_float32_and_bfloat16(name):
+    q, k, v = _qkv(2, 4, 300, 16, 16, dtype=torch.float32)
+    ref = ATTENTION[name](q, k, v, causal=True)
+    cuda = ATTENTION[name](q.cuda(), k.cuda(), v.cuda(), causal=True)
+    torch.testing.assert_close(cuda.cpu(), ref, atol=1e-4, rtol=1e-4)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        half = ATTENTION[name](q.cuda(), k.cuda(), v.cuda(), causal=True)
+    assert float((half.float().cpu() - ref).abs().max()) < 5e-2
