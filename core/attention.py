@@ -93,12 +93,12 @@ def associative_linear(fq, fk, v, eps: float = EPS) -> torch.Tensor:
 
 def chunked_linear(fq, fk, v, chunk: int = CHUNK, eps: float = EPS) -> torch.Tensor:
     """Causal, by chunks: masked quadratic inside each chunk plus the state carried from earlier chunks."""
-    b, h, t, c = fq.shape
+    b, h, _, c = fq.shape
     state = fq.new_zeros(b, h, c, v.shape[-1])
     norm = fq.new_zeros(b, h, c, 1)
     outs = []
-    for s in range(0, t, chunk):
-        qc, kc, vc = fq[:, :, s : s + chunk], fk[:, :, s : s + chunk], v[:, :, s : s + chunk]
+    # split, not slicing in a loop: the backward of each slice would fill a full-length zero tensor (O(T^2 / C)).
+    for qc, kc, vc in zip(fq.split(chunk, dim=2), fk.split(chunk, dim=2), v.split(chunk, dim=2), strict=True):
         w = (qc @ kc.transpose(-1, -2)).tril()
         num = w @ vc + qc @ state
         den = w.sum(dim=-1, keepdim=True) + qc @ norm
