@@ -92,20 +92,27 @@ def associative_linear(fq, fk, v, eps: float = EPS) -> torch.Tensor:
 
 
 def chunked_linear(fq, fk, v, chunk: int = CHUNK, eps: float = EPS) -> torch.Tensor:
-    """Causal, by chunks: masked quadratic inside each chunk plus the state carried from earlier chunks."""
-    b, h, _, c = fq.shape
-    state = fq.new_zeros(b, h, c, v.shape[-1])
-    norm = fq.new_zeros(b, h, c, 1)
-    outs = []
-    # split, not slicing in a loop: the backward of each slice would fill a full-length zero tensor (O(T^2 / C)).
-    for qc, kc, vc in zip(fq.split(chunk, dim=2), fk.split(chunk, dim=2), v.split(chunk, dim=2), strict=True):
-        w = (qc @ kc.transpose(-1, -2)).tril()
-        num = w @ vc + qc @ state
-        den = w.sum(dim=-1, keepdim=True) + qc @ norm
-        outs.append(num / (den + eps))
-        state = state + kc.transpose(-1, -2) @ vc
-        norm = norm + kc.sum(dim=2)[..., None]
-    return torch.cat(outs, dim=2)
+    """Causal, by chunks, all chunks at once: masked quadratic blocks inside each chunk, plus each chunk's state
+    from the earlier ones (an exclusive prefix sum over the T / C chunk states, not over positions).
+
+    Keeps O(T C + (T / C) C_f M) for backward (C_f: feature dimension); a handful of batched ops whatever T is.
+    T is zero-padded to a multiple of the chunk; padded keys have zero features and padded queries are dropped.
+    """
+    b, h, t, c = fq.shape
+    m = v.shape[-1]
+    pad = -t % chunk
+    if pad:
+        fq, fk, v = (F.pad(x, (0, 0, 0, pad)) for x in (fq, fk, v))
+    n = (t + pad) // chunk
+    qc, kc, vc = fq.view(b, h, n, chunk, c), fk.view(b, h, n, chunk, c), v.view(b, h, n, chunk, m)
+    w = (qc @ kc.transpose(-1, -2)).tril()  # [B, H, N, C, C]
+    states = kc.transpose(-1, -2) @ vc  # [B, H, N, C_f, M]
+    norms = kc.sum(dim=-2, keepdim=True).transpose(-1, -2)  # [B, H, N, C_f, 1]
+    before = F.pad(states.cumsum(dim=2)[:, :, :-1], (0, 0, 0, 0, 1, 0))  # exclusive: the chunks strictly before
+    norms_before = F.pad(norms.cumsum(dim=2)[:, :, :-1], (0, 0, 0, 0, 1, 0))
+    num = w @ vc + qc @ before
+    den = w.sum(dim=-1, keepdim=True) + qc @ norms_before
+    return (num / (den + eps)).view(b, h, n * chunk, m)[:, :, :t]
 
 
 def cumsum_linear(fq, fk, v, eps: float = EPS) -> torch.Tensor:
