@@ -2,10 +2,12 @@
 
 Ray starts inside this process unless an address is given (`auto` joins a running cluster). The embedded
 Ray listens on 127.0.0.1 only. A driver-side callback writes each trial's row and metrics to Parquet the moment
-the trial ends, so a killed run loses at most the trials in flight and the same command resumes it.
+the trial ends, so a killed run loses at most the trials in flight and the same command resumes it. Results go to
+a local folder or a URI (`s3://bucket/prefix`, see `analysis.store`); only the driver writes them.
 """
 
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -13,6 +15,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from analysis.schema import FINISHED, read_trials, upsert_trials, write_json_atomic, write_metrics
+from analysis.store import OBJECT_STORES, check_writable, first_line, join, resolve
 from studies import Study, StudyError, config_hash, validate
 
 VERSIONED = ("torch", "ray", "optuna", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "claimbench")
@@ -117,11 +121,28 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def lock_path(study_dir: Path | str) -> Path:
+    """The local file `exclusive` locks: `results/<study>/.lock`, or for an object store a file on this machine.
+
+    S3 and GCS offer no create-if-absent that pyarrow exposes, so a lock object in the bucket would race (two
+    drivers can both see it missing and both write it) and a killed driver would leave it behind. A study in a
+    bucket is therefore locked on the machine running the driver (the cluster's head, where every `ray job submit`
+    runs): `<tmp>/claimbench-locks/<sha256 of the study's URI>.lock`. Two drivers on different machines writing
+    the same prefix are not stopped; don't do that (the trial table would keep the last writer's rows).
+    """
+    filesystem, path = resolve(study_dir)
+    if filesystem.type_name not in OBJECT_STORES:
+        return Path(path) / ".lock"
+    key = hashlib.sha256(f"{filesystem.type_name}://{path}".encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "claimbench-locks" / f"{key}.lock"
+
+
 @contextmanager
-def exclusive(study_dir: Path):
-    """Hold `results/<study>/.lock` so two runs never write the same tables at once."""
-    study_dir.mkdir(parents=True, exist_ok=True)
-    with open(study_dir / ".lock", "w") as fh:
+def exclusive(study_dir: Path | str):
+    """Hold the study's lock (`lock_path`) so two runs never write the same tables at once."""
+    path = lock_path(study_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -139,7 +160,7 @@ class Recorder:
     Written as a Ray Tune callback (the hooks below are Ray's names); also prints live progress.
     """
 
-    def __init__(self, study: Study, study_dir: Path, total: int, common: dict, label: str = ""):
+    def __init__(self, study: Study, study_dir: Path | str, total: int, common: dict, label: str = ""):
         self.study, self.dir, self.common, self.total, self.label = study, study_dir, common, total, label
         self.by_id: dict[str, Planned] = {}
         self.metrics: dict[str, list[tuple[int, str, float]]] = {}
@@ -326,7 +347,7 @@ def connect(address: str, timeout: float = 3.0) -> None:
         raise StudyError(f"cannot join Ray at {address}: {first}") from exc
 
 
-def run_checks(study: Study, study_dir: Path, common: dict, force: bool) -> None:
+def run_checks(study: Study, study_dir: Path | str, common: dict, force: bool) -> None:
     """Run the study's exact checks in this process and store them as trial `checks-<hash>` (arm `checks`)."""
     if study.checks is None:
         return
@@ -364,14 +385,22 @@ def run_checks(study: Study, study_dir: Path, common: dict, force: bool) -> None
     )
 
 
-def run(study: Study, results: Path, address: str | None = None, force: bool = False, command: str = "") -> dict:
+def check_results(study_dir: Path | str) -> None:
+    """Refuse, in one line, a results location that is unknown or cannot be written, before anything is written."""
+    try:
+        check_writable(study_dir)
+    except (OSError, ValueError) as exc:  # pyarrow: ArrowInvalid for an unknown scheme, OSError for the rest
+        raise StudyError(f"cannot write results to {study_dir}: {first_line(exc)}") from exc
+
+
+def run(study: Study, results: Path | str, address: str | None = None, force: bool = False, command: str = "") -> dict:
     """Run every unfinished trial of a study (tuning first, if it has any) and record it.
 
     Args:
         study (Study):
             The validated study.
-        results (Path):
-            Results root; tables go to `results/<study>/`.
+        results (Path | str):
+            Results root, a local path or a URI (`s3://bucket/prefix`); tables go to `results/<study>/`.
         address (str | None):
             Ray address, or `None` for the embedded default.
         force (bool):
@@ -383,9 +412,10 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
         dict: counts of planned, skipped and run main trials by status (`tuned`: tuning trials run).
     """
     grid = validate(study)
+    study_dir = join(results, study.name)
+    check_results(study_dir)  # fail fast, before anything is written
     if address:
-        connect(address)  # fail fast, before anything is written
-    study_dir = Path(results) / study.name
+        connect(address)
     with exclusive(study_dir):
         common = {
             "study": study.name,
@@ -410,7 +440,7 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
                 "host": platform.node(),
                 "data": data_sources(study),
             },
-            study_dir / "metadata" / f"{study.budget}.json",
+            join(study_dir, "metadata", f"{study.budget}.json"),
         )
         run_checks(study, study_dir, common, force)
         tuned, best = (0, None) if study.tuning is None else tune_arms(study, study_dir, common, address, force)
@@ -429,7 +459,9 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
         return summary | recorder.counts
 
 
-def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, force: bool) -> tuple[int, dict[str, dict]]:
+def tune_arms(
+    study: Study, study_dir: Path | str, common: dict, address: str | None, force: bool
+) -> tuple[int, dict[str, dict]]:
     """Optuna TPE per arm with `trials_per_arm` finished trials each; the best nuisance values per arm.
 
     Trials already recorded for an arm count towards its budget and are handed to the sampler as evaluated
@@ -473,12 +505,19 @@ def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, 
     return ran, best_nuisance(study, study_dir)
 
 
-def optuna_storage(study_dir: Path):
-    """The study's Optuna database, `results/<study>/optuna.db`: open it with `optuna-dashboard sqlite:///…`."""
+def optuna_storage(study_dir: Path | str):
+    """The study's Optuna database, `results/<study>/optuna.db`: open it with `optuna-dashboard sqlite:///…`.
+
+    SQLite needs a local file, so results in an object store get no database (`None`: Optuna keeps the study in
+    memory); the Parquet tables hold the whole tuning history either way.
+    """
     import optuna
 
-    study_dir.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(f"sqlite:///{(study_dir / 'optuna.db').resolve()}")
+    filesystem, path = resolve(study_dir)
+    if filesystem.type_name != "local":
+        return None
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(f"sqlite:///{Path(path, 'optuna.db')}")
 
 
 def optuna_study_name(study: Study, arm: str) -> str:
@@ -489,11 +528,13 @@ def optuna_study_name(study: Study, arm: str) -> str:
 def _drop_optuna_study(storage, name: str) -> None:
     import optuna
 
+    if storage is None:
+        return
     with suppress(KeyError):
         optuna.delete_study(study_name=name, storage=storage)
 
 
-def best_nuisance(study: Study, study_dir: Path) -> dict[str, dict]:
+def best_nuisance(study: Study, study_dir: Path | str) -> dict[str, dict]:
     """Arm -> nuisance values of its best finished tuning trial (from the Parquet table; arms without one are absent)."""
     t, best = study.tuning, {}
     if t is None:
