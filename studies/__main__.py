@@ -67,7 +67,8 @@ def cmd_run(args) -> None:
         summary = run(study, args.results, address=args.address, force=args.force, command=command)
         print(
             f"[{study.name}/{study.budget}] planned {summary['planned']}, skipped {summary['skipped']} finished, "
-            f"ran {summary['ok']} ok, {summary['diverged']} diverged, {summary['failed']} failed; "
+            f"ran {summary['ok']} ok, {summary['diverged']} diverged, {summary['failed']} failed, "
+            f"{summary['retried']} retried after a lost worker; "
             f"results in {join(args.results, study.name)}"
         )
 

@@ -152,6 +152,13 @@ def exclusive(study_dir: Path | str):
 
 DIVERGED = "train/diverged"
 """A trainable that stops a run by its own instability rule reports this metric as 1; the run is then `diverged`."""
+ERROR = "claimbench/error"
+"""Reported by the trial wrapper when the trainable raises: `Type: message`. The trial then ends normally, so Ray
+never retries it; the recorder marks it `failed` (a re-run of the command tries it again)."""
+RETRIES = 3
+"""Ray restarts a trial whose worker died (its node was lost or preempted, the process was killed) this many times
+(`ray.tune.FailureConfig(max_failures=…)`). Exceptions raised by the trainable are caught in the trial (`ERROR`)
+and diverged trials end normally, so neither is ever retried: only infrastructure failures are."""
 
 
 class Recorder:
@@ -168,7 +175,9 @@ class Recorder:
         self.started: dict[str, float] = {}
         self.started_at: dict[str, str] = {}
         self.running: set[str] = set()
+        self.errors: dict[str, str] = {}
         self.counts = {"ok": 0, "diverged": 0, "failed": 0}
+        self.retried = 0
         self.t0 = time.monotonic()
 
     def start(self, p: Planned) -> None:
@@ -181,14 +190,24 @@ class Recorder:
             self.progress()
 
     def result(self, trial_id: str, result: dict) -> None:
+        if ERROR in result:
+            self.errors[trial_id] = str(result[ERROR])
+            return
         step = int(result.get("step", result.get("training_iteration", 0)))
         for key, value in result.items():
             if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.metrics[trial_id].append((step, key, float(value)))
                 self.last[trial_id][key] = float(value)
 
+    def retry(self, trial_id: str, error: str) -> None:
+        """Ray restarts the trial after an infrastructure failure; its partial reports are dropped (`start` again)."""
+        self.retried += 1
+        self.running.discard(trial_id)
+        print(f"  trial {trial_id}: worker lost ({error}); Ray retries it", file=sys.stderr, flush=True)
+
     def finish(self, trial_id: str, error: str | None = None) -> None:
         p = self.by_id[trial_id]
+        error = error or self.errors.pop(trial_id, None)
         last = self.last.get(trial_id, {})
         diverged = any(k.endswith("loss") and not math.isfinite(v) for k, v in last.items()) or last.get(DIVERGED, 0) > 0
         status = "failed" if error is not None else ("diverged" if diverged else "ok")
@@ -251,6 +270,9 @@ def _tune_callback(recorder: Recorder, identify):
         def on_trial_complete(self, iteration, trials, trial, **info):
             recorder.finish(ids[trial.trial_id])
 
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            recorder.retry(ids[trial.trial_id], _error_line(trial))
+
         def on_trial_error(self, iteration, trials, trial, **info):
             if trial.trial_id not in ids:  # failed before it started (e.g. no resources): record it all the same
                 p = identify(trial.config)
@@ -283,13 +305,24 @@ def _unwrap(config: dict) -> dict:
 
 
 def _entry(trainable, threads: int):
-    """The function Ray runs: pin torch threads to the trial's CPUs, then call the study's trainable."""
+    """The function Ray runs: pin torch threads to the trial's CPUs, call the study's trainable, report what it raised.
+
+    An exception of the trainable is reported as `ERROR` and the trial ends normally, so that Ray's retries
+    (`RETRIES`) are left for failures of the infrastructure; the traceback goes to the trial's log.
+    """
 
     def run_trial(config: dict) -> None:
+        import traceback
+
         import torch
+        from ray import tune
 
         torch.set_num_threads(threads)
-        trainable(_unwrap(config))
+        try:
+            trainable(_unwrap(config))
+        except Exception as exc:  # noqa: BLE001 - the trial is recorded failed, the study goes on
+            traceback.print_exc()
+            tune.report({ERROR: f"{type(exc).__name__}: {exc}"})
 
     run_trial.__name__ = getattr(trainable, "__name__", "trial")
     return run_trial
@@ -409,13 +442,15 @@ def run(study: Study, results: Path | str, address: str | None = None, force: bo
             The command line, for the metadata.
 
     Returns:
-        dict: counts of planned, skipped and run main trials by status (`tuned`: tuning trials run).
+        dict: counts of planned, skipped and run main trials by status (`tuned`: tuning trials run; `retried`:
+        main-trial restarts by Ray after a worker or node was lost).
     """
     grid = validate(study)
     study_dir = join(results, study.name)
     check_results(study_dir)  # fail fast, before anything is written
     if address:
         connect(address)
+    check_resources(study, address)
     with exclusive(study_dir):
         common = {
             "study": study.name,
@@ -451,12 +486,54 @@ def run(study: Study, results: Path | str, address: str | None = None, force: bo
         summary = {"planned": len(todo), "skipped": len(todo) - len(pending), "tuned": tuned}
         if not pending:
             print(f"[{study.name}/{study.budget}] all {len(todo)} trials already finished", file=sys.stderr)
-            return summary | {"ok": 0, "diverged": 0, "failed": 0}
+            return summary | {"ok": 0, "diverged": 0, "failed": 0, "retried": 0}
         recorder = Recorder(study, study_dir, len(pending), common)
         by_id = {p.trial_id: p for p in pending}
         space = {"__trial": {"grid_search": [{"id": p.trial_id, "config": p.config} for p in pending]}}
         _fit(study, space, recorder, lambda c: by_id[c["__trial"]["id"]], address)
-        return summary | recorder.counts
+        return summary | recorder.counts | {"retried": recorder.retried}
+
+
+def largest_node() -> dict[str, float]:
+    """CPUs and GPUs of the largest node the connected cluster has or can add (`{}` if unknown: an autoscaler that
+    does not publish its node types, whose GPU workers may not have started yet).
+
+    Live nodes come from `ray.nodes()`; node types an autoscaler may still start come from the cluster config it
+    publishes in the GCS (`ray._private.state.state.get_cluster_config`, private API pinned with Ray).
+    """
+    import ray
+    from ray._private import ray_constants
+    from ray._private.state import state
+    from ray.experimental import internal_kv
+
+    shapes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    config = state.get_cluster_config()
+    if config is not None:
+        shapes += [dict(g.resources) for g in config.node_group_configs]
+    elif internal_kv._internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS):
+        return {}  # an autoscaler runs but keeps its node types to itself
+    return {k: max((float(sh.get(k, 0)) for sh in shapes), default=0.0) for k in ("CPU", "GPU")}
+
+
+def check_resources(study: Study, address: str | None) -> None:
+    """Refuse, in one line, a study whose trial asks for more CPUs or GPUs than any node has (Ray would wait forever)."""
+    need = {"CPU": float(study.resources.get("cpu", 1)), "GPU": float(study.resources.get("gpu", 0))}
+    if not address and need["GPU"] == 0:
+        return  # the embedded Ray has this machine's CPUs; nothing to start Ray early for
+    init_ray(address)
+    have = largest_node()
+    if not have:
+        note = f"the autoscaler's node types are unknown here; trials wait for a node with {need['GPU']:g} GPU"
+        print(f"[{study.name}/{study.budget}] {note} (`python -m studies check-cluster` checks them)", file=sys.stderr)
+        return
+    short = [k for k in ("GPU", "CPU") if need[k] > have[k]]
+    if short:
+        where = f"Ray at {address}" if address else "the embedded Ray (this machine)"
+        k = short[0]
+        raise StudyError(
+            f"study {study.name!r} at budget {study.budget!r} asks for {need[k]:g} {k} a trial, but no node of {where} "
+            f"has more than {have[k]:g}"
+        )
 
 
 def tune_arms(
@@ -595,7 +672,7 @@ def _fit(
             name=f"{study.name}-{study.budget}",  # Ray's own logs (TensorBoard, CSV) stay in ~/ray_results/<name>
             callbacks=[_tune_callback(recorder, identify)],
             stop=_nonfinite_loss,
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=RETRIES),
             verbose=0,
         ),
     )

@@ -42,7 +42,7 @@ def test_a_study_in_a_bucket_equals_a_local_run_resumes_and_reads_back(tmp_path,
     remote_dir, local_dir = join(s3_results, "synthetic"), tmp_path / "synthetic"
     remote = run(study, s3_results)
     local = run(study, tmp_path)
-    assert remote == local == {"planned": 4, "skipped": 0, "tuned": 0, "ok": 4, "diverged": 0, "failed": 0}
+    assert remote == local == {"planned": 4, "skipped": 0, "tuned": 0, "ok": 4, "diverged": 0, "failed": 0, "retried": 0}
     # The same layout as on disk, and no temporary or probe objects left behind.
     keys = _keys(remote_dir)
     assert keys == sorted(
@@ -52,10 +52,18 @@ def test_a_study_in_a_bucket_equals_a_local_run_resumes_and_reads_back(tmp_path,
     assert _table(remote_dir).equals(_table(local_dir))
     assert _metrics(remote_dir).equals(_metrics(local_dir))
     # Resume: the same command skips every finished trial; a grown grid runs only its new points.
-    assert run(study, s3_results) == {"planned": 4, "skipped": 4, "tuned": 0, "ok": 0, "diverged": 0, "failed": 0}
+    assert run(study, s3_results) == {
+        "planned": 4,
+        "skipped": 4,
+        "tuned": 0,
+        "ok": 0,
+        "diverged": 0,
+        "failed": 0,
+        "retried": 0,
+    }
     finished = read_trials(remote_dir).set_index("trial_id")["finished_at"]
     grown = run(_synthetic.get_study(seeds=3, steps=2), s3_results)
-    assert grown == {"planned": 6, "skipped": 4, "tuned": 0, "ok": 2, "diverged": 0, "failed": 0}
+    assert grown == {"planned": 6, "skipped": 4, "tuned": 0, "ok": 2, "diverged": 0, "failed": 0, "retried": 0}
     after = read_trials(remote_dir)
     assert after["trial_id"].is_unique and len(after) == 6
     assert after.set_index("trial_id").loc[finished.index, "finished_at"].equals(finished)  # not run again
