@@ -19,6 +19,7 @@ being read is never seen half old, half new (ranged reads of a replaced object c
 """
 
 import os
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -130,8 +131,21 @@ def first_line(exc: BaseException) -> str:
 def check_writable(where) -> None:
     """Write and delete a hidden probe file in `where`; raise `OSError` (or `ValueError`) naming why it cannot be written.
 
-    Nothing already there is touched: the probe has its own hidden name, which every reader skips.
+    Nothing already there is touched: the probe has its own hidden name, which every reader skips, and folders
+    made for it are removed again, so a refused run leaves no trace.
     """
+    filesystem, path = resolve(where)
+    made = []
+    if filesystem.type_name == "local":  # object stores have no folders to make
+        folder = path
+        while folder not in ("", "/") and filesystem.get_file_info(folder).type == pafs.FileType.NotFound:
+            made.append(folder)
+            folder = folder.rpartition("/")[0]
     probe = join(where, f".probe-{os.getpid()}")
-    write_bytes(b"", probe)
-    delete(probe)
+    try:
+        write_bytes(b"", probe)
+        delete(probe)
+    finally:
+        for folder in made:  # innermost first; rmdir(2) removes only an empty folder, never what another run wrote
+            with suppress(OSError):
+                os.rmdir(folder)
