@@ -494,24 +494,33 @@ def run(study: Study, results: Path | str, address: str | None = None, force: bo
         return summary | recorder.counts | {"retried": recorder.retried}
 
 
-def largest_node() -> dict[str, float]:
-    """CPUs and GPUs of the largest node the connected cluster has or can add (`{}` if unknown: an autoscaler that
-    does not publish its node types, whose GPU workers may not have started yet).
+def largest_node(address: str | None) -> dict[str, float]:
+    """CPUs and GPUs of the largest node the Ray we are connected to has, or can add (`{}`: unknown).
 
-    Live nodes come from `ray.nodes()`; node types an autoscaler may still start come from the cluster config it
-    publishes in the GCS (`ray._private.state.state.get_cluster_config`, private API pinned with Ray).
+    The embedded Ray is this machine: its live node is all there is. A cluster's live nodes come from `ray.nodes()`;
+    node types an autoscaler may still start come from the cluster config it publishes in the GCS, if it does
+    (`ray._private.state.state.get_cluster_config`). A cluster-launcher autoscaler that does not publish it, whose GPU
+    workers may not have started yet, gives `{}`: it is told apart from a fixed cluster (`ray start` by hand, or
+    `ray.cluster_utils.Cluster`) by its node-type names, which Ray's read-only provider sets to `node_<id>`. Both
+    are private APIs of the Ray version the project pins.
     """
+    import json
+
     import ray
     from ray._private import ray_constants
     from ray._private.state import state
     from ray.experimental import internal_kv
 
     shapes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    config = state.get_cluster_config()
-    if config is not None:
-        shapes += [dict(g.resources) for g in config.node_group_configs]
-    elif internal_kv._internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS):
-        return {}  # an autoscaler runs but keeps its node types to itself
+    if address:
+        config = state.get_cluster_config()
+        if config is not None:
+            shapes += [dict(g.resources) for g in config.node_group_configs]
+        else:
+            status = json.loads(internal_kv._internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS) or "{}")
+            types = (status.get("autoscaler_report") or {}).get("node_type_mapping") or {}
+            if any(not str(t).startswith("node_") for t in types.values()):
+                return {}  # an autoscaler with named node types that keeps their shapes to itself
     return {k: max((float(sh.get(k, 0)) for sh in shapes), default=0.0) for k in ("CPU", "GPU")}
 
 
@@ -521,7 +530,7 @@ def check_resources(study: Study, address: str | None) -> None:
     if not address and need["GPU"] == 0:
         return  # the embedded Ray has this machine's CPUs; nothing to start Ray early for
     init_ray(address)
-    have = largest_node()
+    have = largest_node(address)
     if not have:
         note = f"the autoscaler's node types are unknown here; trials wait for a node with {need['GPU']:g} GPU"
         print(f"[{study.name}/{study.budget}] {note} (`python -m studies check-cluster` checks them)", file=sys.stderr)

@@ -78,6 +78,22 @@ def test_a_cluster_run_gives_each_trial_its_gpu_and_equals_the_embedded_run(tmp_
     assert ma.reset_index(drop=True).equals(mb.reset_index(drop=True))
 
 
+def test_a_trial_larger_than_any_node_is_refused_naming_the_cluster(tmp_path, cluster):
+    c, _ = cluster
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
+    kept = tmp_path / "flooding" / "trials.parquet"
+    kept.parent.mkdir()
+    kept.write_bytes(b"an earlier run's table")
+    cmd = ["run", "flooding", "--budget", "full", "--address", c.address, "--results", str(tmp_path)]  # 4 CPUs a trial
+    res = subprocess.run(
+        [sys.executable, "-m", "studies", *cmd], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    lines = res.stderr.strip().splitlines()  # Ray's own start-up notice may come first; ours is one line, the last
+    assert res.returncode == 2 and [ln for ln in lines if ln.startswith("studies: error:")] == lines[-1:], res.stderr
+    assert f"asks for 4 CPU a trial, but no node of Ray at {c.address} has more than 2" in lines[-1]
+    assert kept.read_bytes() == b"an earlier run's table" and os.listdir(kept.parent) == ["trials.parquet"]
+
+
 def test_losing_a_worker_node_mid_study_retries_its_trials_and_records_each_once(tmp_path, cluster):
     """Run last in this module: it removes a worker for good."""
     c, workers = cluster
