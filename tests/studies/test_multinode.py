@@ -51,7 +51,7 @@ def _node(node_id: str) -> float:
 
 def test_a_cluster_run_gives_each_trial_its_gpu_and_equals_the_embedded_run(tmp_path, cluster, ray_session):
     c, workers = cluster
-    args = dict(seeds=3, steps=2, gpu=0.5, report_devices=True, max_concurrent=None)
+    args = dict(seeds=3, steps=2, sleep=0.5, gpu=0.5, report_devices=True, max_concurrent=None)  # ~1 s a trial
     proc = _driver(tmp_path / "cluster", c.address, args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
@@ -61,11 +61,11 @@ def test_a_cluster_run_gives_each_trial_its_gpu_and_equals_the_embedded_run(tmp_
     assert (trials["device/gpus"] == 1).all() and (trials["device/visible_is_assigned"] == 1).all()
     assert set(trials["device/gpu_id"]) <= {0.0, 1.0} and (trials["device/on_cuda"] == 0).all()  # logical GPUs, no CUDA
     # Trials ran on the workers only, never on the head (no CPUs there).
-    assert set(trials["device/node"]) <= {_node(w.node_id) for w in workers}
+    assert set(trials["device/node"]) == {_node(w.node_id) for w in workers}  # 2 trials fit a worker: both were used
     print(f"multi-node: {len(trials)} trials on {trials['device/node'].nunique()} worker node(s), GPU ids "
           f"{sorted(trials['device/gpu_id'].unique())}")  # fmt: skip
     # The same study embedded (no GPUs asked: the resource request is not part of a config): same hashes, same metrics.
-    local = run(_synthetic.get_study(seeds=3, steps=2, report_devices=True, max_concurrent=None), tmp_path / "embedded")
+    local = run(_synthetic.get_study(**{**args, "gpu": 0.0}), tmp_path / "embedded")
     assert local["ok"] == 6
     embedded = read_trials(tmp_path / "embedded" / "synthetic")
     assert (embedded["device/gpus"] == 0).all() and (embedded["device/on_cuda"] == 0).all()
