@@ -31,6 +31,7 @@ def devices() -> dict[str, float]:
         "device/gpu_id": float(ids[0]) if ids else -1.0,
         "device/visible_is_assigned": float(visible.split(",") == ids if ids else visible in ("", "-1")),
         "device/on_cuda": float(on_cuda),
+        "device/cuda_initialized": float(torch.cuda.is_initialized()),  # 0 in a CPU trial, even on a GPU machine
     }
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from analysis.schema import read_metrics, read_trials
 from studies import _synthetic
@@ -59,16 +60,19 @@ def test_a_cluster_run_gives_each_trial_its_gpu_and_equals_the_embedded_run(tmp_
     assert len(trials) == 6 and (trials["status"] == "ok").all()
     # Each trial got one GPU id from Ray (half a GPU), and CUDA_VISIBLE_DEVICES showed exactly that one.
     assert (trials["device/gpus"] == 1).all() and (trials["device/visible_is_assigned"] == 1).all()
-    assert set(trials["device/gpu_id"]) <= {0.0, 1.0} and (trials["device/on_cuda"] == 0).all()  # logical GPUs, no CUDA
+    assert set(trials["device/gpu_id"]) <= {0.0, 1.0}
+    if not torch.cuda.is_available():
+        assert (trials["device/on_cuda"] == 0).all()  # logical GPUs on a machine without CUDA: tensors stay on the CPU
     # Trials ran on the workers only, never on the head (no CPUs there).
     assert set(trials["device/node"]) == {_node(w.node_id) for w in workers}  # 2 trials fit a worker: both were used
     print(f"multi-node: {len(trials)} trials on {trials['device/node'].nunique()} worker node(s), GPU ids "
-          f"{sorted(trials['device/gpu_id'].unique())}")  # fmt: skip
+          f"{sorted(int(i) for i in trials['device/gpu_id'].unique())}")  # fmt: skip
     # The same study embedded (no GPUs asked: the resource request is not part of a config): same hashes, same metrics.
     local = run(_synthetic.get_study(**{**args, "gpu": 0.0}), tmp_path / "embedded")
     assert local["ok"] == 6
     embedded = read_trials(tmp_path / "embedded" / "synthetic")
     assert (embedded["device/gpus"] == 0).all() and (embedded["device/on_cuda"] == 0).all()
+    assert (embedded["device/cuda_initialized"] == 0).all()  # a CPU trial never touches CUDA
     a, b = (t[SCIENCE].sort_values("trial_id").reset_index(drop=True) for t in (trials, embedded))
     assert a.equals(b)
     ma, mb = (
@@ -139,3 +143,15 @@ def test_losing_a_worker_node_mid_study_retries_its_trials_and_records_each_once
     metrics = read_metrics(study_dir, list(ok.index))
     assert not metrics.duplicated(["trial_id", "step", "metric"]).any()
     assert (metrics[metrics["metric"] == "test/score"].groupby("trial_id")["step"].nunique() == 6).all()
+
+
+@pytest.mark.gpu
+def test_on_a_real_gpu_trials_run_on_their_assigned_device_and_cpu_trials_never_touch_cuda(tmp_path, ray_session):
+    """Needs CUDA (skipped elsewhere): the embedded Ray sees the machine's GPUs and hands each trial its share."""
+    gpu = run(_synthetic.get_study(seeds=2, steps=2, gpu=0.5, report_devices=True), tmp_path / "gpu")
+    cpu = run(_synthetic.get_study(seeds=2, steps=2, report_devices=True), tmp_path / "cpu")
+    assert gpu["ok"] == cpu["ok"] == 4
+    on_gpu, on_cpu = (read_trials(tmp_path / d / "synthetic") for d in ("gpu", "cpu"))
+    assert (on_gpu["device/gpus"] == 1).all() and (on_gpu["device/visible_is_assigned"] == 1).all()
+    assert (on_gpu["device/on_cuda"] == 1).all()
+    assert (on_cpu["device/on_cuda"] == 0).all() and (on_cpu["device/cuda_initialized"] == 0).all()
