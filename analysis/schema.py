@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.store import exists, join, listdir, read_bytes, write_bytes
+from analysis.store import exists, join, listdir, read_parsed, write_bytes
 
 TRIAL_COLUMNS = [
     "study",
@@ -95,12 +95,12 @@ def write_json_atomic(obj: dict, path: Path | str) -> None:
 
 def read_json(path: Path | str) -> dict:
     """A JSON file written by `write_json_atomic`, or `{}` if there is none."""
-    return json.loads(read_bytes(path)) if exists(path) else {}
+    return read_parsed(path, json.loads) if exists(path) else {}
 
 
 def read_parquet(path: Path | str) -> pd.DataFrame:
-    """A whole Parquet file, fetched in one request and parsed from memory."""
-    return pd.read_parquet(io.BytesIO(read_bytes(path)))
+    """A whole Parquet file, fetched and parsed from memory (`analysis.store.read_parsed`)."""
+    return read_parsed(path, lambda data: pd.read_parquet(io.BytesIO(data)))
 
 
 def _to_arrow(df: pd.DataFrame) -> pa.Table:
@@ -191,7 +191,7 @@ def read_metrics(study_dir: Path | str, trial_ids: list[str] | None = None) -> p
         files = [f for f in files if f in wanted]
     if not files:
         return METRIC_SCHEMA.empty_table().to_pandas()
-    tables = [pq.read_table(pa.BufferReader(read_bytes(join(d, f))), schema=METRIC_SCHEMA) for f in files]
+    tables = [read_parsed(join(d, f), lambda data: pq.read_table(pa.BufferReader(data), schema=METRIC_SCHEMA)) for f in files]
     return pa.concat_tables(tables).to_pandas()
 
 

@@ -14,11 +14,12 @@ Writes are atomic on every store: a reader sees the previous file or the new one
   a single PUT replaces the object atomically, and so does a multipart upload at its final `CompleteMultipartUpload`;
   an upload cut off half-way leaves the previous object in place. A rename there would be a copy plus a delete, i.e.
   two requests with a window in between, so it would be less safe, not more.
-Reads fetch a whole file with one request (one GET on S3) and parse it from memory, so a file replaced while it is
-being read is never seen half old, half new (ranged reads of a replaced object could mix versions).
+Reads fetch a whole file and parse it from memory (`read_parsed`); on S3 pyarrow asks for the size first, so an
+object replaced between that and the GET yields a prefix of the new version, which never parses and is read again.
 """
 
 import os
+import time
 from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
@@ -81,10 +82,27 @@ def exists(where) -> bool:
 
 
 def read_bytes(where) -> bytes:
-    """A whole file, fetched with one request."""
+    """A whole file (on S3: a HEAD for its size, then one GET; see `read_parsed`)."""
     filesystem, path = resolve(where)
     with filesystem.open_input_stream(path) as f:
         return f.readall()
+
+
+def read_parsed(where, parse, attempts: int = 5):
+    """`parse(read_bytes(where))`, read again if an object store handed over a mix of two versions.
+
+    pyarrow reads an S3 object as a HEAD (its size) then a ranged GET: if the object is replaced in between, the
+    bytes are a prefix of the new version, which never parses (a Parquet file ends with its footer, JSON with its
+    closing brace). Such a read is retried; on a local disk the rename makes every read whole, so none is needed.
+    """
+    filesystem, _ = resolve(where)
+    for attempt in range(attempts):
+        try:
+            return parse(read_bytes(where))
+        except (OSError, ValueError):  # pyarrow.ArrowInvalid and json.JSONDecodeError are ValueErrors
+            if filesystem.type_name not in OBJECT_STORES or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def write_bytes(data: bytes, where) -> None:
