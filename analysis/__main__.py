@@ -1,19 +1,28 @@
-"""`python -m analysis [--results DIR] [--out DIR]`: verdicts, figures and Markdown reports from Parquet alone."""
+"""`python -m analysis [--results DIR|URI] [--out DIR]`: verdicts, figures and Markdown reports from Parquet alone.
+
+`--results` is a local folder or a URI (`s3://bucket/prefix`, `gs://…`, `file://…`); the reports go to a local `--out`.
+"""
 
 import argparse
 import sys
 from pathlib import Path
 
 from analysis.report import report_all
+from analysis.store import exists, first_line, results_location
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
-    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--results", type=results_location, default=Path("results"), help="folder or URI (s3://bucket/prefix)")
     p.add_argument("--out", type=Path, default=Path("reports"))
     p.add_argument("--screenshot", type=Path, default=None, help="also save a PNG of report.html (needs chromium)")
     args = p.parse_args(argv)
-    if not args.results.is_dir():
+    try:
+        found = exists(args.results)
+    except OSError as exc:  # e.g. an unknown bucket, no credentials, an unreachable endpoint
+        print(f"analysis: error: cannot read {args.results}: {first_line(exc)}", file=sys.stderr)
+        return 2
+    if not found:
         print(f"analysis: error: no results directory {args.results}", file=sys.stderr)
         return 2
     index = report_all(args.results, args.out)

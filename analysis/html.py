@@ -16,6 +16,7 @@ from pathlib import Path
 
 from analysis import style
 from analysis.report import VERDICT_HEADER, BudgetSection, StudySection, detail_rows, num, verdict_fields
+from analysis.store import join
 from studies import BUDGETS
 
 CSS = """
@@ -124,7 +125,7 @@ def study_section(s: StudySection, results: Path) -> str:
     if not s.budgets:
         out.append(f"<p>{badge('not run')} Run it with <code>python -m studies run {_e(s.name)} --budget smoke</code>.</p>")
         return "\n".join(out)
-    out.append(f'<p class="small">Results: <code>{_e(results / s.name)}</code>.</p>')
+    out.append(f'<p class="small">Results: <code>{_e(join(results, s.name))}</code>.</p>')
     out += [budget_section(s, b) for b in s.budgets]
     return "\n".join(out)
 

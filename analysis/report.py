@@ -16,7 +16,8 @@ import pandas as pd
 from analysis import style
 from analysis.load import tables_for
 from analysis.plots import GENERIC, fig_nuisance_axes
-from analysis.schema import read_trials, write_verdicts
+from analysis.schema import read_json, read_trials, write_verdicts
+from analysis.store import join
 from analysis.verdict import Tables, evaluate
 from studies import BUDGETS, Study, discover
 
@@ -98,12 +99,12 @@ def draw_figures(study: Study, tables: Tables, fig_dir: Path) -> dict[str, Path]
     return drawn
 
 
-def collect(results: Path, out: Path) -> list[StudySection]:
+def collect(results: Path | str, out: Path) -> list[StudySection]:
     """Evaluate and draw every discovered study at every budget it has results for.
 
     Args:
-        results (Path):
-            Results root.
+        results (Path | str):
+            Results root, a local path or a URI.
         out (Path):
             Report directory (figures go to `out/<study>/<budget>/`).
 
@@ -112,7 +113,7 @@ def collect(results: Path, out: Path) -> list[StudySection]:
     """
     sections = []
     for name, module in discover().items():
-        study_dir = results / name
+        study_dir = join(results, name)
         section = StudySection(name, module.get_study("smoke"))
         trials = read_trials(study_dir)
         for budget in [b for b in BUDGETS if ((trials["budget"] == b) & (trials["phase"] != "checks")).any()]:
@@ -120,8 +121,7 @@ def collect(results: Path, out: Path) -> list[StudySection]:
             tables = tables_for(study_dir, budget)
             verdicts = evaluate(study, tables)
             write_verdicts(study_dir, verdicts)
-            meta_path = study_dir / "metadata" / f"{budget}.json"
-            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+            meta = read_json(join(study_dir, "metadata", f"{budget}.json"))
             figures = draw_figures(study, tables, out / name / budget)
             section.budgets.append(BudgetSection(budget, study, tables, verdicts, figures, meta))
         sections.append(section)
@@ -197,12 +197,12 @@ def write_markdown(sections: list[StudySection], results: Path, out: Path) -> Pa
     return path
 
 
-def report_all(results: Path, out: Path) -> Path:
+def report_all(results: Path | str, out: Path) -> Path:
     """Markdown and HTML reports for every discovered study.
 
     Args:
-        results (Path):
-            Results root.
+        results (Path | str):
+            Results root, a local path or a URI.
         out (Path):
             Report directory.
 

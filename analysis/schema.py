@@ -5,17 +5,21 @@
     results/<study>/verdicts.parquet    one row per (budget, claim), written by `python -m analysis`
     results/<study>/metadata/<budget>.json   commit, versions, data sources, command of the latest run at that budget
 
-Every file is written to a hidden temporary name and renamed into place, so a reader never sees a torn file;
-pyarrow's dataset reader skips the hidden names. Trial rows land as trials finish.
+`results` is a local folder or a URI (`s3://bucket/prefix`, `gs://…`, `file://…`); `analysis.store` does the I/O.
+Every file is written to a hidden temporary name and renamed into place (on object stores, uploaded in one
+request, which is just as atomic), so a reader never sees a torn file; pyarrow's dataset reader skips the hidden
+names. Trial rows land as trials finish.
 """
 
+import io
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from analysis.store import exists, join, listdir, read_parsed, write_bytes
 
 TRIAL_COLUMNS = [
     "study",
@@ -63,34 +67,40 @@ VERDICT_COLUMNS = [
 ]
 
 
-def write_atomic(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file under a hidden temporary name, then rename it over `path`.
+def write_atomic(table: pa.Table, path: Path | str) -> None:
+    """Write a Parquet file atomically (`analysis.store.write_bytes`: hidden name then rename, or one upload).
 
     Args:
         table (pa.Table):
             The table.
-        path (Path):
-            Destination.
+        path (Path | str):
+            Destination, a local path or a URI.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    write_bytes(buf.getvalue(), path)
 
 
-def write_json_atomic(obj: dict, path: Path) -> None:
+def write_json_atomic(obj: dict, path: Path | str) -> None:
     """Write JSON the same way as `write_atomic`.
 
     Args:
         obj (dict):
             JSON-serialisable mapping.
-        path (Path):
-            Destination.
+        path (Path | str):
+            Destination, a local path or a URI.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    write_bytes(json.dumps(obj, indent=2, sort_keys=True, default=str).encode(), path)
+
+
+def read_json(path: Path | str) -> dict:
+    """A JSON file written by `write_json_atomic`, or `{}` if there is none."""
+    return read_parsed(path, json.loads) if exists(path) else {}
+
+
+def read_parquet(path: Path | str) -> pd.DataFrame:
+    """A whole Parquet file, fetched and parsed from memory (`analysis.store.read_parsed`)."""
+    return read_parsed(path, lambda data: pd.read_parquet(io.BytesIO(data)))
 
 
 def _to_arrow(df: pd.DataFrame) -> pa.Table:
@@ -103,31 +113,31 @@ def _to_arrow(df: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(df, preserve_index=False)
 
 
-def read_trials(study_dir: Path) -> pd.DataFrame:
+def read_trials(study_dir: Path | str) -> pd.DataFrame:
     """The trial table, or an empty frame with the fixed columns.
 
     Args:
-        study_dir (Path):
-            `results/<study>`.
+        study_dir (Path | str):
+            `results/<study>`, a local path or a URI.
 
     Returns:
         pd.DataFrame: one row per trial.
     """
-    path = Path(study_dir) / "trials.parquet"
-    if not path.exists():
+    path = join(study_dir, "trials.parquet")
+    if not exists(path):
         return pd.DataFrame(columns=TRIAL_COLUMNS)
-    df = pd.read_parquet(path)
+    df = read_parquet(path)
     if "phase" not in df:  # tables written before tuning existed: exact checks had arm "checks", the rest ran the grid
         df.insert(df.columns.get_loc("arm"), "phase", df["arm"].map(lambda a: "checks" if a == "checks" else "main"))
     return df
 
 
-def upsert_trials(study_dir: Path, rows: list[dict]) -> None:
+def upsert_trials(study_dir: Path | str, rows: list[dict]) -> None:
     """Add trial rows, replacing earlier rows of the same `trial_id`, and rewrite the table atomically.
 
     Args:
-        study_dir (Path):
-            `results/<study>`.
+        study_dir (Path | str):
+            `results/<study>`, a local path or a URI.
         rows (list[dict]):
             New rows with the fixed columns, `config/*` and metric columns.
     """
@@ -140,15 +150,15 @@ def upsert_trials(study_dir: Path, rows: list[dict]) -> None:
         + sorted(c for c in df.columns if c.startswith("config/"))
         + sorted(c for c in df.columns if c not in TRIAL_COLUMNS and not c.startswith("config/"))
     )
-    write_atomic(_to_arrow(df.reindex(columns=cols)), Path(study_dir) / "trials.parquet")  # missing fixed columns: null
+    write_atomic(_to_arrow(df.reindex(columns=cols)), join(study_dir, "trials.parquet"))  # missing fixed columns: null
 
 
-def write_metrics(study_dir: Path, trial_id: str, rows: list[tuple[int, str, float]]) -> None:
+def write_metrics(study_dir: Path | str, trial_id: str, rows: list[tuple[int, str, float]]) -> None:
     """Write one trial's long metrics (replacing any earlier attempt's).
 
     Args:
-        study_dir (Path):
-            `results/<study>`.
+        study_dir (Path | str):
+            `results/<study>`, a local path or a URI.
         trial_id (str):
             The trial.
         rows (list[tuple[int, str, float]]):
@@ -159,55 +169,56 @@ def write_metrics(study_dir: Path, trial_id: str, rows: list[tuple[int, str, flo
         {"trial_id": [trial_id] * len(rows), "step": list(steps), "metric": list(names), "value": list(values)},
         schema=METRIC_SCHEMA,
     )
-    write_atomic(table, Path(study_dir) / "metrics" / f"{trial_id}.parquet")
+    write_atomic(table, join(study_dir, "metrics", f"{trial_id}.parquet"))
 
 
-def read_metrics(study_dir: Path, trial_ids: list[str] | None = None) -> pd.DataFrame:
+def read_metrics(study_dir: Path | str, trial_ids: list[str] | None = None) -> pd.DataFrame:
     """The long metrics table (optionally of some trials only).
 
     Args:
-        study_dir (Path):
-            `results/<study>`.
+        study_dir (Path | str):
+            `results/<study>`, a local path or a URI.
         trial_ids (list[str] | None):
             Trials to read; `None` reads all.
 
     Returns:
         pd.DataFrame: `trial_id, step, metric, value`.
     """
-    d = Path(study_dir) / "metrics"
-    files = sorted(d.glob("[!._]*.parquet")) if d.exists() else []
+    d = join(study_dir, "metrics")
+    files = listdir(d, ".parquet")  # hidden temporary names are skipped
     if trial_ids is not None:
-        wanted = set(trial_ids)
-        files = [f for f in files if f.stem in wanted]
+        wanted = {f"{t}.parquet" for t in trial_ids}
+        files = [f for f in files if f in wanted]
     if not files:
         return METRIC_SCHEMA.empty_table().to_pandas()
-    return pa.concat_tables([pq.read_table(f, schema=METRIC_SCHEMA) for f in files]).to_pandas()
+    tables = [read_parsed(join(d, f), lambda data: pq.read_table(pa.BufferReader(data), schema=METRIC_SCHEMA)) for f in files]
+    return pa.concat_tables(tables).to_pandas()
 
 
-def read_verdicts(study_dir: Path) -> pd.DataFrame:
+def read_verdicts(study_dir: Path | str) -> pd.DataFrame:
     """The verdict table, or an empty frame.
 
     Args:
-        study_dir (Path):
-            `results/<study>`.
+        study_dir (Path | str):
+            `results/<study>`, a local path or a URI.
 
     Returns:
         pd.DataFrame: one row per (budget, claim).
     """
-    path = Path(study_dir) / "verdicts.parquet"
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=VERDICT_COLUMNS)
+    path = join(study_dir, "verdicts.parquet")
+    return read_parquet(path) if exists(path) else pd.DataFrame(columns=VERDICT_COLUMNS)
 
 
-def write_verdicts(study_dir: Path, df: pd.DataFrame) -> None:
+def write_verdicts(study_dir: Path | str, df: pd.DataFrame) -> None:
     """Replace the verdict rows of the budgets in `df`, keep the others.
 
     Args:
-        study_dir (Path):
-            `results/<study>`.
+        study_dir (Path | str):
+            `results/<study>`, a local path or a URI.
         df (pd.DataFrame):
             New verdict rows.
     """
     old = read_verdicts(study_dir)
     old = old[~old["budget"].isin(df["budget"].unique())]
     out = pd.concat([old, df], ignore_index=True) if len(old) else df
-    write_atomic(pa.Table.from_pandas(out[VERDICT_COLUMNS], preserve_index=False), Path(study_dir) / "verdicts.parquet")
+    write_atomic(pa.Table.from_pandas(out[VERDICT_COLUMNS], preserve_index=False), join(study_dir, "verdicts.parquet"))

@@ -107,6 +107,22 @@ class Study:
     """Config key of the replicate seed."""
 
 
+def trial_device() -> str:
+    """The torch device a trial puts its model and data on: `cuda` only when Ray assigned the trial a GPU.
+
+    Ray sets `CUDA_VISIBLE_DEVICES` to the trial's assigned GPUs, so `cuda` (device 0) is the trial's own GPU and
+    fractional trials sharing a GPU see the same one. A trial given no GPU (every CPU-only run, and any call
+    outside a Ray trial) gets `cpu` without asking torch about CUDA at all.
+    """
+    import ray
+
+    if not ray.is_initialized() or not ray.get_gpu_ids():
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"  # logical GPUs on a machine without CUDA: still the CPU
+
+
 def discover() -> dict[str, ModuleType]:
     """Import every study module in this package.
 

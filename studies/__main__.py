@@ -1,7 +1,7 @@
 """Command line: `python -m studies list | run NAME | status NAME`.
 
     python -m studies list
-    python -m studies run flooding --budget local [--results DIR] [--address auto] [--force]
+    python -m studies run flooding --budget local [--results DIR|s3://bucket/prefix] [--address auto] [--force]
     python -m studies check-cluster [cluster.yaml] [--results s3://bucket/prefix]
     python -m studies run all --budget smoke
     python -m studies status flooding [--budget local] [--results DIR]
@@ -14,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from analysis.store import join, results_location
 from studies import BUDGETS, StudyError, discover, load
 
 
@@ -30,13 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a study (skips finished trials)")
     run.add_argument("name", help="a study, or 'all'")
     run.add_argument("--budget", default="smoke", help="smoke | local | full (default smoke)")
-    run.add_argument("--results", type=Path, default=Path("results"), help="results root (default ./results)")
+    run.add_argument("--results", type=results_location, default=Path("results"),
+                     help="results root: a folder or a URI such as s3://bucket/prefix (default ./results)")  # fmt: skip
     run.add_argument("--address", default=None, help="Ray address; 'auto' joins a running cluster (default: embedded Ray)")
     run.add_argument("--force", action="store_true", help="re-run trials that already finished")
     status = sub.add_parser("status", help="trials done/planned and verdicts so far")
     status.add_argument("name")
     status.add_argument("--budget", default=None, help="one budget (default: every budget with results)")
-    status.add_argument("--results", type=Path, default=Path("results"))
+    status.add_argument("--results", type=results_location, default=Path("results"))
     check = sub.add_parser("check-cluster", help="validate a Ray cluster file offline (Ray's schema and our needs)")
     check.add_argument("path", nargs="?", type=Path, default=Path("cluster.yaml"))
     check.add_argument("--results", default=None, help="where studies will write (a URI such as s3://bucket/prefix)")
@@ -65,8 +67,9 @@ def cmd_run(args) -> None:
         summary = run(study, args.results, address=args.address, force=args.force, command=command)
         print(
             f"[{study.name}/{study.budget}] planned {summary['planned']}, skipped {summary['skipped']} finished, "
-            f"ran {summary['ok']} ok, {summary['diverged']} diverged, {summary['failed']} failed; "
-            f"results in {args.results / study.name}"
+            f"ran {summary['ok']} ok, {summary['diverged']} diverged, {summary['failed']} failed, "
+            f"{summary['retried']} retried after a lost worker; "
+            f"results in {join(args.results, study.name)}"
         )
 
 
@@ -78,7 +81,7 @@ def cmd_status(args) -> None:
 
     if args.name not in discover():
         raise StudyError(f"unknown study {args.name!r} (known: {', '.join(discover())})")
-    study_dir = args.results / args.name
+    study_dir = join(args.results, args.name)
     trials = read_trials(study_dir)
     budgets = [args.budget] if args.budget else [b for b in BUDGETS if (trials["budget"] == b).any()]
     if not budgets:

@@ -4,8 +4,8 @@
 `validate_config` (private API of `ray.autoscaler._private.util`, pinned with Ray and covered by a test), then:
 every full-budget study's per-trial GPU request fits on some worker type, the dashboard is not opened to the
 network, a Docker image pins the installed Ray version, and no credentials are written in the file. Results are
-written by the driver on the head (workers never write them), so a path on the head suffices; URIs (s3://) are
-not supported yet. Each problem is one line naming the file.
+written by the driver on the head (workers never write them): a path on the head, or a bucket URI (`s3://…`,
+`gs://…`) that outlives the cluster. Each problem is one line naming the file.
 """
 
 import copy
@@ -13,6 +13,7 @@ import re
 from importlib import metadata
 from pathlib import Path
 
+from analysis.store import is_uri
 from studies import StudyError, discover
 
 SECRET_KEYS = re.compile(r"aws_secret_access_key|aws_access_key_id|secret_key|password|token", re.IGNORECASE)
@@ -43,6 +44,21 @@ def full_budget_gpus() -> dict[str, float]:
         if gpu > 0:
             out[name] = gpu
     return out
+
+
+def results_line(results: str | None) -> str:
+    """Where the driver on the head writes, and how the rows get off the cluster."""
+    if results is None:
+        return ("results: the driver on the head writes every row to the --results path there; copy them off before "
+                "`ray down` (`ray rsync-down cluster.yaml <path> results`) or give --results s3://bucket/prefix")  # fmt: skip
+    if is_uri(results):
+        scheme = results.split("://", 1)[0]
+        if scheme not in ("s3", "gs", "gcs", "file"):
+            raise StudyError(f"--results {results!r}: unknown scheme {scheme!r} (expected s3://, gs:// or a path)")
+        return (f"results: the driver on the head writes every row to {results}, which outlives the cluster (the head "
+                f"needs write access: instance profile); read it with `python -m analysis --results {results}`")  # fmt: skip
+    return (f"results: the driver on the head writes every row to {results}; copy them off before `ray down` "
+            f"(`ray rsync-down cluster.yaml {results} results`)")  # fmt: skip
 
 
 def check_cluster(path: Path, results: str | None = None) -> list[str]:
@@ -105,9 +121,5 @@ def check_cluster(path: Path, results: str | None = None) -> list[str]:
         raise StudyError(f"{path}: looks like a credential ({secret.group(0)!r}); use an instance profile or the environment")
     lines.append("no credentials in the file")
     if workers and prepared.get("max_workers", 0) > 0:
-        if results is not None and "://" in results:
-            raise StudyError(f"{path}: results URIs ({results!r}) are not supported yet; give a path on the head")
-        where = results or "the --results path on the head"
-        lines.append(f"results: the driver on the head writes every row to {where}; copy them off before `ray down` "
-                     "(`ray rsync-down cluster.yaml <path> results`)")  # fmt: skip
+        lines.append(results_line(results))
     return lines

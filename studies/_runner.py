@@ -2,10 +2,12 @@
 
 Ray starts inside this process unless an address is given (`auto` joins a running cluster). The embedded
 Ray listens on 127.0.0.1 only. A driver-side callback writes each trial's row and metrics to Parquet the moment
-the trial ends, so a killed run loses at most the trials in flight and the same command resumes it.
+the trial ends, so a killed run loses at most the trials in flight and the same command resumes it. Results go to
+a local folder or a URI (`s3://bucket/prefix`, see `analysis.store`); only the driver writes them.
 """
 
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -13,6 +15,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from analysis.schema import FINISHED, read_trials, upsert_trials, write_json_atomic, write_metrics
+from analysis.store import OBJECT_STORES, check_writable, first_line, join, resolve
 from studies import Study, StudyError, config_hash, validate
 
 VERSIONED = ("torch", "ray", "optuna", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "claimbench")
@@ -117,11 +121,28 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def lock_path(study_dir: Path | str) -> Path:
+    """The local file `exclusive` locks: `results/<study>/.lock`, or for an object store a file on this machine.
+
+    S3 and GCS offer no create-if-absent that pyarrow exposes, so a lock object in the bucket would race (two
+    drivers can both see it missing and both write it) and a killed driver would leave it behind. A study in a
+    bucket is therefore locked on the machine running the driver (the cluster's head, where every `ray job submit`
+    runs): `<tmp>/claimbench-locks/<sha256 of the study's URI>.lock`. Two drivers on different machines writing
+    the same prefix are not stopped; don't do that (the trial table would keep the last writer's rows).
+    """
+    filesystem, path = resolve(study_dir)
+    if filesystem.type_name not in OBJECT_STORES:
+        return Path(path) / ".lock"
+    key = hashlib.sha256(f"{filesystem.type_name}://{path}".encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "claimbench-locks" / f"{key}.lock"
+
+
 @contextmanager
-def exclusive(study_dir: Path):
-    """Hold `results/<study>/.lock` so two runs never write the same tables at once."""
-    study_dir.mkdir(parents=True, exist_ok=True)
-    with open(study_dir / ".lock", "w") as fh:
+def exclusive(study_dir: Path | str):
+    """Hold the study's lock (`lock_path`) so two runs never write the same tables at once."""
+    path = lock_path(study_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -131,6 +152,13 @@ def exclusive(study_dir: Path):
 
 DIVERGED = "train/diverged"
 """A trainable that stops a run by its own instability rule reports this metric as 1; the run is then `diverged`."""
+ERROR = "claimbench/error"
+"""Reported by the trial wrapper when the trainable raises: `Type: message`. The trial then ends normally, so Ray
+never retries it; the recorder marks it `failed` (a re-run of the command tries it again)."""
+RETRIES = 3
+"""Ray restarts a trial whose worker died (its node was lost or preempted, the process was killed) this many times
+(`ray.tune.FailureConfig(max_failures=…)`). Exceptions raised by the trainable are caught in the trial (`ERROR`)
+and diverged trials end normally, so neither is ever retried: only infrastructure failures are."""
 
 
 class Recorder:
@@ -139,7 +167,7 @@ class Recorder:
     Written as a Ray Tune callback (the hooks below are Ray's names); also prints live progress.
     """
 
-    def __init__(self, study: Study, study_dir: Path, total: int, common: dict, label: str = ""):
+    def __init__(self, study: Study, study_dir: Path | str, total: int, common: dict, label: str = ""):
         self.study, self.dir, self.common, self.total, self.label = study, study_dir, common, total, label
         self.by_id: dict[str, Planned] = {}
         self.metrics: dict[str, list[tuple[int, str, float]]] = {}
@@ -147,7 +175,9 @@ class Recorder:
         self.started: dict[str, float] = {}
         self.started_at: dict[str, str] = {}
         self.running: set[str] = set()
+        self.errors: dict[str, str] = {}
         self.counts = {"ok": 0, "diverged": 0, "failed": 0}
+        self.retried = 0
         self.t0 = time.monotonic()
 
     def start(self, p: Planned) -> None:
@@ -160,14 +190,24 @@ class Recorder:
             self.progress()
 
     def result(self, trial_id: str, result: dict) -> None:
+        if ERROR in result:
+            self.errors[trial_id] = str(result[ERROR])
+            return
         step = int(result.get("step", result.get("training_iteration", 0)))
         for key, value in result.items():
             if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.metrics[trial_id].append((step, key, float(value)))
                 self.last[trial_id][key] = float(value)
 
+    def retry(self, trial_id: str, error: str) -> None:
+        """Ray restarts the trial after an infrastructure failure; its partial reports are dropped (`start` again)."""
+        self.retried += 1
+        self.running.discard(trial_id)
+        print(f"  trial {trial_id}: worker lost ({error}); Ray retries it", file=sys.stderr, flush=True)
+
     def finish(self, trial_id: str, error: str | None = None) -> None:
         p = self.by_id[trial_id]
+        error = error or self.errors.pop(trial_id, None)
         last = self.last.get(trial_id, {})
         diverged = any(k.endswith("loss") and not math.isfinite(v) for k, v in last.items()) or last.get(DIVERGED, 0) > 0
         status = "failed" if error is not None else ("diverged" if diverged else "ok")
@@ -230,6 +270,9 @@ def _tune_callback(recorder: Recorder, identify):
         def on_trial_complete(self, iteration, trials, trial, **info):
             recorder.finish(ids[trial.trial_id])
 
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            recorder.retry(ids[trial.trial_id], _error_line(trial))
+
         def on_trial_error(self, iteration, trials, trial, **info):
             if trial.trial_id not in ids:  # failed before it started (e.g. no resources): record it all the same
                 p = identify(trial.config)
@@ -262,13 +305,24 @@ def _unwrap(config: dict) -> dict:
 
 
 def _entry(trainable, threads: int):
-    """The function Ray runs: pin torch threads to the trial's CPUs, then call the study's trainable."""
+    """The function Ray runs: pin torch threads to the trial's CPUs, call the study's trainable, report what it raised.
+
+    An exception of the trainable is reported as `ERROR` and the trial ends normally, so that Ray's retries
+    (`RETRIES`) are left for failures of the infrastructure; the traceback goes to the trial's log.
+    """
 
     def run_trial(config: dict) -> None:
+        import traceback
+
         import torch
+        from ray import tune
 
         torch.set_num_threads(threads)
-        trainable(_unwrap(config))
+        try:
+            trainable(_unwrap(config))
+        except Exception as exc:  # noqa: BLE001 - the trial is recorded failed, the study goes on
+            traceback.print_exc()
+            tune.report({ERROR: f"{type(exc).__name__}: {exc}"})
 
     run_trial.__name__ = getattr(trainable, "__name__", "trial")
     return run_trial
@@ -329,7 +383,7 @@ def connect(address: str, timeout: float = 3.0) -> None:
         raise StudyError(f"cannot join Ray at {address}: {first}") from exc
 
 
-def run_checks(study: Study, study_dir: Path, common: dict, force: bool) -> None:
+def run_checks(study: Study, study_dir: Path | str, common: dict, force: bool) -> None:
     """Run the study's exact checks in this process and store them as trial `checks-<hash>` (arm `checks`)."""
     if study.checks is None:
         return
@@ -367,14 +421,22 @@ def run_checks(study: Study, study_dir: Path, common: dict, force: bool) -> None
     )
 
 
-def run(study: Study, results: Path, address: str | None = None, force: bool = False, command: str = "") -> dict:
+def check_results(study_dir: Path | str) -> None:
+    """Refuse, in one line, a results location that is unknown or cannot be written, before anything is written."""
+    try:
+        check_writable(study_dir)
+    except (OSError, ValueError) as exc:  # pyarrow: ArrowInvalid for an unknown scheme, OSError for the rest
+        raise StudyError(f"cannot write results to {study_dir}: {first_line(exc)}") from exc
+
+
+def run(study: Study, results: Path | str, address: str | None = None, force: bool = False, command: str = "") -> dict:
     """Run every unfinished trial of a study (tuning first, if it has any) and record it.
 
     Args:
         study (Study):
             The validated study.
-        results (Path):
-            Results root; tables go to `results/<study>/`.
+        results (Path | str):
+            Results root, a local path or a URI (`s3://bucket/prefix`); tables go to `results/<study>/`.
         address (str | None):
             Ray address, or `None` for the embedded default.
         force (bool):
@@ -383,12 +445,15 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
             The command line, for the metadata.
 
     Returns:
-        dict: counts of planned, skipped and run main trials by status (`tuned`: tuning trials run).
+        dict: counts of planned, skipped and run main trials by status (`tuned`: tuning trials run; `retried`:
+        main-trial restarts by Ray after a worker or node was lost).
     """
     grid = validate(study)
+    study_dir = join(results, study.name)
+    check_results(study_dir)  # fail fast, before anything is written
     if address:
-        connect(address)  # fail fast, before anything is written
-    study_dir = Path(results) / study.name
+        connect(address)
+    check_resources(study, address)
     with exclusive(study_dir):
         common = {
             "study": study.name,
@@ -413,7 +478,7 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
                 "host": platform.node(),
                 "data": data_sources(study),
             },
-            study_dir / "metadata" / f"{study.budget}.json",
+            join(study_dir, "metadata", f"{study.budget}.json"),
         )
         run_checks(study, study_dir, common, force)
         tuned, best = (0, None) if study.tuning is None else tune_arms(study, study_dir, common, address, force)
@@ -424,15 +489,68 @@ def run(study: Study, results: Path, address: str | None = None, force: bool = F
         summary = {"planned": len(todo), "skipped": len(todo) - len(pending), "tuned": tuned}
         if not pending:
             print(f"[{study.name}/{study.budget}] all {len(todo)} trials already finished", file=sys.stderr)
-            return summary | {"ok": 0, "diverged": 0, "failed": 0}
+            return summary | {"ok": 0, "diverged": 0, "failed": 0, "retried": 0}
         recorder = Recorder(study, study_dir, len(pending), common)
         by_id = {p.trial_id: p for p in pending}
         space = {"__trial": {"grid_search": [{"id": p.trial_id, "config": p.config} for p in pending]}}
         _fit(study, space, recorder, lambda c: by_id[c["__trial"]["id"]], address)
-        return summary | recorder.counts
+        return summary | recorder.counts | {"retried": recorder.retried}
 
 
-def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, force: bool) -> tuple[int, dict[str, dict]]:
+def largest_node(address: str | None) -> dict[str, float]:
+    """CPUs and GPUs of the largest node the Ray we are connected to has, or can add (`{}`: unknown).
+
+    The embedded Ray is this machine: its live node is all there is. A cluster's live nodes come from `ray.nodes()`;
+    node types an autoscaler may still start come from the cluster config it publishes in the GCS, if it does
+    (`ray._private.state.state.get_cluster_config`). A cluster-launcher autoscaler that does not publish it, whose GPU
+    workers may not have started yet, gives `{}`: it is told apart from a fixed cluster (`ray start` by hand, or
+    `ray.cluster_utils.Cluster`) by its node-type names, which Ray's read-only provider sets to `node_<id>`. Both
+    are private APIs of the Ray version the project pins.
+    """
+    import json
+
+    import ray
+    from ray._private import ray_constants
+    from ray._private.state import state
+    from ray.experimental import internal_kv
+
+    shapes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if address:
+        config = state.get_cluster_config()
+        if config is not None:
+            shapes += [dict(g.resources) for g in config.node_group_configs]
+        else:
+            status = json.loads(internal_kv._internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS) or "{}")
+            types = (status.get("autoscaler_report") or {}).get("node_type_mapping") or {}
+            if any(not str(t).startswith("node_") for t in types.values()):
+                return {}  # an autoscaler with named node types that keeps their shapes to itself
+    return {k: max((float(sh.get(k, 0)) for sh in shapes), default=0.0) for k in ("CPU", "GPU")}
+
+
+def check_resources(study: Study, address: str | None) -> None:
+    """Refuse, in one line, a study whose trial asks for more CPUs or GPUs than any node has (Ray would wait forever)."""
+    need = {"CPU": float(study.resources.get("cpu", 1)), "GPU": float(study.resources.get("gpu", 0))}
+    if not address and need["GPU"] == 0:
+        return  # the embedded Ray has this machine's CPUs; nothing to start Ray early for
+    init_ray(address)
+    have = largest_node(address)
+    if not have:
+        note = f"the autoscaler's node types are unknown here; trials wait for a node with {need['GPU']:g} GPU"
+        print(f"[{study.name}/{study.budget}] {note} (`python -m studies check-cluster` checks them)", file=sys.stderr)
+        return
+    short = [k for k in ("GPU", "CPU") if need[k] > have[k]]
+    if short:
+        where = f"Ray at {address}" if address else "the embedded Ray (this machine)"
+        k = short[0]
+        raise StudyError(
+            f"study {study.name!r} at budget {study.budget!r} asks for {need[k]:g} {k} a trial, but no node of {where} "
+            f"has more than {have[k]:g}"
+        )
+
+
+def tune_arms(
+    study: Study, study_dir: Path | str, common: dict, address: str | None, force: bool
+) -> tuple[int, dict[str, dict]]:
     """Optuna TPE per arm with `trials_per_arm` finished trials each; the best nuisance values per arm.
 
     Trials already recorded for an arm count towards its budget and are handed to the sampler as evaluated
@@ -476,12 +594,19 @@ def tune_arms(study: Study, study_dir: Path, common: dict, address: str | None, 
     return ran, best_nuisance(study, study_dir)
 
 
-def optuna_storage(study_dir: Path):
-    """The study's Optuna database, `results/<study>/optuna.db`: open it with `optuna-dashboard sqlite:///…`."""
+def optuna_storage(study_dir: Path | str):
+    """The study's Optuna database, `results/<study>/optuna.db`: open it with `optuna-dashboard sqlite:///…`.
+
+    SQLite needs a local file, so results in an object store get no database (`None`: Optuna keeps the study in
+    memory); the Parquet tables hold the whole tuning history either way.
+    """
     import optuna
 
-    study_dir.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(f"sqlite:///{(study_dir / 'optuna.db').resolve()}")
+    filesystem, path = resolve(study_dir)
+    if filesystem.type_name != "local":
+        return None
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(f"sqlite:///{Path(path, 'optuna.db')}")
 
 
 def optuna_study_name(study: Study, arm: str) -> str:
@@ -492,11 +617,13 @@ def optuna_study_name(study: Study, arm: str) -> str:
 def _drop_optuna_study(storage, name: str) -> None:
     import optuna
 
+    if storage is None:
+        return
     with suppress(KeyError):
         optuna.delete_study(study_name=name, storage=storage)
 
 
-def best_nuisance(study: Study, study_dir: Path) -> dict[str, dict]:
+def best_nuisance(study: Study, study_dir: Path | str) -> dict[str, dict]:
     """Arm -> nuisance values of its best finished tuning trial (from the Parquet table; arms without one are absent)."""
     t, best = study.tuning, {}
     if t is None:
@@ -557,7 +684,7 @@ def _fit(
             name=f"{study.name}-{study.budget}",  # Ray's own logs (TensorBoard, CSV) stay in ~/ray_results/<name>
             callbacks=[_tune_callback(recorder, identify)],
             stop=_nonfinite_loss,
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=RETRIES),
             verbose=0,
         ),
     )

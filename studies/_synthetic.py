@@ -5,19 +5,43 @@ S1, is decided by a one-sided paired t-test, so tests can check a verdict agains
 """
 
 import math
+import os
 import time
 
 import numpy as np
+import ray
+import torch
 from ray import tune
 
 from analysis.stats import ALPHA, paired_test
 from analysis.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, Tables, Verdict
-from studies import Claim, Study, Tuning
+from studies import Claim, Study, Tuning, trial_device
+
+
+def devices() -> dict[str, float]:
+    """What the trial was given, as metrics: its node, Ray's GPU ids, whether `CUDA_VISIBLE_DEVICES` shows exactly
+    those, the first id (-1 for none) and whether the trial's tensors live on CUDA (`studies.trial_device`)."""
+    ids = [str(i) for i in ray.get_gpu_ids()]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    on_cuda = torch.zeros(1, device=trial_device()).is_cuda
+    node = ray.get_runtime_context().get_node_id()
+    return {
+        "device/node": float(int(node[:12], 16)),  # the node the trial ran on, as a number (first 48 bits of its id)
+        "device/gpus": float(len(ids)),
+        "device/gpu_id": float(ids[0]) if ids else -1.0,
+        "device/visible_is_assigned": float(visible.split(",") == ids if ids else visible in ("", "-1")),
+        "device/on_cuda": float(on_cuda),
+        "device/cuda_initialized": float(torch.cuda.is_initialized()),  # 0 in a CPU trial, even on a GPU machine
+    }
 
 
 def train(config: dict) -> None:
-    """Report `steps` noisy scores; raise at step `fail_at`, report a NaN loss at step `diverge_at`."""
+    """Report `steps` noisy scores; raise at step `fail_at`, report a NaN loss at step `diverge_at`.
+
+    With `report_devices`, each report also carries `devices()`.
+    """
     rng = np.random.default_rng([config["seed"], round(config["effect"] * 1000)])  # arms get independent noise
+    extra = devices() if config.get("report_devices") else {}
     for step in range(1, config["steps"] + 1):
         if config.get("sleep"):
             time.sleep(config["sleep"])
@@ -26,7 +50,8 @@ def train(config: dict) -> None:
         loss = math.nan if step == config.get("diverge_at") else 1.0 / step + 0.01 * rng.standard_normal()
         # A nuisance lr, when tuned, costs (log10 lr + 2)^2: its best value is 0.01 in every arm.
         score = config["effect"] - (math.log10(config["lr"]) + 2) ** 2 if "lr" in config else config["effect"]
-        tune.report({"step": step, "train/loss": loss, "val/score": score, "test/score": score + 0.1 * rng.standard_normal()})
+        noisy = score + 0.1 * rng.standard_normal()
+        tune.report({"step": step, "train/loss": loss, "val/score": score, "test/score": noisy, **extra})
 
 
 def check_s1(t: Tables) -> Verdict:
@@ -50,11 +75,15 @@ def get_study(
     diverge_seed: int | None = None,
     tuned_trials: int = 0,
     untuned_baseline: bool = False,
+    gpu: float = 0.0,
+    report_devices: bool = False,
+    max_concurrent: int | None = 2,
 ) -> Study:
     """The synthetic study; `fail_seed` / `diverge_seed` plant a failing / diverging trial in the effect arm.
 
     `tuned_trials > 0` tunes a nuisance `lr` per arm with that many Optuna trials before the confirmation runs;
-    with `untuned_baseline` the effect = 0 arm has an empty space and is not tuned.
+    with `untuned_baseline` the effect = 0 arm has an empty space and is not tuned. `gpu` is each trial's
+    (fractional) GPU request; `report_devices` adds the trial's device metrics (and so changes the config hashes).
     """
     space = {"lr": tune.loguniform(1e-4, 1.0)}
     nuisance = (lambda c: space if c["effect"] else {}) if untuned_baseline else space
@@ -70,11 +99,16 @@ def get_study(
         budget=budget,
         article="none: a planted effect",
         trainable=train,
-        param_space={"cell": tune.grid_search(cells), "steps": steps, "sleep": sleep},
+        param_space={
+            "cell": tune.grid_search(cells),
+            "steps": steps,
+            "sleep": sleep,
+            **({"report_devices": True} if report_devices else {}),
+        },
         scientific=("effect",),
         claims=(Claim("S1", "The effect arm scores higher.", "one-sided paired t, alpha 0.05", "empirical", check_s1),),
-        resources={"cpu": 1},
-        max_concurrent=2,
+        resources={"cpu": 1, **({"gpu": gpu} if gpu else {})},
+        max_concurrent=max_concurrent,
         cost="seconds",
         tuning=Tuning(nuisance, "val/score", "max", tuned_trials) if tuned_trials else None,
     )

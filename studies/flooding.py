@@ -24,7 +24,7 @@ from core.losses.flooding import flood, two_flooded_steps, two_step_prediction
 from core.models import mlp, resnet18_cifar
 from core.testing import product_loss, quadratic, random_spd, tanh_mlp_221, toy_regression
 from core.train.classifier import FitConfig, fit_classifier
-from studies import Claim, Study, expand
+from studies import Claim, Study, expand, trial_device
 
 ARTICLE = "我们真的需要把训练集的损失降低到零吗？ (Do we really need zero training loss?) https://kexue.fm/archives/7643"
 
@@ -180,7 +180,7 @@ def train(config: dict) -> None:
     else:
         model = resnet18_cifar(data.num_classes, width=config.get("width", 64))
     cfg = FitConfig(**{k: config[k] for k in FitConfig.__dataclass_fields__ if k in config})
-    fit_classifier(model, data, cfg, tune.report, device="cuda" if torch.cuda.is_available() else "cpu")
+    fit_classifier(model, data, cfg, tune.report, device=trial_device())
 
 
 def exact_checks() -> dict[str, list[float]]:

@@ -30,7 +30,7 @@ from core.models import mlp, resnet18_cifar, vgg11_cifar
 from core.regularizers import egr_grads, full_batch_grad, matching_mu, penalty_grad_fd
 from core.testing import product_loss
 from core.train.gradient_descent import GDConfig, fit_gd
-from studies import Claim, Study, expand
+from studies import Claim, Study, expand, trial_device
 
 ARTICLE = "从动力学角度看优化算法（五）：为什么学习率不宜过小？ (why the learning rate should not be too small) https://kexue.fm/archives/7787"
 
@@ -181,7 +181,7 @@ def train(config: dict) -> None:
     torch.manual_seed(config["seed"])
     model = build_model(config, data.x_train[0].size, data.num_classes)
     cfg = GDConfig(**{k: config[k] for k in GDConfig.__dataclass_fields__ if k in config})
-    fit_gd(model, data, cfg, tune.report, device="cuda" if torch.cuda.is_available() else "cpu")
+    fit_gd(model, data, cfg, tune.report, device=trial_device())
 
 
 def _tiny_classifier(seed: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:

@@ -31,7 +31,7 @@ from core.data.classification import load
 from core.estimators.policy_gradient import gaussian_policy_term, gumbel_noise_score, optimal_baseline, reinforce_surrogate
 from core.estimators.zeroth_order import batched, directions, flat_params, perturb_, zo_grad, zo_terms
 from core.models import mlp
-from studies import Claim, Study, Tuning, expand
+from studies import Claim, Study, Tuning, expand, trial_device
 
 ARTICLE = "殊途同归的策略梯度与零阶优化 (policy gradient and zeroth-order optimisation) https://kexue.fm/archives/7737"
 
@@ -195,7 +195,7 @@ def macro_f1(pred: torch.Tensor, y: torch.Tensor, k: int) -> float:
 def optimise(config: dict, report) -> None:
     """One optimisation run at a matched budget of example-forwards; validation accuracy at 20 budget points."""
     data = load(config["dataset"])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = trial_device()
     t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
     x, y, xv, yv, xt, yt = (t(a) for a in (data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test))
     torch.manual_seed(config["seed"])

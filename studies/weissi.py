@@ -31,7 +31,7 @@ from core.models import kaiming_init_, mlp, resnet18_cifar, vgg11_cifar
 from core.regularizers.weissi import balancing_gammas, l2, shift_scales_, weight_layers, weissi, weissi_naive
 from core.testing import relu2_grads
 from core.train.classifier import FitConfig, fit_classifier
-from studies import Claim, Study, Tuning, expand
+from studies import Claim, Study, Tuning, expand, trial_device
 
 ARTICLE = 'L2正则没有想象那么好？可能是"权重尺度偏移"惹的祸 (is L2 not as good as we think?) https://kexue.fm/archives/7681'
 
@@ -204,7 +204,7 @@ def train(config: dict) -> None:
         model = kaiming_init_(vgg11_cifar(data.num_classes, width=config.get("width", 64)))
     else:
         model = resnet18_cifar(data.num_classes, width=config.get("width", 64))
-    fit_classifier(model, data, fit_config(config), tune.report, device="cuda" if torch.cuda.is_available() else "cpu")
+    fit_classifier(model, data, fit_config(config), tune.report, device=trial_device())
 
 
 def nuisance(config: dict) -> dict:

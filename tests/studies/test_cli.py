@@ -1,5 +1,6 @@
 """Bad input: one line on stderr, exit 2, nothing written."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,15 @@ def test_an_unreachable_cluster_fails_fast_naming_the_address(address, message, 
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("studies: error:") and message in lines[0], res.stderr
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU: the full budget would run")
+def test_a_gpu_request_no_node_can_meet_is_refused_before_anything_is_written(tmp_path):
+    kept = tmp_path / "flooding" / "trials.parquet"
+    kept.parent.mkdir()
+    kept.write_bytes(b"an earlier run's table")
+    res = run_cli("run", "flooding", "--budget", "full", "--results", str(tmp_path))
+    lines = res.stderr.strip().splitlines()  # Ray's own start-up notice may come first; ours is one line, the last
+    assert res.returncode == 2 and [ln for ln in lines if ln.startswith("studies: error:")] == lines[-1:], res.stderr
+    assert "asks for 0.25 GPU a trial, but no node of the embedded Ray (this machine) has more than 0" in lines[-1]
+    assert kept.read_bytes() == b"an earlier run's table" and sorted(os.listdir(kept.parent)) == ["trials.parquet"]

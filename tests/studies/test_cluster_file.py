@@ -49,9 +49,11 @@ def test_broken_copies_are_refused_with_one_line(tmp_path, capsys, change, messa
     assert code == 2 and len(err) == 1 and err[0].startswith("studies: error:") and message in err[0], err
 
 
-def test_unsupported_result_uris_and_bad_files_are_named(tmp_path, capsys):
-    code, _, err = _check(tmp_path, capsys, SHIPPED, results="s3://bucket/x")
-    assert code == 2 and "not supported yet" in err[0]
+def test_result_uris_are_accepted_and_bad_ones_and_bad_files_are_named(tmp_path, capsys):
+    code, out, err = _check(tmp_path, capsys, SHIPPED, results="s3://bucket/x")
+    assert code == 0 and "writes every row to s3://bucket/x, which outlives the cluster" in out and not err
+    code, _, err = _check(tmp_path, capsys, SHIPPED, results="ftp://host/x")
+    assert code == 2 and "unknown scheme 'ftp'" in err[0]
     code, _, err = _check(tmp_path, capsys, text="cluster_name: [unclosed")
     assert code == 2 and "not valid YAML" in err[0]
     assert cli.main(["check-cluster", str(tmp_path / "missing.yaml")]) == 2

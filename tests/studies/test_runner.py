@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_statuses_metrics_and_schema(tmp_path, ray_session):
     study = _synthetic.get_study(seeds=6, fail_seed=1, diverge_seed=2)
     summary = run(study, tmp_path)
-    assert summary == {"planned": 12, "skipped": 0, "tuned": 0, "ok": 10, "diverged": 1, "failed": 1}
+    assert summary == {"planned": 12, "skipped": 0, "tuned": 0, "ok": 10, "diverged": 1, "failed": 1, "retried": 0}
     trials = read_trials(tmp_path / "synthetic").set_index("trial_id")
     by_seed = trials[trials["config/effect"] > 0].set_index("seed")
     assert by_seed.loc[1, "status"] == "failed" and "planted failure at step 2" in by_seed.loc[1, "error"]
@@ -50,47 +50,64 @@ def test_rerun_skips_finished_retries_failed_and_runs_only_new_points(tmp_path, 
     again = run(_synthetic.get_study(seeds=2), tmp_path)  # the planted failure is gone from the config
     assert again["skipped"] == 3 and again["ok"] == 1
     grown = run(_synthetic.get_study(seeds=3), tmp_path)
-    assert grown == {"planned": 6, "skipped": 4, "tuned": 0, "ok": 2, "diverged": 0, "failed": 0}
+    assert grown == {"planned": 6, "skipped": 4, "tuned": 0, "ok": 2, "diverged": 0, "failed": 0, "retried": 0}
     forced = run(_synthetic.get_study(seeds=3), tmp_path, force=True)
     assert forced["ok"] == 6 and forced["skipped"] == 0
     trials = read_trials(tmp_path / "synthetic")
     assert trials["trial_id"].is_unique and len(trials) == 7  # the failed config stays as its own row
 
 
-def test_sigkill_then_same_command_finishes_every_trial_exactly_once(tmp_path):
+DRIVER = (
+    "import sys; from studies import _synthetic; from studies._runner import run; "
+    "run(_synthetic.get_study(seeds=5, steps=4, sleep=0.5), sys.argv[1])"
+)
+"""The driver of the kill tests: the runner on a 10-trial synthetic study, 2 trials at a time, ~2 s each."""
+
+
+def _driver(results: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(results)], cwd=ROOT, env=env, start_new_session=True, text=True, **kwargs
+    )
+
+
+def test_sigkill_of_the_driver_at_three_points_then_the_same_command_loses_and_repeats_nothing(tmp_path):
+    """Kill the driver (and the Ray it started) after the first row, mid-way and with two trials left; rerun each time.
+
+    Each rerun is the same command and is itself the run killed next; the last one finishes. Figures per kill
+    point are printed for the note: trials planned, finished before the kill, finished in the end,
+    duplicated (a finished trial run again) and lost (planned, never recorded).
+    """
     study = _synthetic.get_study(seeds=5, steps=4, sleep=0.5)
     planned = {p.trial_id for p in plan(study)}
-    code = (
-        "import sys; from studies import _synthetic; from studies._runner import run; "
-        "run(_synthetic.get_study(seeds=5, steps=4, sleep=0.5), sys.argv[1])"
-    )
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    table = tmp_path / "synthetic" / "trials.parquet"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (table.exists() and len(read_trials(tmp_path / "synthetic")) >= 2):
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-    proc.wait()
-    before = read_trials(tmp_path / "synthetic")
-    assert 2 <= len(before) < len(planned), "the kill must land part-way"
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    after = read_trials(tmp_path / "synthetic")
-    assert sorted(after["trial_id"]) == sorted(planned)  # every planned trial, exactly once
-    assert (after["status"] == "ok").all()
-    kept = after.set_index("trial_id").loc[before["trial_id"], "finished_at"]
-    assert list(kept) == list(before["finished_at"])  # finished trials were not run again
-    assert set(read_metrics(tmp_path / "synthetic")["trial_id"]) == planned
+    study_dir = tmp_path / "synthetic"
+    figures = []
+    for point, rows in [("after the first row", 1), ("mid-way", len(planned) // 2), ("two trials left", len(planned) - 2)]:
+        proc = _driver(tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len(read_trials(study_dir)) < rows:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        proc.wait()
+        before = read_trials(study_dir)
+        assert rows <= len(before) < len(planned), f"the kill {point} must land part-way ({len(before)} rows)"
+        figures.append((point, before))
+    done = _driver(tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err[-2000:]
+    after = read_trials(study_dir).set_index("trial_id")
+    metrics = read_metrics(study_dir)
+    for point, before in figures:
+        # A trial finished before a kill keeps its row as written then: it was not run again by any later driver.
+        duplicated = int((after.loc[before["trial_id"], "finished_at"].to_numpy() != before["finished_at"].to_numpy()).sum())
+        lost = len(planned - set(after.index))
+        print(f"driver SIGKILL {point}: planned {len(planned)}, finished before the kill {len(before)}, "
+              f"finished in the end {len(after)}, duplicated {duplicated}, lost {lost}")  # fmt: skip
+        assert duplicated == 0 and lost == 0
+    assert sorted(after.index) == sorted(planned) and (after["status"] == "ok").all()  # every planned trial, exactly once
+    # Each trial's metrics are one attempt's: 4 steps of each of its 3 metrics, no step recorded twice.
+    assert set(metrics["trial_id"]) == planned
+    assert (metrics.groupby("trial_id").size() == 12).all() and not metrics.duplicated(["trial_id", "step", "metric"]).any()
 
 
 def test_a_second_run_on_the_same_results_is_refused(tmp_path):

@@ -1,0 +1,169 @@
+"""Where results live: a local folder, or a URI that pyarrow's filesystems understand (`s3://`, `gs://`, `file://`).
+
+Every read and write of the results tables goes through these few functions, so the layout, the atomic writes and
+the resume logic are the same on a laptop's disk and in a bucket. A location is a `Path` (or a plain path string)
+or a URI string; `join` extends either kind. Query parameters of a URI (e.g.
+`s3://bucket/prefix?endpoint_override=127.0.0.1:9000&scheme=http` for an S3-compatible server) are kept on every
+location joined below it. Credentials never appear here: pyarrow reads them from the environment, the AWS config
+files or the instance profile.
+
+Writes are atomic on every store: a reader sees the previous file or the new one, never a part of one.
+- Local and `file://` (and any store with a real rename): write a hidden temporary name (`.name.<pid>.tmp`, which
+  every reader skips), then rename it over the destination.
+- Object stores (S3, GCS): write the destination key directly. An object appears only when its upload completes:
+  a single PUT replaces the object atomically, and so does a multipart upload at its final `CompleteMultipartUpload`;
+  an upload cut off half-way leaves the previous object in place. A rename there would be a copy plus a delete, i.e.
+  two requests with a window in between, so it would be less safe, not more.
+Reads fetch a whole file and parse it from memory (`read_parsed`); on S3 pyarrow asks for the size first, so an
+object replaced between that and the GET yields a prefix of the new version, which never parses and is read again.
+"""
+
+import os
+import time
+from contextlib import suppress
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pyarrow import fs as pafs
+
+OBJECT_STORES = ("s3", "gcs")
+"""pyarrow filesystem types without an atomic rename, where a single upload is the atomic unit."""
+
+
+def is_uri(where) -> bool:
+    """Whether `where` is a URI (`scheme://…`) rather than a local path."""
+    return isinstance(where, str) and "://" in where
+
+
+def join(where, *parts: str):
+    """`where/part/…`: a `Path` for a local location, a URI (query kept at the end) for a URI."""
+    if not is_uri(where):
+        return Path(where, *parts)
+    base, sep, query = where.partition("?")
+    return "/".join([base.rstrip("/"), *parts]) + sep + query
+
+
+def name(where) -> str:
+    """The last component of a location, e.g. `trials.parquet`."""
+    return urlsplit(where).path.rstrip("/").rsplit("/", 1)[-1] if is_uri(where) else Path(where).name
+
+
+@lru_cache(maxsize=32)
+def _filesystem(scheme: str, netloc: str, query: str) -> tuple[pafs.FileSystem, str]:
+    """One filesystem per bucket and options (building an S3 client may ask the server for the bucket's region)."""
+    return pafs.FileSystem.from_uri(urlunsplit((scheme, netloc, "", query, "")))
+
+
+def resolve(where) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem holding `where` and the path inside it.
+
+    Args:
+        where (Path | str):
+            A local path or a URI.
+
+    Returns:
+        tuple[pyarrow.fs.FileSystem, str]: the filesystem and the path to pass to it.
+    """
+    if not is_uri(where):
+        return pafs.LocalFileSystem(), os.path.abspath(where)
+    u = urlsplit(where)
+    if u.scheme == "file":
+        return pafs.LocalFileSystem(), u.path
+    filesystem, root = _filesystem(u.scheme, u.netloc, u.query)
+    inner = u.path.strip("/")
+    return filesystem, (f"{root.rstrip('/')}/{inner}" if inner else root)
+
+
+def exists(where) -> bool:
+    """Whether a file (or folder) is at `where`."""
+    filesystem, path = resolve(where)
+    return filesystem.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def read_bytes(where) -> bytes:
+    """A whole file (on S3: a HEAD for its size, then one GET; see `read_parsed`)."""
+    filesystem, path = resolve(where)
+    with filesystem.open_input_stream(path) as f:
+        return f.readall()
+
+
+def read_parsed(where, parse, attempts: int = 5):
+    """`parse(read_bytes(where))`, read again if an object store handed over a mix of two versions.
+
+    pyarrow reads an S3 object as a HEAD (its size) then a ranged GET: if the object is replaced in between, the
+    bytes are a prefix of the new version, which never parses (a Parquet file ends with its footer, JSON with its
+    closing brace). Such a read is retried; on a local disk the rename makes every read whole, so none is needed.
+    """
+    filesystem, _ = resolve(where)
+    for attempt in range(attempts):
+        try:
+            return parse(read_bytes(where))
+        except (OSError, ValueError):  # pyarrow.ArrowInvalid and json.JSONDecodeError are ValueErrors
+            if filesystem.type_name not in OBJECT_STORES or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def write_bytes(data: bytes, where) -> None:
+    """Write a file atomically (see the module docstring): hidden name then rename, or one upload on object stores."""
+    filesystem, path = resolve(where)
+    folder, _, base = path.rpartition("/")
+    if filesystem.type_name in OBJECT_STORES:
+        with filesystem.open_output_stream(path) as f:  # visible only once the upload completes, whole
+            f.write(data)
+        return
+    filesystem.create_dir(folder, recursive=True)
+    tmp = f"{folder}/.{base}.{os.getpid()}.tmp"
+    with filesystem.open_output_stream(tmp) as f:
+        f.write(data)
+    filesystem.move(tmp, path)  # rename(2) locally: atomic, replaces the old file
+
+
+def listdir(where, suffix: str = "") -> list[str]:
+    """Names of the visible files in the folder `where` ending in `suffix` (hidden `.`/`_` names skipped), sorted."""
+    filesystem, path = resolve(where)
+    infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    names = (i.base_name for i in infos if i.type == pafs.FileType.File)
+    return sorted(n for n in names if n.endswith(suffix) and not n.startswith((".", "_")))
+
+
+def delete(where) -> None:
+    """Remove one file (a missing file is not an error)."""
+    filesystem, path = resolve(where)
+    if filesystem.get_file_info(path).type != pafs.FileType.NotFound:
+        filesystem.delete_file(path)
+
+
+def results_location(text: str):
+    """A command-line `--results`: a URI stays a string, anything else becomes a `Path`."""
+    return text if is_uri(text) else Path(text)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (pyarrow's S3 errors run over several lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_writable(where) -> None:
+    """Write and delete a hidden probe file in `where`; raise `OSError` (or `ValueError`) naming why it cannot be written.
+
+    Nothing already there is touched: the probe has its own hidden name, which every reader skips, and folders
+    made for it are removed again, so a refused run leaves no trace.
+    """
+    filesystem, path = resolve(where)
+    made = []
+    if filesystem.type_name == "local":  # object stores have no folders to make
+        folder = path
+        while folder not in ("", "/") and filesystem.get_file_info(folder).type == pafs.FileType.NotFound:
+            made.append(folder)
+            folder = folder.rpartition("/")[0]
+    probe = join(where, f".probe-{os.getpid()}")
+    try:
+        write_bytes(b"", probe)
+        delete(probe)
+    finally:
+        for folder in made:  # innermost first; rmdir(2) removes only an empty folder, never what another run wrote
+            with suppress(OSError):
+                os.rmdir(folder)
