@@ -7,6 +7,7 @@ position. Language-model and recall trials report validation curves, and per-chu
 samples at steps 10000 + row.
 """
 
+import json
 import math
 
 import numpy as np
@@ -336,6 +337,11 @@ def check_l6(t: Tables) -> Verdict:
     kl = row_kl_samples(t)
     if not rec or not lm or kl.empty:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: recall, LM or row-KL results missing")
+    # A recall task no model learned cannot rank kernels: softmax must reach twice chance (1 / values).
+    recall_runs = chosen_runs(t, "recall")
+    spec = json.loads(recall_runs["config/recall"].dropna().iloc[0]) if "config/recall" in recall_runs else {}
+    chance = 1 / spec["values"] if "values" in spec else 0.0
+    soft_acc = float(recall_runs[recall_runs["attn"] == "softmax"]["test/recall_acc"].mean())
     r_mean, r_lo, r_hi = hierarchical_bootstrap(rec)
     l_mean, l_lo, l_hi = (x / math.log(2) for x in hierarchical_bootstrap(lm))
     wide = kl.pivot(index="row", columns="variant", values="kl")
@@ -344,14 +350,17 @@ def check_l6(t: Tables) -> Verdict:
     better = r_lo > 0 and l_hi < 0 and k_hi < 0
     worse = r_hi < 0 and l_lo > 0 and k_lo > 0
     verdict = SUPPORTED if better else (REFUTED if worse else INCONCLUSIVE)
-    if t.budget == "smoke":
-        verdict = INCONCLUSIVE  # smoke trains for 80-100 steps: a sanity check, never a verdict
+    unlearned = soft_acc < 2 * chance
+    if t.budget == "smoke" or unlearned:
+        verdict = INCONCLUSIVE  # smoke: a sanity check; an unlearned recall task: no ranking
     medians = wide.median()
     return Verdict(
         verdict,
         f"cos - elu: recall {r_mean:+.3f} [{r_lo:+.3f}, {r_hi:+.3f}], bits/char {l_mean:+.4f} [{l_lo:+.4f}, {l_hi:+.4f}], "
         f"row KL {dkl.mean():+.3f} [{k_lo:+.3f}, {k_hi:+.3f}] (median KL cos {medians['linear_cos']:.3f}, "
-        f"elu {medians['linear_elu']:.3f})" + ("; smoke: sanity only" if t.budget == "smoke" else ""),
+        f"elu {medians['linear_elu']:.3f})"
+        + (f"; recall not learned (softmax {soft_acc:.3f} < 2 x chance {chance:.3f})" if unlearned else "")
+        + ("; smoke: sanity only" if t.budget == "smoke" else ""),
         effect=r_mean,
         ci_low=r_lo,
         ci_high=r_hi,

@@ -55,7 +55,7 @@ from core.attention import (
 from core.data.sequences import hmm_nll, load_shakespeare, load_wikitext, mqar, random_hmm, sample_hmm
 from core.memory import saved_bytes
 from core.transformer import CausalLM
-from studies import Claim, Study
+from studies import Claim, Study, trial_device
 
 ARTICLE = "线性Attention的探索：Attention必须有个Softmax吗？ (must attention have a softmax?) https://kexue.fm/archives/7546"
 
@@ -159,7 +159,8 @@ CLAIMS = (
         "linear_cos vs linear_elu: recall accuracy (MQAR), test bits per char (LM), and the median attention-row KL to "
         "the trained softmax model's rows (same q, k). SUPPORTED if linear_cos is better on all three (paired bootstrap "
         "95% CIs exclude 0); REFUTED if it is significantly worse on recall and bits per char and its row KL is larger; "
-        "else INCONCLUSIVE.",
+        "else INCONCLUSIVE. INCONCLUSIVE also when softmax's recall accuracy is below twice chance (the task was not "
+        "learned, so it cannot rank kernels; added after the first local run, where every variant sat at chance).",
         "empirical",
         aa.check_l6,
         "row_kl",
@@ -321,7 +322,7 @@ def _measure(layer, n: int, d: int, heads: int, config: dict, device: str, sync)
 
 def scaling(config: dict, report) -> None:
     """Median forward and forward + backward time per n, and the bytes kept for backward, for one (impl, d, causal)."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = trial_device()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     impl, d, heads = config["impl"], config["d_head"], config.get("heads", 1)
     layer = _layer(impl, config["causal"])
@@ -383,12 +384,13 @@ def _chunks(text: np.ndarray, context: int, limit: int) -> torch.Tensor:
 @torch.no_grad()
 def _nats_per_window(model: CausalLM, windows: torch.Tensor, batch: int = 64) -> np.ndarray:
     out = []
+    device = next(model.parameters()).device
     for i in range(0, len(windows), batch):
-        w = windows[i : i + batch]
+        w = windows[i : i + batch].to(device)
         logits = model(w[:, :-1])
         nll = F.cross_entropy(logits.transpose(1, 2), w[:, 1:], reduction="none")
         out.append(nll.mean(1))
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
 
 
 @torch.no_grad()
@@ -396,7 +398,7 @@ def _row_kl(model: CausalLM, windows: torch.Tensor, sample: int = 200) -> dict[s
     """KL(softmax row || kernel row) on the trained softmax model's own q, k, for every kernel variant, and entropies."""
     for block in model.blocks:
         block.attn.keep_qk = True
-    model(windows[:, :-1])
+    model(windows[:, :-1].to(next(model.parameters()).device))
     kls: dict[str, list[torch.Tensor]] = {}
     ents: dict[str, list[torch.Tensor]] = {}
     for block in model.blocks:
@@ -412,7 +414,7 @@ def _row_kl(model: CausalLM, windows: torch.Tensor, sample: int = 200) -> dict[s
     out: dict[str, float | list[float]] = {}
     pick = torch.randperm(len(torch.cat(kls["linear_elu"])), generator=torch.Generator().manual_seed(0))[:sample]
     for name, parts in kls.items():
-        allkl = torch.cat(parts)
+        allkl = torch.cat(parts).cpu()
         out[f"attn/row_kl/{name}"] = float(allkl.median())
         out[f"attn/row_kl_sample/{name}"] = allkl[pick].tolist()
     for name, parts in ents.items():
@@ -446,13 +448,14 @@ def language_model(config: dict, report) -> None:
         vocab = len(text.alphabet)
         val, test, oracle = _chunks(text.val, context, 64), _chunks(text.test, context, 10**9), None
         stream = _batches_chars(text.train, context, batch, gen)
-    model = CausalLM(vocab, context, config["d_model"], config["heads"], config["layers"], config["attn"])
+    device = trial_device()
+    model = CausalLM(vocab, context, config["d_model"], config["heads"], config["layers"], config["attn"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
     warmup = max(1, int(config["warmup"] * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, warmup))
     for step in range(1, steps + 1):
         x, y = next(stream)
-        loss = model.loss(x, y)
+        loss = model.loss(x.to(device), y.to(device))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -490,13 +493,14 @@ def recall(config: dict, report) -> None:
     torch.manual_seed(config["seed"])
     spec = {k: config[k] for k in ("length", "pairs", "keys", "values")}
     test = mqar(1024, **spec, seed=424242)
-    model = CausalLM(test.vocab, config["length"], config["d_model"], config["heads"], 2, config["attn"])
+    device = trial_device()
+    model = CausalLM(test.vocab, config["length"], config["d_model"], config["heads"], 2, config["attn"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
     steps = config["steps"]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, max(1, steps // 10)))
     for step in range(1, steps + 1):
         data = mqar(config["batch"], **spec, seed=config["seed"] * 1_000_003 + step)
-        loss = model.loss(torch.as_tensor(data.x[:, :-1]), torch.as_tensor(data.y[:, :-1]))
+        loss = model.loss(torch.as_tensor(data.x[:, :-1], device=device), torch.as_tensor(data.y[:, :-1], device=device))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -508,7 +512,8 @@ def recall(config: dict, report) -> None:
     accs = []
     with torch.no_grad():
         for i in range(0, 1024, 64):
-            x, y = torch.as_tensor(test.x[i : i + 64, :-1]), torch.as_tensor(test.y[i : i + 64, :-1])
+            x = torch.as_tensor(test.x[i : i + 64, :-1], device=device)
+            y = torch.as_tensor(test.y[i : i + 64, :-1], device=device)
             pred = model(x).argmax(-1)
             scored = y != -100
             accs.append(float((pred[scored] == y[scored]).float().mean()))
