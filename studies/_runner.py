@@ -295,7 +295,10 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        # "local" always starts a new instance: with None, Ray joins any other Ray already running on the machine.
+        ray.init(
+            address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
+        )
 
 
 def connect(address: str, timeout: float = 3.0) -> None:
