@@ -81,6 +81,7 @@ def conditions(t: Tables) -> pd.DataFrame:
                 "kneedle": kneedle(n, q.mean(0)),
                 "su": SU * math.log(N),
                 "boot": k.boot,
+                "grid": n,
             }
         )
     return pd.DataFrame(rows)
@@ -101,6 +102,26 @@ def _ci(x: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _previous(grid: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The grid point below each knee (0 below the smallest): the true knee lies in (previous, knee]."""
+    idx = np.searchsorted(grid, k)
+    return np.where(idx > 0, grid[np.maximum(idx - 1, 0)], 0.0)
+
+
+def ratio_interval(lo_row, hi_row) -> tuple[float, float]:
+    """95% interval of r = knee(N_max) / knee(N_min) over the seed bootstrap, with the grid's resolution.
+
+    A knee on the grid says only that the curve reaches the plateau somewhere in (previous grid point, knee]; the
+    interval therefore runs from the 2.5% quantile of prev(k_max) / k_min to the 97.5% quantile of
+    k_max / prev(k_min) (infinite when the smaller knee is the smallest grid point).
+    """
+    lo_b, hi_b = lo_row["boot"], hi_row["boot"]
+    low = _previous(hi_row["grid"], hi_b) / lo_b
+    with np.errstate(divide="ignore"):
+        high = hi_b / _previous(lo_row["grid"], lo_b)
+    return float(np.quantile(low, 0.025)), float(np.quantile(high, 0.975))
+
+
 def _knee_text(m: pd.DataFrame) -> str:
     return "; ".join(
         f"N={r.N}: knee {r.knee:g} [{r.ci_low:g}, {r.ci_high:g}]{' (non-monotone)' if r.non_monotone else ''}, 8.33 ln N = {r.su:.1f}"
@@ -115,8 +136,7 @@ def check_d1(t: Tables) -> Verdict:
         return Verdict(INCONCLUSIVE, NOT_RUN)
     lo_r, hi_r = m.iloc[0], m.iloc[-1]
     ratio = hi_r["knee"] / lo_r["knee"]
-    boot = hi_r["boot"] / lo_r["boot"]
-    ci = _ci(boot)
+    ci = ratio_interval(lo_r, hi_r)
     pred = math.log(hi_r["N"]) / math.log(lo_r["N"])
     power = (hi_r["N"] / lo_r["N"]) ** 0.2
     inside = ci[0] <= pred <= ci[1]
@@ -128,7 +148,7 @@ def check_d1(t: Tables) -> Verdict:
         f"r = {ratio:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] vs ln-ratio {pred:.3f}, constant 1, power {power:.3f}; {aic} "
         f"(log fit {fits['log']['a']:.2f} ln N + {fits['log']['b']:.1f}); {_knee_text(m)}"
     )
-    detail = [{k: v for k, v in r.items() if k != "boot"} for r in m.to_dict("records")]
+    detail = [{k: v for k, v in r.items() if k not in ("boot", "grid")} for r in m.to_dict("records")]
     return Verdict(verdict, text, effect=ratio, ci_low=ci[0], ci_high=ci[1], threshold=pred,
                    n_seeds=int(m["seeds"].min()), detail=detail + [{"model": k, **v} for k, v in fits.items()])  # fmt: skip
 
@@ -417,9 +437,10 @@ def fig_knees(t: Tables):
     ax.legend(fontsize=6, loc="upper left")
     inset = ax.inset_axes([0.68, 0.08, 0.3, 0.3])
     lo_r, hi_r = m.iloc[0], m.iloc[-1]
-    ci = _ci(hi_r["boot"] / lo_r["boot"])
+    ci = ratio_interval(lo_r, hi_r)
     r = hi_r["knee"] / lo_r["knee"]
-    inset.errorbar([0], [r], yerr=[[r - ci[0]], [ci[1] - r]], fmt="o", color=style.FLOODED)
+    top = min(ci[1], 3 * r)  # an unbounded interval is drawn to 3 r
+    inset.errorbar([0], [r], yerr=[[r - ci[0]], [top - r]], fmt="o", color=style.FLOODED)
     for val, c in [
         (math.log(hi_r["N"]) / math.log(lo_r["N"]), style.CONTROL),
         (1.0, "grey"),

@@ -75,7 +75,8 @@ CLAIMS = (
     Claim(
         "D1",
         "The dimension that is enough grows like ln N (doubling N adds ~5.8 dimensions; 1e3 -> 1e6 doubles it).",
-        "r = n_eps(N_max) / n_eps(N_min) on the held-out SGNS loss (eps = 0.05), 95% bootstrap CI over seeds: SUPPORTED if "
+        "r = n_eps(N_max) / n_eps(N_min) on the held-out SGNS loss (eps = 0.05), 95% bootstrap CI over seeds widened by "
+        "the grid's resolution (a knee k means somewhere in (previous grid point, k]): SUPPORTED if "
         "the CI contains ln N_max / ln N_min and excludes both 1 (constant) and (N_max / N_min)^0.2 (power law); REFUTED if "
         "it excludes the ln-ratio; else INCONCLUSIVE. AIC of a ln N + b vs c N^alpha vs constant reported.",
         "empirical",
