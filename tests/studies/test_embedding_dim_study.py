@@ -74,3 +74,21 @@ def test_tree_trial_reports_kl_per_dimension():
     ed.tree_fit({"b": 2, "depth": 3, "dims": [1, 2, 4], "steps": 50, "lr": 0.1, "seed": 0}, reports.append)
     kls = [r["tree/kl"] for r in reports if "tree/kl" in r]
     assert [r["step"] for r in reports[:3]] == [1, 2, 4] and all(k >= -1e-9 for k in kls) and kls[2] < kls[0]
+
+
+def test_embedding_dim_smoke_runs_and_reports(tmp_path, ray_session):
+    from analysis.report import report_all
+    from analysis.schema import read_verdicts
+    from studies import load
+    from studies._runner import run
+
+    summary = run(load("embedding_dim", "smoke"), tmp_path / "results")
+    assert summary["ok"] == 5 and summary["failed"] == 0
+    report_all(tmp_path / "results", tmp_path / "reports")
+    verdicts = read_verdicts(tmp_path / "results" / "embedding_dim").set_index("claim_id")
+    assert verdicts.loc["D-P1", "verdict"] == "PASS" and verdicts.loc["D-P2", "verdict"] == "PASS", verdicts["reason"]
+    assert verdicts["controls_ok"].all()
+    for claim in ("D1", "D2", "D3", "D4", "D5"):
+        assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE" and "not_run_at_budget" in verdicts.loc[claim, "reason"]
+    figures = {p.stem for p in (tmp_path / "reports" / "embedding_dim" / "smoke").glob("*.png")}
+    assert {"derivation", "tree_control", "capacity", "trial_status"} <= figures
