@@ -30,6 +30,11 @@ METRICS = {  # metric column -> (label, sign that makes it higher-is-better)
 NOT_RUN = "not_run_at_budget: no word-vector runs at this budget (smoke runs the exact checks and the planted tree only)"
 
 
+def _missing(t: Tables) -> str:
+    """Why a claim has no data: nothing run at this budget, or curves still incomplete (a stopped or running study)."""
+    return NOT_RUN if _runs(t).empty else "incomplete: fewer than two vocabulary sizes with complete curves over seeds"
+
+
 def su_dim(N: float) -> int:
     return math.ceil(SU * math.log(N))
 
@@ -39,7 +44,9 @@ def _runs(t: Tables) -> pd.DataFrame:
     if tr.empty or "config/task" not in tr:
         return pd.DataFrame()
     ok = tr[(tr["status"] == "ok") & (tr["config/task"] == "w2v")]
-    return ok.rename(columns={f"config/{k}": k for k in ("corpus", "algo", "vocab_size", "tokens", "dim", "seed")})
+    return ok.rename(
+        columns={f"config/{k}": k for k in ("corpus", "algo", "vocab_size", "tokens", "dim")}
+    )  # `seed` is a column
 
 
 def quality(runs: pd.DataFrame, metric: str = PRIMARY) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -134,7 +141,7 @@ def check_d1(t: Tables) -> Verdict:
     """D1: ratio of the knees at the largest and smallest N against ln N_max / ln N_min, 1 and (N_max / N_min)^0.2."""
     m = _main(t)
     if len(m) < 2:
-        return Verdict(INCONCLUSIVE, NOT_RUN)
+        return Verdict(INCONCLUSIVE, _missing(t))
     lo_r, hi_r = m.iloc[0], m.iloc[-1]
     ratio = hi_r["knee"] / lo_r["knee"]
     ci = ratio_interval(lo_r, hi_r)
@@ -158,7 +165,7 @@ def check_d2(t: Tables) -> Verdict:
     """D2: every N's CI of knee / (8.33 ln N) within [0.5, 2]; the through-origin slope's CI is reported."""
     m = _main(t)
     if m.empty:
-        return Verdict(INCONCLUSIVE, NOT_RUN)
+        return Verdict(INCONCLUSIVE, _missing(t))
     rows, verdicts = [], []
     for r in m.itertuples():
         ratio_ci = _ci(r.boot / r.su)
@@ -203,7 +210,7 @@ def check_d3(t: Tables) -> Verdict:
     runs = _runs(t)
     m = _main(t)
     if m.empty:
-        return Verdict(INCONCLUSIVE, NOT_RUN)
+        return Verdict(INCONCLUSIVE, _missing(t))
     rows = []
     for r in m.itertuples():
         g = runs[(runs["algo"] == "sgns") & (runs["vocab_size"] == r.N) & (runs["tokens"] == r.T)]
@@ -261,7 +268,7 @@ def check_d5(t: Tables) -> Verdict:
     c = conditions(t)
     m = _main(t)
     if c.empty or m.empty:
-        return Verdict(INCONCLUSIVE, NOT_RUN)
+        return Verdict(INCONCLUSIVE, _missing(t))
     T_ref = int(m["T"].iloc[0])
     counts = c.groupby("N").size()
     if counts.max() < 2:

@@ -23,9 +23,10 @@ def planted(knees: dict[tuple[str, int, int], float], seeds=(0, 1, 2), noise=1e-
     for (algo, N, T), k in knees.items():
         for n in grid_dims(N):
             for s in seeds:
-                rows.append({"trial_id": f"{algo}-{N}-{T}-{n}-{s}", "status": "ok", "seed": s, "config/task": "w2v",
-                             "config/corpus": "gcide", "config/algo": algo, "config/vocab_size": N, "config/tokens": T,
-                             "config/dim": n, "heldout/sgns_loss": _loss(n, k) + noise * rng.standard_normal()})  # fmt: skip
+                config = {"task": "w2v", "corpus": "gcide", "algo": algo, "vocab_size": N, "tokens": T, "dim": n, "seed": s}
+                row = {"trial_id": f"{algo}-{N}-{T}-{n}-{s}", "status": "ok", "seed": s}
+                row |= {f"config/{k}": v for k, v in config.items()}
+                rows.append(row | {"heldout/sgns_loss": _loss(n, k) + noise * rng.standard_normal()})
     empty = pd.DataFrame(columns=["trial_id", "step", "metric", "value"])
     return Tables("local", pd.DataFrame(rows), empty, pd.DataFrame(columns=["step", "metric", "value"]))
 
