@@ -94,6 +94,28 @@ def conditions(t: Tables) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def metric_knees(t: Tables) -> pd.DataFrame:
+    """Knees of the secondary metrics (held-out softmax CE, benchmarks) on the main grid, reported beside M1."""
+    runs, m = _runs(t), _main(t)
+    rows = []
+    if m.empty:
+        return pd.DataFrame()
+    for r in m.itertuples():
+        g = runs[(runs["algo"] == "sgns") & (runs["vocab_size"] == r.N) & (runs["tokens"] == r.T)]
+        for metric in METRICS:
+            if metric == PRIMARY or metric not in g or g[metric].isna().any():
+                continue
+            n, q, seeds = quality(g, metric)
+            if len(seeds) == 0:
+                continue
+            k = knee(n, q, EPS, seed=r.N)
+            cov = f"coverage/{metric.split('/')[1]}"
+            coverage = float(g[cov].mean()) if cov in g else math.nan
+            rows.append({"N": r.N, "metric": metric, "knee": k.knee, "ci_low": k.ci_low, "ci_high": k.ci_high,
+                         "non_monotone": k.non_monotone, "coverage": coverage})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def _main(t: Tables) -> pd.DataFrame:
     """The main-grid conditions: SGNS at the token count shared by the most vocabulary sizes."""
     c = conditions(t)
@@ -187,7 +209,14 @@ def check_d2(t: Tables) -> Verdict:
         + ("inside" if slope_ci[0] <= SU <= slope_ci[1] else "outside")
         + ")"
     )
+    others = metric_knees(t)
+    if len(others):
+        text += "; other metrics' knees (reported, no verdict): " + ", ".join(
+            f"{r.metric.split('/')[1]} N={r.N}: {r.knee:g}" + (f" (cov {r.coverage:.2f})" if math.isfinite(r.coverage) else "")
+            for r in others.itertuples()
+        )
     worst = max(rows, key=lambda r: abs(math.log(r["ratio"])) if r["ratio"] > 0 else math.inf)
+    rows += others.to_dict("records")
     return Verdict(verdict, text, effect=slope, ci_low=slope_ci[0], ci_high=slope_ci[1], threshold=SU,
                    n_seeds=int(m["seeds"].min()), detail=rows + [{"worst_N": worst["N"]}])  # fmt: skip
 
