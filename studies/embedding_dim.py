@@ -311,9 +311,9 @@ def _cells(budget: str) -> list[dict]:
             | {"steps": fs["steps"], "lr": fs["lr"]}
             for N in fs["N"] for n in grid_dims(N) for s in fs["seeds"]
         ]  # fmt: skip
-    # Seed by seed, so a run stopped early leaves complete curves with fewer seeds; the main grid first within a
-    # seed; the costliest runs first within that, so the last minutes are not one long run on one core.
-    runs.sort(key=lambda c: (c["seed"], c["tokens"] != main["T"] or c["algo"] != "sgns", -c["tokens"] * (1 + c["dim"] / 64)))
+    # The main grid first, then corpus size and algorithm; seed by seed within each, so a run stopped early leaves
+    # complete curves with fewer seeds; the costliest runs first within a seed, so the end is not one long run.
+    runs.sort(key=lambda c: (c["tokens"] != main["T"] or c["algo"] != "sgns", c["seed"], -c["tokens"] * (1 + c["dim"] / 64)))
     return cells + runs
 
 

@@ -127,7 +127,7 @@ def train_fullsoftmax(prep: Prepared, dim: int, seed: int, window: int = 5, step
 
 
 def score(prep: Prepared, u: np.ndarray, v: np.ndarray, benchmarks: dict, window: int = 5,
-          max_analogies: int = 2000) -> dict[str, float]:  # fmt: skip
+          max_analogies: int = 2000, chunk: int = 10_000) -> dict[str, float]:  # fmt: skip
     """Every metric of one trained model.
 
     Args:
@@ -143,13 +143,18 @@ def score(prep: Prepared, u: np.ndarray, v: np.ndarray, benchmarks: dict, window
             Window radius of the held-out co-occurrence table (full softmax metric).
         max_analogies (int):
             Covered analogy questions scored (a fixed subsample beyond that, seeded by N).
+        chunk (int):
+            Held-out pairs scored at a time.
 
     Returns:
         dict[str, float]: `heldout/sgns_loss`, `heldout/softmax_ce` (N <= 5k), `bench/<name>`, `coverage/<name>`.
     """
     ut, vt = torch.from_numpy(u).double(), torch.from_numpy(v).double()
     c, o, neg = prep.pairs
-    out = {"heldout/sgns_loss": float(sgns_loss(ut, vt, c, o, neg)), "vocab/size": float(len(prep.vocab))}
+    chunks = [(float(sgns_loss(ut, vt, c[i : i + chunk], o[i : i + chunk], neg[i : i + chunk])), len(c[i : i + chunk]))
+              for i in range(0, len(c), chunk)]  # fmt: skip
+    sgns = sum(loss * k for loss, k in chunks) / max(1, len(c))  # chunked: [P, K, n] gathers stay small
+    out = {"heldout/sgns_loss": sgns, "vocab/size": float(len(prep.vocab))}
     if len(prep.vocab) <= SOFTMAX_CE_MAX_N:
         table = cooccurrence(prep.heldout, len(prep.vocab), window)
         out["heldout/softmax_ce"] = float(fullsoftmax_loss(ut.float(), vt.float(), table.float()))
