@@ -174,3 +174,17 @@ def test_similarity_and_analogy_match_loops():
         hits += best == d
     acc, cov, k = analogy(vecs, index, questions, chunk=2)
     assert acc == pytest.approx(hits / 3) and cov == 0.75 and k == 3
+
+
+def test_score_is_independent_of_the_chunk_size_and_matches_the_loss():
+    from core.embeddings.word2vec import prepare, score
+
+    rng = np.random.default_rng(0)
+    paras = [[f"w{i}" for i in rng.integers(0, 12, 8)] for _ in range(60)]
+    prep = prepare(paras[:50], paras[50:], size=10, tokens=10_000, pairs=500, negatives=3)
+    u, v = rng.standard_normal((10, 4)).astype(np.float32), rng.standard_normal((10, 4)).astype(np.float32)
+    a, b = score(prep, u, v, {}, chunk=7), score(prep, u, v, {}, chunk=10**6)
+    c, o, neg = prep.pairs
+    want = float(naive_sgns_loss(torch.from_numpy(u).double(), torch.from_numpy(v).double(), c, o, neg))
+    assert a["heldout/sgns_loss"] == pytest.approx(b["heldout/sgns_loss"], rel=1e-12) == pytest.approx(want, rel=1e-12)
+    assert len(prep.vocab) == 10 and a["vocab/size"] == 10 and len(c) <= 500
