@@ -23,7 +23,10 @@ def test_grids_match_the_spec():
     assert {c["algo"] for c in w2v} == {"sgns", "cbow"} and {c["vocab_size"] for c in w2v if c["algo"] == "cbow"} == {4000}
     assert max(c["vocab_size"] for c in local if c["task"] == "tree") == 1024
     full = expand(ed.get_study("full").param_space)
-    assert max(c["vocab_size"] for c in full) == 1_000_000 and "fullsoftmax" in {c["algo"] for c in full}
+    assert max(c["vocab_size"] for c in full) == 100_000 and "fullsoftmax" in {c["algo"] for c in full}
+    assert {c["corpus"] for c in full if c["task"] == "w2v"} == {"text8"} and {
+        c["epochs"] for c in full if c["task"] == "w2v"
+    } == {5}
 
 
 def test_su_dims():
