@@ -113,3 +113,11 @@ def test_exact_check_rules():
     bad = checks.copy()
     bad.loc[bad["metric"] == "dp1/h", "value"] += 0.01
     assert ea.check_dp1(Tables("smoke", pd.DataFrame(), pd.DataFrame(), bad)).verdict == FAIL
+
+
+def test_figures_draw_on_planted_tables():
+    t = planted(SU_KNEES | {("sgns", 4000, 500_000): 70, ("cbow", 4000, 2_000_000): 64})
+    names = [f(t)[0] for f in (ea.fig_quality, ea.fig_knees, ea.fig_tokens)]
+    assert names == ["quality_vs_dim", "knee_vs_lnN", "knee_vs_tokens"]
+    assert ea.fig_tree(_tree_tables({(2, 64): 12, (4, 64): 16}))[0] == "tree_control"
+    assert ea.fig_derivation(t) is None and ea.fig_capacity(t) is None  # no exact checks in these tables
