@@ -16,10 +16,12 @@ def test_grids_match_the_spec():
     w2v = [c for c in local if c["task"] == "w2v"]
     main = [c for c in w2v if c["algo"] == "sgns" and c["tokens"] == 2_000_000]
     assert sorted({c["vocab_size"] for c in main}) == [1000, 4000, 16000] and {c["seed"] for c in main} == {0, 1, 2}
-    assert len(main) == 3 * 12 * 3 and {c["epochs"] for c in w2v} == {3}
-    assert sorted({c["dim"] for c in main if c["vocab_size"] == 1000}) == sorted({*ed.DIMS, 58, 15})
-    assert sorted({c["dim"] for c in main if c["vocab_size"] == 4000}) == sorted({*ed.DIMS, 70, 18})
-    assert sorted({c["dim"] for c in main if c["vocab_size"] == 16000}) == sorted({*ed.DIMS, 81, 21})
+    assert len(main) == 3 * 8 * 3 and {c["epochs"] for c in w2v} == {3}
+    assert sorted({c["dim"] for c in main if c["vocab_size"] == 1000}) == [8, 15, 16, 32, 58, 64, 128, 256]
+    assert sorted({c["dim"] for c in main if c["vocab_size"] == 4000}) == [8, 16, 18, 32, 64, 70, 128, 256]
+    assert sorted({c["dim"] for c in main if c["vocab_size"] == 16000}) == [8, 16, 21, 32, 64, 81, 128, 256]
+    d5 = [c for c in w2v if c not in main]
+    assert len(d5) == 2 * 8 * 2 and {(c["algo"], c["tokens"]) for c in d5} == {("sgns", 500_000), ("cbow", 2_000_000)}
     assert {c["algo"] for c in w2v} == {"sgns", "cbow"} and {c["vocab_size"] for c in w2v if c["algo"] == "cbow"} == {4000}
     assert max(c["vocab_size"] for c in local if c["task"] == "tree") == 1024
     full = expand(ed.get_study("full").param_space)
