@@ -248,7 +248,10 @@ def check_d3(t: Tables) -> Verdict:
         col = {int(v): i for i, v in enumerate(n)}
         if star not in col or quarter not in col:
             continue
-        span = q[:, -2:].mean() - q[:, 0].mean()
+        # The knee's range, Q_plat - Q(n_min), with Q_plat the larger of the top-two mean and the curve's maximum:
+        # on a curve that falls after an early peak (non-monotone) the top-two mean lies below Q(n_min).
+        mean = q.mean(0)
+        span = max(mean[-2:].mean(), mean.max()) - mean[0]
         margin = EPS * span
         d_star = q[:, col[star]] - q[:, -1]  # Q(n*) - Q(n_max)
         d_quarter = q[:, -1] - q[:, col[quarter]]  # Q(n_max) - Q(n*/4)
