@@ -148,7 +148,8 @@ def ratio_interval(lo_row, hi_row) -> tuple[float, float]:
     low = _previous(hi_row["grid"], hi_b) / lo_b
     with np.errstate(divide="ignore"):
         high = hi_b / _previous(lo_row["grid"], lo_b)
-    return float(np.quantile(low, 0.025)), float(np.quantile(high, 0.975))
+    # No interpolation: `high` may hold inf.
+    return float(np.quantile(low, 0.025, method="inverted_cdf")), float(np.quantile(high, 0.975, method="inverted_cdf"))
 
 
 def _knee_text(m: pd.DataFrame) -> str:
@@ -223,13 +224,17 @@ def check_d2(t: Tables) -> Verdict:
 
 def _boot_p_greater(d: np.ndarray, seed: int = 0, resamples: int = 10_000) -> float:
     """One-sided paired bootstrap p of mean(d) > 0: share of resampled means <= 0, (count + 1) / (B + 1)."""
+    if len(d) < 2:
+        return math.nan  # one seed: no resampling distribution
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, len(d), (resamples, len(d)))].mean(1)
     return float(((means <= 0).sum() + 1) / (resamples + 1))
 
 
 def _t_p(d: np.ndarray, alternative: str) -> float:
-    if len(d) < 2 or np.ptp(d) == 0:
+    if len(d) < 2:
+        return math.nan
+    if np.ptp(d) == 0:
         return 0.0 if (alternative == "greater" and d.mean() > 0) or (alternative == "less" and d.mean() < 0) else 1.0
     return float(stats.ttest_1samp(d, 0.0, alternative=alternative).pvalue)
 
@@ -248,10 +253,10 @@ def check_d3(t: Tables) -> Verdict:
         col = {int(v): i for i, v in enumerate(n)}
         if star not in col or quarter not in col:
             continue
-        # The knee's range, Q_plat - Q(n_min), with Q_plat the larger of the top-two mean and the curve's maximum:
-        # on a curve that falls after an early peak (non-monotone) the top-two mean lies below Q(n_min).
+        # The range of the seed-mean curve, max - min: Q_plat - Q(n_min) on a rising curve, and still positive on a
+        # curve that peaks at n_min and then falls (where Q_plat - Q(n_min) would be negative).
         mean = q.mean(0)
-        span = max(mean[-2:].mean(), mean.max()) - mean[0]
+        span = mean.max() - mean.min()
         margin = EPS * span
         d_star = q[:, col[star]] - q[:, -1]  # Q(n*) - Q(n_max)
         d_quarter = q[:, -1] - q[:, col[quarter]]  # Q(n_max) - Q(n*/4)

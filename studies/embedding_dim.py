@@ -103,9 +103,9 @@ CLAIMS = (
         "D3",
         "At n >= ceil(8.33 ln N) quality is within noise of the plateau; well below it there is a measurable deficit.",
         "Held-out SGNS loss, per N, Holm across N: SUPPORTED if a paired TOST over seeds shows Q(ceil(8.33 ln N)) "
-        "equivalent to Q(n_max) within 0.05 x range and Q(ceil(8.33 ln N / 4)) is lower than Q(n_max) (one-sided "
-        "paired bootstrap, p < 0.05), for every N; REFUTED if for some N Q(ceil(8.33 ln N)) is significantly below "
-        "Q(n_max) by more than the margin; else INCONCLUSIVE.",
+        "equivalent to Q(n_max) within 0.05 x range (max - min of the seed-mean curve) and Q(ceil(8.33 ln N / 4)) is "
+        "lower than Q(n_max) (one-sided paired bootstrap, p < 0.05), for every N; REFUTED if for some N "
+        "Q(ceil(8.33 ln N)) is significantly below Q(n_max) by more than the margin; else INCONCLUSIVE.",
         "empirical",
         ea.check_d3,
         "quality_vs_dim",

@@ -46,10 +46,10 @@ def knee_of_curve(n: np.ndarray, q: np.ndarray, eps: float, plateau: str = "top2
 
 
 def non_monotone(n: np.ndarray, q_mean: np.ndarray, eps: float) -> bool:
-    """Whether the seed-mean curve falls by more than eps * range after its peak."""
+    """Whether the seed-mean curve falls by more than eps * (max - min) after its peak."""
     q_mean = np.asarray(q_mean, float)
     peak = int(np.argmax(q_mean))
-    span = q_mean.max() - q_mean[0]
+    span = q_mean.max() - q_mean.min()  # the curve's range (Q_plat - Q(n_min) is <= 0 when the peak is at n_min)
     return bool(span > 0 and (q_mean[peak] - q_mean[peak:].min()) > eps * span)
 
 

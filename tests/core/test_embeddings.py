@@ -141,6 +141,9 @@ def test_knee_of_a_planted_curve():
     kf = knee(n, np.stack([falling, falling]), 0.05, resamples=10)
     assert kf.non_monotone and kf.knee == kf.knee_raw == 24
     assert kneedle(n, q) in (24, 32)
+    early = -np.array([2.97, 3.00, 2.99, 3.01, 3.01, 3.01, 3.01, 3.01])  # best at n_min, as M1 on GCIDE
+    ke = knee(n, np.stack([early, early + 0.001]), 0.05, resamples=10)
+    assert non_monotone(n, early, 0.05) and ke.non_monotone and ke.knee == 8
 
 
 def test_model_comparison_prefers_the_true_law():
