@@ -50,11 +50,17 @@ def _runs(t: Tables) -> pd.DataFrame:
 
 
 def quality(runs: pd.DataFrame, metric: str = PRIMARY) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Dimensions `[G]`, quality `[S, G]` (higher is better) and seeds of one condition's runs (complete seeds only)."""
+    """Dimensions `[G]`, quality `[S, G]` (higher is better) and seeds of one condition's runs.
+
+    Only the dimensions run on the most seeds are kept (a stopped run, or runs of an older grid, leave some
+    dimensions on fewer seeds), then only the seeds that have all of them.
+    """
     if metric not in runs:
         return np.zeros(0), np.zeros((0, 0)), []
     sign = METRICS[metric][1]
     wide = runs.pivot_table(index="seed", columns="dim", values=metric, aggfunc="mean").sort_index(axis=1)
+    counts = wide.notna().sum(0)
+    wide = wide.loc[:, counts == counts.max()]  # dims every seed has (runs of an older grid drop out)
     wide = wide.dropna(axis=0, how="any")
     return wide.columns.to_numpy(float), sign * wide.to_numpy(float), [int(s) for s in wide.index]
 
