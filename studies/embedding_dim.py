@@ -10,11 +10,11 @@ Claims:  D1 the "enough" dimension grows like ln N; D2 it is about 8.33 ln N; D3
 Run:     python -m studies run embedding_dim --budget smoke|local|full
 Full:    text8 (17M tokens), N to 100k, SGNS/CBOW with 5 epochs, the full-softmax arm on GPUs for N <= 30k. The
          spec's Wikipedia corpora (N to 1M, T to 2B), the <unk> ablation and D4 are not implemented yet.
-Cost:    smoke ~40 s on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local ~30 min on 2 CPU
-         cores (8 tree fits, 72 + 16 + 16 gensim Word2Vec runs on GCIDE); full ~100-300 CPU-node-hours plus
-         ~200 GPU-hours for the full-softmax arm (spec estimate).
+Cost:    smoke ~40 s on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local 57 min measured on 2
+         CPU cores at load average 10-23 (an upper bound, not yet timed idle; 8 tree fits, 72 + 16 + 16 gensim
+         Word2Vec runs on GCIDE); full ~100-300 CPU-node-hours plus ~200 GPU-hours for the full-softmax arm (spec estimate).
 
-One trial is one trained model: a (corpus, N, T, algorithm, n, seed) Word2Vec run (7-25 s each here), or, for
+One trial is one trained model: a (corpus, N, T, algorithm, n, seed) Word2Vec run (55 s median wall here, under load), or, for
 the planted tree, one (b, N, seed) fit that trains every n of the grid (the fits take 0.1-5 s each, so a
 trial per n would be mostly Ray overhead). Word2Vec runs use one gensim worker and a process-independent
 word hash, so a run is reproducible from its seed; two run at a time. The vocabulary is the exact top-N of the
@@ -62,7 +62,7 @@ FULLSOFTMAX = {"full": {"N": [1000, 3000, 10000, 30000], "T": 17_000_000, "seeds
 RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 1}}
 COST = {
     "smoke": "~40 s on 2 CPU cores",
-    "local": "~30 min on 2 CPU cores",
+    "local": "57 min on 2 CPU cores at load average 10-23 (upper bound; not yet timed on an idle machine)",
     "full": "~100-300 CPU-node-hours (SGNS grid) + ~200 GPU-hours (full softmax) (spec estimate)",
 }
 
