@@ -59,7 +59,7 @@ def quality(runs: pd.DataFrame, metric: str = PRIMARY) -> tuple[np.ndarray, np.n
         return np.zeros(0), np.zeros((0, 0)), []
     sign = METRICS[metric][1]
     wide = runs.pivot_table(index="seed", columns="dim", values=metric, aggfunc="mean").sort_index(axis=1)
-    counts = wide.notna().sum(0)
+    counts = wide.notna().sum(axis=0)
     wide = wide.loc[:, counts == counts.max()]  # dims every seed has (runs of an older grid drop out)
     wide = wide.dropna(axis=0, how="any")
     return wide.columns.to_numpy(float), sign * wide.to_numpy(float), [int(s) for s in wide.index]
