@@ -1,0 +1,609 @@
+"""Embedding dimension vs ln N: claim checks and figures, computed from the study's Parquet tables alone.
+
+Word-vector runs (`config/task = w2v`) have one row per (corpus, algo, N, T, n, seed) with final metrics; the
+planted-tree fits (`task = tree`) store the exact KL per n in the metrics table (step = n). The primary
+quality is Q = -(held-out SGNS loss), higher is better; knees are found per (corpus, algo, N, T) condition.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis import style
+from analysis.stats import ALPHA, holm
+from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict
+from core.embeddings.knee import fit_models, knee, kneedle, origin_slope
+
+SU = 8.33
+EPS = 0.05
+PRIMARY = "heldout/sgns_loss"
+METRICS = {  # metric column -> (label, sign that makes it higher-is-better)
+    "heldout/sgns_loss": ("-held-out SGNS loss", -1.0),
+    "heldout/softmax_ce": ("-held-out softmax CE", -1.0),
+    "bench/ws353": ("WS-353 rho", 1.0),
+    "bench/simlex": ("SimLex-999 rho", 1.0),
+    "bench/men": ("MEN rho", 1.0),
+    "bench/google": ("Google analogy acc.", 1.0),
+}
+NOT_RUN = "not_run_at_budget: no word-vector runs at this budget (smoke runs the exact checks and the planted tree only)"
+
+
+def _missing(t: Tables) -> str:
+    """Why a claim has no data: nothing run at this budget, or curves still incomplete (a stopped or running study)."""
+    return NOT_RUN if _runs(t).empty else "incomplete: fewer than two vocabulary sizes with complete curves over seeds"
+
+
+def su_dim(N: float) -> int:
+    return math.ceil(SU * math.log(N))
+
+
+def _runs(t: Tables) -> pd.DataFrame:
+    tr = t.trials
+    if tr.empty or "config/task" not in tr:
+        return pd.DataFrame()
+    ok = tr[(tr["status"] == "ok") & (tr["config/task"] == "w2v")]
+    return ok.rename(
+        columns={f"config/{k}": k for k in ("corpus", "algo", "vocab_size", "tokens", "dim")}
+    )  # `seed` is a column
+
+
+def quality(runs: pd.DataFrame, metric: str = PRIMARY) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Dimensions `[G]`, quality `[S, G]` (higher is better) and seeds of one condition's runs.
+
+    Only the dimensions run on the most seeds are kept (a stopped run, or runs of an older grid, leave some
+    dimensions on fewer seeds), then only the seeds that have all of them.
+    """
+    if metric not in runs:
+        return np.zeros(0), np.zeros((0, 0)), []
+    sign = METRICS[metric][1]
+    wide = runs.pivot_table(index="seed", columns="dim", values=metric, aggfunc="mean").sort_index(axis=1)
+    counts = wide.notna().sum(axis=0)
+    wide = wide.loc[:, counts == counts.max()]  # dims every seed has (runs of an older grid drop out)
+    wide = wide.dropna(axis=0, how="any")
+    return wide.columns.to_numpy(float), sign * wide.to_numpy(float), [int(s) for s in wide.index]
+
+
+def conditions(t: Tables) -> pd.DataFrame:
+    """One row per (corpus, algo, N, T) condition with its knee on the primary metric (and Kneedle, sensitivity)."""
+    runs = _runs(t)
+    rows = []
+    if runs.empty:
+        return pd.DataFrame()
+    for (corpus, algo, N, T), g in runs.groupby(["corpus", "algo", "vocab_size", "tokens"]):
+        n, q, seeds = quality(g)
+        if len(seeds) == 0 or len(n) < 3:
+            continue
+        k = knee(n, q, EPS, seed=int(N))
+        rows.append(
+            {
+                "corpus": corpus,
+                "algo": algo,
+                "N": int(N),
+                "T": int(T),
+                "seeds": len(seeds),
+                "knee": k.knee,
+                "ci_low": k.ci_low,
+                "ci_high": k.ci_high,
+                "non_monotone": k.non_monotone,
+                "knee_isotonic": k.knee_isotonic,
+                "knee_raw": k.knee_raw,
+                "knee_eps02": knee(n, q, 0.02, resamples=1).knee,
+                "knee_eps10": knee(n, q, 0.10, resamples=1).knee,
+                "kneedle": kneedle(n, q.mean(0)),
+                "su": SU * math.log(N),
+                "boot": k.boot,
+                "grid": n,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def metric_knees(t: Tables) -> pd.DataFrame:
+    """Knees of the secondary metrics (held-out softmax CE, benchmarks) on the main grid, reported beside M1."""
+    runs, m = _runs(t), _main(t)
+    rows = []
+    if m.empty:
+        return pd.DataFrame()
+    for r in m.itertuples():
+        g = runs[(runs["algo"] == "sgns") & (runs["vocab_size"] == r.N) & (runs["tokens"] == r.T)]
+        for metric in METRICS:
+            if metric == PRIMARY or metric not in g or g[metric].isna().any():
+                continue
+            n, q, seeds = quality(g, metric)
+            if len(seeds) == 0:
+                continue
+            k = knee(n, q, EPS, seed=r.N)
+            cov = f"coverage/{metric.split('/')[1]}"
+            coverage = float(g[cov].mean()) if cov in g else math.nan
+            rows.append({"N": r.N, "metric": metric, "knee": k.knee, "ci_low": k.ci_low, "ci_high": k.ci_high,
+                         "non_monotone": k.non_monotone, "coverage": coverage})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _main(t: Tables) -> pd.DataFrame:
+    """The main-grid conditions: SGNS at the token count shared by the most vocabulary sizes."""
+    c = conditions(t)
+    if c.empty:
+        return c
+    sg = c[c["algo"] == "sgns"]
+    T = sg.groupby("T")["N"].nunique().idxmax()
+    return sg[sg["T"] == T].sort_values("N").reset_index(drop=True)
+
+
+def _ci(x: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.quantile(x, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def _previous(grid: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The grid point below each knee (0 below the smallest): the true knee lies in (previous, knee]."""
+    idx = np.searchsorted(grid, k)
+    return np.where(idx > 0, grid[np.maximum(idx - 1, 0)], 0.0)
+
+
+def ratio_interval(lo_row, hi_row) -> tuple[float, float]:
+    """95% interval of r = knee(N_max) / knee(N_min) over the seed bootstrap, with the grid's resolution.
+
+    A knee on the grid says only that the curve reaches the plateau somewhere in (previous grid point, knee]; the
+    interval therefore runs from the 2.5% quantile of prev(k_max) / k_min to the 97.5% quantile of
+    k_max / prev(k_min) (infinite when the smaller knee is the smallest grid point).
+    """
+    lo_b, hi_b = lo_row["boot"], hi_row["boot"]
+    low = _previous(hi_row["grid"], hi_b) / lo_b
+    with np.errstate(divide="ignore"):
+        high = hi_b / _previous(lo_row["grid"], lo_b)
+    # No interpolation: `high` may hold inf.
+    return float(np.quantile(low, 0.025, method="inverted_cdf")), float(np.quantile(high, 0.975, method="inverted_cdf"))
+
+
+def _knee_text(m: pd.DataFrame) -> str:
+    return "; ".join(
+        f"N={r.N}: knee {r.knee:g} [{r.ci_low:g}, {r.ci_high:g}]{' (non-monotone)' if r.non_monotone else ''}, "
+        f"8.33 ln N = {r.su:.1f}"
+        for r in m.itertuples()
+    )
+
+
+def check_d1(t: Tables) -> Verdict:
+    """D1: ratio of the knees at the largest and smallest N against ln N_max / ln N_min, 1 and (N_max / N_min)^0.2."""
+    m = _main(t)
+    if len(m) < 2:
+        return Verdict(INCONCLUSIVE, _missing(t))
+    lo_r, hi_r = m.iloc[0], m.iloc[-1]
+    ratio = hi_r["knee"] / lo_r["knee"]
+    ci = ratio_interval(lo_r, hi_r)
+    pred = math.log(hi_r["N"]) / math.log(lo_r["N"])
+    power = (hi_r["N"] / lo_r["N"]) ** 0.2
+    inside = ci[0] <= pred <= ci[1]
+    excl = not (ci[0] <= 1.0 <= ci[1]) and not (ci[0] <= power <= ci[1])
+    verdict = SUPPORTED if inside and excl else (REFUTED if not inside else INCONCLUSIVE)
+    fits = fit_models(m["N"].to_numpy(), m["knee"].to_numpy())
+    aic = ", ".join(f"{k} AIC {v['aic']:.1f}" for k, v in fits.items())
+    text = (
+        f"r = {ratio:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] vs ln-ratio {pred:.3f}, constant 1, power {power:.3f}; {aic} "
+        f"(log fit {fits['log']['a']:.2f} ln N + {fits['log']['b']:.1f}); {_knee_text(m)}"
+    )
+    detail = [{k: v for k, v in r.items() if k not in ("boot", "grid")} for r in m.to_dict("records")]
+    return Verdict(verdict, text, effect=ratio, ci_low=ci[0], ci_high=ci[1], threshold=pred,
+                   n_seeds=int(m["seeds"].min()), detail=detail + [{"model": k, **v} for k, v in fits.items()])  # fmt: skip
+
+
+def check_d2(t: Tables) -> Verdict:
+    """D2: every N's CI of knee / (8.33 ln N) within [0.5, 2]; the through-origin slope's CI is reported."""
+    m = _main(t)
+    if m.empty:
+        return Verdict(INCONCLUSIVE, _missing(t))
+    rows, verdicts = [], []
+    for r in m.itertuples():
+        ratio_ci = _ci(r.boot / r.su)
+        rows.append({"N": r.N, "knee": r.knee, "ratio": r.knee / r.su, "ci_low": ratio_ci[0], "ci_high": ratio_ci[1]})
+        if ratio_ci[0] >= 0.5 and ratio_ci[1] <= 2:
+            verdicts.append(SUPPORTED)
+        elif ratio_ci[1] < 0.5 or ratio_ci[0] > 2:
+            verdicts.append(REFUTED)
+        else:
+            verdicts.append(INCONCLUSIVE)
+    verdict = REFUTED if REFUTED in verdicts else (SUPPORTED if all(v == SUPPORTED for v in verdicts) else INCONCLUSIVE)
+    Ns = m["N"].to_numpy()
+    slope = origin_slope(Ns, m["knee"].to_numpy())
+    boots = np.stack(m["boot"].to_list())  # [len(N), resamples]
+    slope_ci = _ci(np.array([origin_slope(Ns, boots[:, i]) for i in range(boots.shape[1])]))
+    text = (
+        "; ".join(f"N={r['N']}: n_eps / 8.33 ln N = {r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" for r in rows)
+        + f"; slope a in n_eps = a ln N: {slope:.2f} [{slope_ci[0]:.2f}, {slope_ci[1]:.2f}] (8.33 "
+        + ("inside" if slope_ci[0] <= SU <= slope_ci[1] else "outside")
+        + ")"
+    )
+    others = metric_knees(t)
+    if len(others):
+        text += "; other metrics' knees (reported, no verdict): " + ", ".join(
+            f"{r.metric.split('/')[1]} N={r.N}: {r.knee:g}" + (f" (cov {r.coverage:.2f})" if math.isfinite(r.coverage) else "")
+            for r in others.itertuples()
+        )
+    worst = max(rows, key=lambda r: abs(math.log(r["ratio"])) if r["ratio"] > 0 else math.inf)
+    rows += others.to_dict("records")
+    return Verdict(verdict, text, effect=slope, ci_low=slope_ci[0], ci_high=slope_ci[1], threshold=SU,
+                   n_seeds=int(m["seeds"].min()), detail=rows + [{"worst_N": worst["N"]}])  # fmt: skip
+
+
+def _boot_p_greater(d: np.ndarray, seed: int = 0, resamples: int = 10_000) -> float:
+    """One-sided paired bootstrap p of mean(d) > 0: share of resampled means <= 0, (count + 1) / (B + 1)."""
+    if len(d) < 2:
+        return math.nan  # one seed: no resampling distribution
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), (resamples, len(d)))].mean(1)
+    return float(((means <= 0).sum() + 1) / (resamples + 1))
+
+
+def _t_p(d: np.ndarray, alternative: str) -> float:
+    if len(d) < 2:
+        return math.nan
+    if np.ptp(d) == 0:
+        return 0.0 if (alternative == "greater" and d.mean() > 0) or (alternative == "less" and d.mean() < 0) else 1.0
+    return float(stats.ttest_1samp(d, 0.0, alternative=alternative).pvalue)
+
+
+def check_d3(t: Tables) -> Verdict:
+    """D3: per N, TOST of Q(ceil(8.33 ln N)) vs Q(n_max) within 0.05 x range, and Q(ceil(8.33 ln N / 4)) < Q(n_max)."""
+    runs = _runs(t)
+    m = _main(t)
+    if m.empty:
+        return Verdict(INCONCLUSIVE, _missing(t))
+    rows = []
+    for r in m.itertuples():
+        g = runs[(runs["algo"] == "sgns") & (runs["vocab_size"] == r.N) & (runs["tokens"] == r.T)]
+        n, q, _ = quality(g)
+        star, quarter = su_dim(r.N), math.ceil(SU * math.log(r.N) / 4)
+        col = {int(v): i for i, v in enumerate(n)}
+        if star not in col or quarter not in col:
+            continue
+        # The range of the seed-mean curve, max - min: Q_plat - Q(n_min) on a rising curve, and still positive on a
+        # curve that peaks at n_min and then falls (where Q_plat - Q(n_min) would be negative).
+        mean = q.mean(0)
+        span = mean.max() - mean.min()
+        margin = EPS * span
+        d_star = q[:, col[star]] - q[:, -1]  # Q(n*) - Q(n_max)
+        d_quarter = q[:, -1] - q[:, col[quarter]]  # Q(n_max) - Q(n*/4)
+        p_tost = max(_t_p(d_star + margin, "greater"), _t_p(d_star - margin, "less"))
+        rows.append(
+            {
+                "N": r.N,
+                "n_star": star,
+                "n_quarter": quarter,
+                "n_max": int(n[-1]),
+                "margin": margin,
+                "d_star": float(d_star.mean()),
+                "d_quarter": float(d_quarter.mean()),
+                "p_tost": p_tost,
+                "p_lower": _boot_p_greater(d_quarter, seed=r.N),
+                "p_below_margin": _t_p(d_star + margin, "less"),
+                "n": len(d_star),
+            }
+        )
+    if not rows:
+        return Verdict(INCONCLUSIVE, "the grid lacks ceil(8.33 ln N) or its quarter")
+    for key in ("p_tost", "p_lower", "p_below_margin"):
+        for row, p in zip(rows, holm([x[key] for x in rows]), strict=True):
+            row[f"{key}_holm"] = p
+    ok = all(x["p_tost_holm"] < ALPHA and x["p_lower_holm"] < ALPHA for x in rows)
+    bad = any(x["p_below_margin_holm"] < ALPHA for x in rows)
+    verdict = REFUTED if bad else (SUPPORTED if ok else INCONCLUSIVE)
+    text = "; ".join(
+        f"N={x['N']}: Q(n*={x['n_star']}) - Q({x['n_max']}) = {x['d_star']:+.4f} (margin {x['margin']:.4f}, TOST p_holm "
+        f"{x['p_tost_holm']:.3f}); Q({x['n_max']}) - Q({x['n_quarter']}) = {x['d_quarter']:+.4f} "
+        f"(p_holm {x['p_lower_holm']:.3f})"
+        for x in rows
+    )
+    worst = max(rows, key=lambda x: x["p_tost_holm"])
+    return Verdict(verdict, text, effect=worst["d_star"], p_value=worst["p_tost_holm"], threshold=ALPHA,
+                   n_seeds=min(x["n"] for x in rows), detail=rows)  # fmt: skip
+
+
+def check_d4(t: Tables) -> Verdict:
+    """D4: the head-size extension needs a decoder LM grid that no budget runs yet."""
+    return Verdict(INCONCLUSIVE, "not_run_at_budget: the head-size (D4) grid is not implemented at any budget")
+
+
+def check_d5(t: Tables) -> Verdict:
+    """D5: largest relative knee shift over corpus sizes and CBOW at one N, against SGNS at the main T."""
+    c = conditions(t)
+    m = _main(t)
+    if c.empty or m.empty:
+        return Verdict(INCONCLUSIVE, _missing(t))
+    T_ref = int(m["T"].iloc[0])
+    counts = c.groupby("N").size()
+    if counts.max() < 2:
+        return Verdict(INCONCLUSIVE, "no corpus-size or algorithm conditions")
+    N = int(counts.idxmax())
+    at = c[c["N"] == N]
+    ref = at[(at["algo"] == "sgns") & (at["T"] == T_ref)]
+    others = at.drop(ref.index)
+    if ref.empty or others.empty:
+        return Verdict(INCONCLUSIVE, f"N={N}: the reference (SGNS, T={T_ref}) or the other conditions are missing")
+    ref = ref.iloc[0]
+    shifts = np.stack([o.boot / ref["boot"] - 1 for o in others.itertuples()])  # [conditions, resamples]
+    worst_boot = np.abs(shifts).max(0)
+    point = max(abs(o.knee / ref["knee"] - 1) for o in others.itertuples())
+    ci = _ci(worst_boot)
+    verdict = SUPPORTED if ci[1] <= 0.30 else (REFUTED if ci[0] > 0.30 else INCONCLUSIVE)
+    rows = [
+        {"algo": o.algo, "T": o.T, "knee": o.knee, "ci_low": o.ci_low, "ci_high": o.ci_high, "shift": o.knee / ref["knee"] - 1}
+        for o in others.itertuples()
+    ]
+    text = (
+        f"N={N}, reference SGNS T={T_ref}: knee {ref['knee']:g} [{ref['ci_low']:g}, {ref['ci_high']:g}]; "
+        + "; ".join(f"{r['algo']} T={r['T']}: {r['knee']:g} ({r['shift']:+.0%})" for r in rows)
+        + f"; largest |shift| {point:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]"
+    )
+    return Verdict(verdict, text, effect=point, ci_low=ci[0], ci_high=ci[1], threshold=0.30,
+                   n_seeds=int(at["seeds"].min()), detail=rows)  # fmt: skip
+
+
+def check_dp1(t: Tables) -> Verdict:
+    """D-P1: h_n table within 1e-3, the gap to -(1/2) ln phi falls with n and is < 2e-5 at the largest n."""
+    h, table, gap = t.check("dp1/h"), t.check("dp1/table"), t.check("dp1/limit_gap")
+    if not h:
+        return Verdict(FAIL, "exact checks missing")
+    err = max(abs(a - b) for a, b in zip(h, table, strict=True))
+    falling = all(b < a for a, b in zip(gap, gap[1:], strict=False))
+    ok = err < 1e-3 and falling and gap[-1] < 2e-5
+    return Verdict(
+        PASS if ok else FAIL,
+        f"max |h_n - table| {err:.1e} over n = 32..512; |h_n/n + 0.240606| {gap[0]:.1e} (n=4) -> {gap[-1]:.1e} "
+        f"(n={t.check('dp1/limit_n')[-1]:g}), {'decreasing' if falling else 'not decreasing'}",
+        effect=err,
+        threshold=1e-3,
+    )
+
+
+def tree_knees(t: Tables) -> pd.DataFrame:
+    """Per planted tree (b, N): the exact-KL curve's 5%-knee (Q = -KL)."""
+    tr = t.trials
+    if tr.empty or "config/task" not in tr:
+        return pd.DataFrame()
+    trees = tr[(tr["status"] == "ok") & (tr["config/task"] == "tree")]
+    curves = t.metrics[t.metrics["metric"] == "tree/kl"].merge(trees, on="trial_id")
+    rows = []
+    for (b, N), g in curves.groupby(["config/b", "config/vocab_size"]):
+        wide = g.pivot_table(index="seed", columns="step", values="value").sort_index(axis=1)
+        n, q = wide.columns.to_numpy(float), -wide.to_numpy(float)
+        k = knee(n, q, EPS, resamples=200)
+        rows.append({"b": int(b), "N": int(N), "knee": k.knee, "kl_min": float(-q.max()), "kl_n1": float(-q[:, 0].mean()),
+                     "generator": (b - 1) * math.log(N) / math.log(b)})  # fmt: skip
+    return pd.DataFrame(rows).sort_values(["b", "N"]).reset_index(drop=True) if rows else pd.DataFrame()
+
+
+def check_dp2(t: Tables) -> Verdict:
+    """D-P2: planted-tree knees non-decreasing in N (per b) and in b (per shared N)."""
+    k = tree_knees(t)
+    if k.empty:
+        return Verdict(FAIL, "no planted-tree fits")
+    in_n = all(np.all(np.diff(g["knee"].to_numpy()) >= 0) for _, g in k.groupby("b"))
+    shared = k.pivot_table(index="N", columns="b", values="knee").dropna()
+    in_b = bool((np.diff(shared.to_numpy(), axis=1) >= 0).all()) if shared.shape[1] > 1 else True
+    text = "; ".join(f"b={b}: " + ", ".join(f"N={r.N}: {r.knee:g}" for r in g.itertuples()) for b, g in k.groupby("b"))
+    return Verdict(
+        PASS if in_n and in_b and len(k) >= 3 else FAIL,
+        f"knees {text}; monotone in N: {in_n}, in b: {in_b}",
+        n_seeds=1,
+        detail=k.to_dict("records"),
+    )
+
+
+def check_dd1(t: Tables) -> Verdict:
+    """D-D1: first n where the approximation is > 1 nat from the exact entropy, per N."""
+    ns = t.check("dd1/n")
+    if not ns:
+        return Verdict(INCONCLUSIVE, "exact checks missing")
+    rows = []
+    for N in (250, 500, 1000):
+        ex, ap = np.array(t.check(f"dd1/exact_{N}")), np.array(t.check(f"dd1/approx_{N}"))
+        far = np.flatnonzero(np.abs(ex - ap) > 1)
+        rows.append({"N": N, "diverge_n": float(ns[far[0]]) if len(far) else math.nan, "su": SU * math.log(N)})
+    text = "; ".join(f"N={r['N']}: > 1 nat from n = {r['diverge_n']:g} (8.33 ln N = {r['su']:.1f})" for r in rows)
+    return Verdict(INCONCLUSIVE, f"diagnostic: {text}", detail=rows)
+
+
+def check_dd2(t: Tables) -> Verdict:
+    """D-D2: capacity fits n_0.9 = slope ln N + intercept for random and sphere-fitted tied vectors."""
+    Ns = t.check("dd2/N")
+    if not Ns:
+        return Verdict(INCONCLUSIVE, "exact checks missing")
+    parts, rows = [], []
+    for arm in ("random_n", "fitted_n"):
+        y = np.array(t.check(f"dd2/{arm}"))
+        ok = np.isfinite(y)
+        if ok.sum() >= 2:
+            fit = stats.linregress(np.log(np.array(Ns)[ok]), y[ok])
+            rows.append({"arm": arm, "slope": float(fit.slope), "intercept": float(fit.intercept)})
+            values = ", ".join(f"{v:g}" for v in y[ok])
+            parts.append(f"{arm.removesuffix('_n')}: n = {fit.slope:.2f} ln N + {fit.intercept:.1f} ({values})")
+    return Verdict(INCONCLUSIVE, "diagnostic: " + "; ".join(parts), effect=rows[0]["slope"] if rows else math.nan, detail=rows)
+
+
+# Figures.
+
+
+def fig_quality(t: Tables):
+    """log2 n vs Q per metric (facets), hue = N, bands over seeds, knees and 8.33 ln N marked (main grid)."""
+    runs = _runs(t)
+    m = _main(t)
+    if runs.empty or m.empty:
+        return None
+    T = int(m["T"].iloc[0])
+    main = runs[(runs["algo"] == "sgns") & (runs["tokens"] == T)]
+    metrics = [k for k in METRICS if k in main and main[k].notna().any()]
+    Ns = sorted(main["vocab_size"].unique())
+    colours = dict(zip(Ns, style.sns.color_palette("viridis", n_colors=len(Ns)), strict=True))
+    fig, axes = style.plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        label, sign = METRICS[metric]
+        for N in Ns:
+            g = main[main["vocab_size"] == N]
+            stats_ = g.groupby("dim")[metric].agg(["mean", "min", "max"]).sort_index() * sign
+            lo, hi = stats_[["min", "max"]].min(axis=1), stats_[["min", "max"]].max(axis=1)
+            ax.plot(stats_.index, stats_["mean"], "-o", ms=2.5, color=colours[N], label=f"N={N}")
+            ax.fill_between(stats_.index, lo, hi, color=colours[N], alpha=0.2, lw=0)
+            ax.axvline(SU * math.log(N), ls=":", color=colours[N])
+            if metric == PRIMARY:
+                r = m[m["N"] == N].iloc[0]
+                y = float(np.interp(r.knee, stats_.index, stats_["mean"]))
+                ax.errorbar([r.knee], [y], xerr=[[r.knee - r.ci_low], [r.ci_high - r.knee]], fmt="D", color=colours[N], ms=5)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("dimension n")
+        ax.set_ylabel(label)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Quality vs dimension (dotted: 8.33 ln N; diamonds: 5%-knee with CI)", y=1.03)
+    return "quality_vs_dim", fig
+
+
+def fig_knees(t: Tables):
+    """ln N vs knee with CIs, the log / power / constant fits with AIC, 8.33 ln N and the capacity line; ratio inset."""
+    m = _main(t)
+    if len(m) < 2:
+        return None
+    fig, ax = style.plt.subplots(figsize=(5.5, 4))
+    x = np.log(m["N"].to_numpy(float))
+    ax.errorbar(x, m["knee"], yerr=[m["knee"] - m["ci_low"], m["ci_high"] - m["knee"]], fmt="o", color=style.FLOODED,
+                label="5%-knee (held-out SGNS loss)")  # fmt: skip
+    grid = np.linspace(x.min() - 0.3, x.max() + 0.3, 50)
+    fits = fit_models(m["N"].to_numpy(), m["knee"].to_numpy())
+    ax.plot(
+        grid,
+        fits["log"]["a"] * grid + fits["log"]["b"],
+        "-",
+        color=style.BASELINE,
+        label=f"a ln N + b (AIC {fits['log']['aic']:.1f})",
+    )
+    if math.isfinite(fits["power"]["alpha"]):
+        ax.plot(grid, fits["power"]["c"] * np.exp(grid) ** fits["power"]["alpha"], "--", color=style.HIGHLIGHT,
+                label=f"c N^{fits['power']['alpha']:.2f} (AIC {fits['power']['aic']:.1f})")  # fmt: skip
+    ax.axhline(fits["constant"]["c"], ls="-.", color="grey", label=f"constant (AIC {fits['constant']['aic']:.1f})")
+    ax.plot(grid, SU * grid, ":", color=style.CONTROL, label="8.33 ln N (article)")
+    ax.plot(grid, 1.65 * grid + 3.8, ":", color=style.BAND, label="capacity 1.65 ln N + 3.8")
+    ax.set_xlabel("ln N")
+    ax.set_ylabel("n_eps")
+    ax.legend(fontsize=6, loc="upper left")
+    inset = ax.inset_axes([0.68, 0.08, 0.3, 0.3])
+    lo_r, hi_r = m.iloc[0], m.iloc[-1]
+    ci = ratio_interval(lo_r, hi_r)
+    r = hi_r["knee"] / lo_r["knee"]
+    top = min(ci[1], 3 * r)  # an unbounded interval is drawn to 3 r
+    inset.errorbar([0], [r], yerr=[[r - ci[0]], [top - r]], fmt="o", color=style.FLOODED)
+    for val, c in [
+        (math.log(hi_r["N"]) / math.log(lo_r["N"]), style.CONTROL),
+        (1.0, "grey"),
+        ((hi_r["N"] / lo_r["N"]) ** 0.2, style.HIGHLIGHT),
+    ]:
+        inset.axhline(val, color=c, lw=1)
+    inset.set_xticks([])
+    inset.set_title("r (red: ln-ratio)", fontsize=6)
+    inset.tick_params(labelsize=6)
+    fig.suptitle("D1/D2: knee vs ln N", y=1.0)
+    return "knee_vs_lnN", fig
+
+
+def fig_tokens(t: Tables):
+    """T (log x) vs knee at the D5 vocabulary size, hue = algorithm, with a +-30% band around the reference."""
+    c = conditions(t)
+    m = _main(t)
+    if c.empty or m.empty or c.groupby("N").size().max() < 2:
+        return None
+    N = int(c.groupby("N").size().idxmax())
+    at = c[c["N"] == N]
+    ref = at[(at["algo"] == "sgns") & (at["T"] == int(m["T"].iloc[0]))]
+    fig, ax = style.plt.subplots(figsize=(5, 3.6))
+    if len(ref):
+        k = float(ref["knee"].iloc[0])
+        ax.axhspan(0.7 * k, 1.3 * k, color=style.BAND, alpha=0.3, label="reference +-30%")
+    for algo, colour in [("sgns", style.FLOODED), ("cbow", style.HIGHLIGHT)]:
+        g = at[at["algo"] == algo].sort_values("T")
+        if len(g):
+            ax.errorbar(
+                g["T"], g["knee"], yerr=[g["knee"] - g["ci_low"], g["ci_high"] - g["knee"]], fmt="-o", color=colour, label=algo
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("training tokens T")
+    ax.set_ylabel("n_eps")
+    ax.legend(fontsize=7)
+    fig.suptitle(f"D5: knee vs corpus size and algorithm (N = {N})", y=1.02)
+    return "knee_vs_tokens", fig
+
+
+def fig_derivation(t: Tables):
+    """h_n vs n with the -0.2406 n line; exact vs approximate H vs n for N in {250, 500, 1000}."""
+    n = t.check("h/n")
+    if not n:
+        return None
+    fig, axes = style.plt.subplots(1, 2, figsize=(9, 3.6))
+    axes[0].plot(n, t.check("h/h"), "o-", ms=3, color=style.FLOODED, label="h_n (quadrature)")
+    axes[0].plot(n, -0.5 * math.log((1 + math.sqrt(5)) / 2) * np.array(n), ":", color="grey", label="-0.2406 n")
+    axes[0].set_xlabel("n")
+    axes[0].set_ylabel("h_n")
+    axes[0].legend(fontsize=7)
+    dd = t.check("dd1/n")
+    palette = style.sns.color_palette("viridis", n_colors=3)
+    for N, c in zip((250, 500, 1000), palette, strict=True):
+        ex, ap = np.array(t.check(f"dd1/exact_{N}")), np.array(t.check(f"dd1/approx_{N}"))
+        axes[1].plot(dd, ex, "-o", ms=3, color=c, label=f"exact N={N}")
+        axes[1].plot(dd, ap, "--", color=c, label=f"2 ln N + h_n, N={N}")
+        far = np.flatnonzero(np.abs(ex - ap) > 1)
+        if len(far):
+            axes[1].axvline(dd[far[0]], color=c, ls=":", lw=1)
+    axes[1].axhline(0, color="grey", lw=0.8)
+    axes[1].set_xlabel("n")
+    axes[1].set_ylabel("H (nats)")
+    axes[1].legend(fontsize=6)
+    fig.suptitle("Derivation: h_n and where the sampling approximation departs (> 1 nat, dotted)", y=1.02)
+    return "derivation", fig
+
+
+def fig_tree(t: Tables):
+    """Exact KL vs n per N on the planted tree, facet = b, knees marked (D-P2)."""
+    tr = t.trials
+    if tr.empty or "config/task" not in tr:
+        return None
+    trees = tr[(tr["status"] == "ok") & (tr["config/task"] == "tree")]
+    curves = t.metrics[t.metrics["metric"] == "tree/kl"].merge(trees, on="trial_id")
+    if curves.empty:
+        return None
+    k = tree_knees(t)
+    bs = sorted(curves["config/b"].unique())
+    fig, axes = style.plt.subplots(1, len(bs), figsize=(4.5 * len(bs), 3.5), squeeze=False)
+    for ax, b in zip(axes[0], bs, strict=True):
+        g = curves[curves["config/b"] == b]
+        Ns = sorted(g["config/vocab_size"].unique())
+        for N, c in zip(Ns, style.sns.color_palette("viridis", n_colors=len(Ns)), strict=True):
+            cur = g[g["config/vocab_size"] == N].groupby("step")["value"].mean()
+            ax.plot(cur.index, cur.values, "-o", ms=3, color=c, label=f"N={N}")
+            kn = k[(k["b"] == b) & (k["N"] == N)]["knee"]
+            if len(kn):
+                ax.plot([kn.iloc[0]], [float(cur.loc[kn.iloc[0]])], "D", color=c, ms=6)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("n")
+        ax.set_ylabel("exact KL (nats)")
+        ax.set_title(f"b = {b}")
+        ax.legend(fontsize=7)
+    fig.suptitle("D-P2: planted tree, exact KL vs dimension (diamonds: 5%-knee)", y=1.03)
+    return "tree_control", fig
+
+
+def fig_capacity(t: Tables):
+    """Smallest n with mean p(self) >= 0.9 vs ln N, random and sphere-fitted tied vectors, with 1.65 ln N + 3.8."""
+    Ns = t.check("dd2/N")
+    if not Ns:
+        return None
+    fig, ax = style.plt.subplots(figsize=(5, 3.6))
+    x = np.log(Ns)
+    ax.plot(x, t.check("dd2/random_n"), "o-", color=style.FLOODED, label="random sqrt(n)-sphere")
+    ax.plot(x, t.check("dd2/fitted_n"), "s-", color=style.HIGHLIGHT, label="sphere-constrained Adam (100 steps)")
+    ax.plot(x, 1.65 * x + 3.8, ":", color="grey", label="1.65 ln N + 3.8 (spec)")
+    ax.plot(x, SU * x, ":", color=style.CONTROL, label="8.33 ln N")
+    ax.set_xlabel("ln N")
+    ax.set_ylabel("smallest n with p(self) >= 0.9")
+    ax.legend(fontsize=7)
+    fig.suptitle("D-D2: tied-vector capacity", y=1.02)
+    return "capacity", fig

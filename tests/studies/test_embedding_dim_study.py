@@ -1,0 +1,99 @@
+"""The embedding_dim study: grids per budget, and the word-vector trainable on a tiny corpus (the full paths too)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from studies import embedding_dim as ed
+from studies import expand, validate
+
+
+def test_grids_match_the_spec():
+    smoke = validate(ed.get_study("smoke"))
+    assert {c["task"] for c in smoke} == {"tree"} and max(c["vocab_size"] for c in smoke) <= 256
+    local = validate(ed.get_study("local"))
+    w2v = [c for c in local if c["task"] == "w2v"]
+    main = [c for c in w2v if c["algo"] == "sgns" and c["tokens"] == 2_000_000]
+    assert sorted({c["vocab_size"] for c in main}) == [1000, 4000, 16000] and {c["seed"] for c in main} == {0, 1, 2}
+    assert len(main) == 3 * 8 * 3 and {c["epochs"] for c in w2v} == {3}
+    assert sorted({c["dim"] for c in main if c["vocab_size"] == 1000}) == [8, 15, 16, 32, 58, 64, 128, 256]
+    assert sorted({c["dim"] for c in main if c["vocab_size"] == 4000}) == [8, 16, 18, 32, 64, 70, 128, 256]
+    assert sorted({c["dim"] for c in main if c["vocab_size"] == 16000}) == [8, 16, 21, 32, 64, 81, 128, 256]
+    d5 = [c for c in w2v if c not in main]
+    assert len(d5) == 2 * 8 * 2 and {(c["algo"], c["tokens"]) for c in d5} == {("sgns", 500_000), ("cbow", 2_000_000)}
+    assert {c["algo"] for c in w2v} == {"sgns", "cbow"} and {c["vocab_size"] for c in w2v if c["algo"] == "cbow"} == {4000}
+    assert max(c["vocab_size"] for c in local if c["task"] == "tree") == 1024
+    full = expand(ed.get_study("full").param_space)
+    assert max(c["vocab_size"] for c in full) == 100_000 and "fullsoftmax" in {c["algo"] for c in full}
+    assert {c["corpus"] for c in full if c["task"] == "w2v"} == {"text8"} and {
+        c["epochs"] for c in full if c["task"] == "w2v"
+    } == {5}
+
+
+def test_su_dims():
+    assert ed.su_dims(1000) == [58, 15] and ed.su_dims(16000) == [81, 21]
+    assert ed.su_dims(100_000) == [math.ceil(8.33 * math.log(1e5)), math.ceil(8.33 * math.log(1e5) / 4)]
+
+
+def test_smallest_dimension_by_bisection():
+    assert ed._smallest(lambda n: 1.0 if n >= 13 else 0.0) == 13
+    assert math.isnan(ed._smallest(lambda n: 0.0))
+
+
+def _tiny_corpus(tmp_path, monkeypatch):
+    """A text8-format file with a few topics, so words co-occur non-uniformly."""
+    rng = np.random.default_rng(0)
+    topics = [[f"w{t}x{i}" for i in range(8)] for t in range(5)]
+    words = [w for _ in range(2500) for w in rng.choice(topics[rng.integers(5)], 6)]
+    (tmp_path / "text8").write_text(" ".join(words))
+    monkeypatch.setenv("CLAIMBENCH_DATA", str(tmp_path))
+    for f in (ed._corpus, ed._prepared, ed._benchmarks):
+        f.cache_clear()
+    benchmarks = {"ws353": [("w0x0", "w0x1", 9.0), ("w0x0", "w3x1", 1.0), ("w1x2", "w1x3", 8.0), ("w2x0", "w4x4", 0.5)],
+                  "google": [("w0x0", "w0x1", "w1x0", "w1x1")]}  # fmt: skip
+    monkeypatch.setattr(ed, "_benchmarks", lambda corpus: benchmarks)
+
+
+@pytest.mark.parametrize("algo", ["fullsoftmax", "sgns", "cbow"])
+def test_word_vector_trial_on_a_tiny_text8(tmp_path, monkeypatch, algo):
+    if algo != "fullsoftmax":
+        pytest.importorskip("gensim")
+    _tiny_corpus(tmp_path, monkeypatch)
+    full = [c for c in expand(ed.get_study("full").param_space) if c["task"] == "w2v" and c["algo"] == algo]
+    cfg = {**full[0], "vocab_size": 40, "tokens": 3000, "dim": 4, "steps": 50, "epochs": 2}
+    reports = []
+    try:
+        ed.word_vectors(cfg, reports.append)
+    finally:
+        ed._corpus.cache_clear()
+        ed._prepared.cache_clear()
+    r = reports[-1]
+    assert r["vocab/size"] == 40 and 0 < r["heldout/sgns_loss"] < 20 and math.isfinite(r["heldout/softmax_ce"])
+    assert r["coverage/ws353"] == 1.0 and -1 <= r["bench/ws353"] <= 1 and r["coverage/google"] == 1.0
+    assert r["train/raw_tokens"] >= 3000
+
+
+def test_tree_trial_reports_kl_per_dimension():
+    reports = []
+    ed.tree_fit({"b": 2, "depth": 3, "dims": [1, 2, 4], "steps": 50, "lr": 0.1, "seed": 0}, reports.append)
+    kls = [r["tree/kl"] for r in reports if "tree/kl" in r]
+    assert [r["step"] for r in reports[:3]] == [1, 2, 4] and all(k >= -1e-9 for k in kls) and kls[2] < kls[0]
+
+
+def test_embedding_dim_smoke_runs_and_reports(tmp_path, ray_session):
+    from analysis.report import report_all
+    from analysis.schema import read_verdicts
+    from studies import load
+    from studies._runner import run
+
+    summary = run(load("embedding_dim", "smoke"), tmp_path / "results")
+    assert summary["ok"] == 5 and summary["failed"] == 0
+    report_all(tmp_path / "results", tmp_path / "reports")
+    verdicts = read_verdicts(tmp_path / "results" / "embedding_dim").set_index("claim_id")
+    assert verdicts.loc["D-P1", "verdict"] == "PASS" and verdicts.loc["D-P2", "verdict"] == "PASS", verdicts["reason"]
+    assert verdicts["controls_ok"].all()
+    for claim in ("D1", "D2", "D3", "D4", "D5"):
+        assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE" and "not_run_at_budget" in verdicts.loc[claim, "reason"]
+    figures = {p.stem for p in (tmp_path / "reports" / "embedding_dim" / "smoke").glob("*.png")}
+    assert {"derivation", "tree_control", "capacity", "trial_status"} <= figures
