@@ -38,7 +38,10 @@ def _edit(change):
         (lambda c: c.update(frobnicate=1), "'frobnicate' was unexpected"),
         (lambda c: c.pop("provider"), "missing required field 'provider'"),
         (lambda c: c.update(head_node_type="nope"), "head_node_type"),
-        (lambda c: [t["resources"].pop("GPU", None) for t in c["available_node_types"].values()], "asks for 0.5 GPU a trial"),
+        (
+            lambda c: [t["resources"].pop("GPU", None) for t in c["available_node_types"].values()],
+            "asks for 1 GPU a trial at the full budget",
+        ),  # attention_scaling: the largest ask
         (lambda c: c["head_start_ray_commands"].append("ray start --head --dashboard-host=0.0.0.0"), "loopback"),
         (lambda c: c["docker"].update(image="rayproject/ray:2.9.0-gpu"), "does not pin the installed Ray"),
         (lambda c: c["provider"].update(aws_secret_access_key="x"), "credential"),
