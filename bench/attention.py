@@ -32,7 +32,7 @@ def measure(fn, n: int, d: int, reps: int, device: str) -> tuple[float, float, f
     g = torch.Generator(device=device).manual_seed(0)
     q, k, v = (torch.randn(1, 1, n, d, generator=g, device=device, requires_grad=True) for _ in range(3))
     times = []
-    for _ in range(reps + 1):
+    for _ in range(reps + 2):
         sync()
         t0 = time.perf_counter()
         fn(q, k, v).sum().backward()
@@ -44,14 +44,14 @@ def measure(fn, n: int, d: int, reps: int, device: str) -> tuple[float, float, f
     _, kept = saved_bytes(fn, q, k, v)
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated()
-    return statistics.median(times[1:]), kept, peak
+    return statistics.median(times[2:]), kept, peak
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--max-n", type=int, default=8192)
     ap.add_argument("--min-n", type=int, default=512)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=11)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument("--d", type=int, default=64)

@@ -18,7 +18,7 @@ def test_grids_per_budget():
         tasks = [c["task"] for c in configs]
         n_variants, n_seeds = len(st.VARIANTS[budget]), len(st.SEEDS[budget])
         assert tasks.count("lm") == n_variants * len(st.LRS[budget]) * n_seeds
-        assert tasks.count("recall") == n_variants * n_seeds
+        assert tasks.count("recall") == n_variants * len(st.RECALL_SEEDS[budget])
         assert tasks.count("scaling") == 7 * len(st.SCALING[budget]["d"])  # 3 non-causal + 4 causal impls per d
         assert study.resources["cpu"] == (8 if budget == "full" else 1)
     assert {c["task"] for c in expand(st.get_study("smoke").param_space)} == {"scaling", "decode", "lm", "recall"}
