@@ -166,11 +166,9 @@ def _knee_text(m: pd.DataFrame) -> str:
     )
 
 
-def check_d1(t: Tables) -> Verdict:
-    """D1: ratio of the knees at the largest and smallest N against ln N_max / ln N_min, 1 and (N_max / N_min)^0.2."""
-    m = _main(t)
-    if len(m) < 2:
-        return Verdict(INCONCLUSIVE, _missing(t))
+def ratio_rule(m: pd.DataFrame, x: str = "N") -> tuple[str, str, float, tuple[float, float], float, dict]:
+    """The D1 rule on knees per size (`N`, or `L` for D4): r = knee(max) / knee(min) against the ln-ratio, 1 and the
+    power law's (max / min)^0.2; returns verdict, text, r, its interval, the ln-ratio and the AIC fits."""
     lo_r, hi_r = m.iloc[0], m.iloc[-1]
     ratio = hi_r["knee"] / lo_r["knee"]
     ci = ratio_interval(lo_r, hi_r)
@@ -183,10 +181,46 @@ def check_d1(t: Tables) -> Verdict:
     aic = ", ".join(f"{k} AIC {v['aic']:.1f}" for k, v in fits.items())
     text = (
         f"r = {ratio:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] vs ln-ratio {pred:.3f}, constant 1, power {power:.3f}; {aic} "
-        f"(log fit {fits['log']['a']:.2f} ln N + {fits['log']['b']:.1f}); {_knee_text(m)}"
+        f"(log fit {fits['log']['a']:.2f} ln {x} + {fits['log']['b']:.1f})"
     )
+    return verdict, text, ratio, ci, pred, fits
+
+
+def magnitude_rule(m: pd.DataFrame, x: str = "N") -> tuple[str, str, list[dict], float, tuple[float, float]]:
+    """The D2 rule: every size's bootstrap CI of knee / (8.33 ln size) within [0.5, 2] (REFUTED if one lies wholly
+    outside); returns verdict, text, per-size rows, and the through-origin slope with its CI (no verdict)."""
+    rows, verdicts = [], []
+    for r in m.itertuples():
+        ratio_ci = _ci(r.boot / r.su)
+        rows.append({x: r.N, "knee": r.knee, "ratio": r.knee / r.su, "ci_low": ratio_ci[0], "ci_high": ratio_ci[1]})
+        if ratio_ci[0] >= 0.5 and ratio_ci[1] <= 2:
+            verdicts.append(SUPPORTED)
+        elif ratio_ci[1] < 0.5 or ratio_ci[0] > 2:
+            verdicts.append(REFUTED)
+        else:
+            verdicts.append(INCONCLUSIVE)
+    verdict = REFUTED if REFUTED in verdicts else (SUPPORTED if all(v == SUPPORTED for v in verdicts) else INCONCLUSIVE)
+    sizes = m["N"].to_numpy()
+    slope = origin_slope(sizes, m["knee"].to_numpy())
+    boots = np.stack(m["boot"].to_list())  # [sizes, resamples]
+    slope_ci = _ci(np.array([origin_slope(sizes, boots[:, i]) for i in range(boots.shape[1])]))
+    text = (
+        "; ".join(f"{x}={r[x]}: n_eps / 8.33 ln {x} = {r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" for r in rows)
+        + f"; slope a in n_eps = a ln {x}: {slope:.2f} [{slope_ci[0]:.2f}, {slope_ci[1]:.2f}] (8.33 "
+        + ("inside" if slope_ci[0] <= SU <= slope_ci[1] else "outside")
+        + ")"
+    )
+    return verdict, text, rows, slope, slope_ci
+
+
+def check_d1(t: Tables) -> Verdict:
+    """D1: ratio of the knees at the largest and smallest N against ln N_max / ln N_min, 1 and (N_max / N_min)^0.2."""
+    m = _main(t)
+    if len(m) < 2:
+        return Verdict(INCONCLUSIVE, _missing(t))
+    verdict, text, ratio, ci, pred, fits = ratio_rule(m)
     detail = [{k: v for k, v in r.items() if k not in ("boot", "grid")} for r in m.to_dict("records")]
-    return Verdict(verdict, text, effect=ratio, ci_low=ci[0], ci_high=ci[1], threshold=pred,
+    return Verdict(verdict, f"{text}; {_knee_text(m)}", effect=ratio, ci_low=ci[0], ci_high=ci[1], threshold=pred,
                    n_seeds=int(m["seeds"].min()), detail=detail + [{"model": k, **v} for k, v in fits.items()])  # fmt: skip
 
 
@@ -195,27 +229,7 @@ def check_d2(t: Tables) -> Verdict:
     m = _main(t)
     if m.empty:
         return Verdict(INCONCLUSIVE, _missing(t))
-    rows, verdicts = [], []
-    for r in m.itertuples():
-        ratio_ci = _ci(r.boot / r.su)
-        rows.append({"N": r.N, "knee": r.knee, "ratio": r.knee / r.su, "ci_low": ratio_ci[0], "ci_high": ratio_ci[1]})
-        if ratio_ci[0] >= 0.5 and ratio_ci[1] <= 2:
-            verdicts.append(SUPPORTED)
-        elif ratio_ci[1] < 0.5 or ratio_ci[0] > 2:
-            verdicts.append(REFUTED)
-        else:
-            verdicts.append(INCONCLUSIVE)
-    verdict = REFUTED if REFUTED in verdicts else (SUPPORTED if all(v == SUPPORTED for v in verdicts) else INCONCLUSIVE)
-    Ns = m["N"].to_numpy()
-    slope = origin_slope(Ns, m["knee"].to_numpy())
-    boots = np.stack(m["boot"].to_list())  # [len(N), resamples]
-    slope_ci = _ci(np.array([origin_slope(Ns, boots[:, i]) for i in range(boots.shape[1])]))
-    text = (
-        "; ".join(f"N={r['N']}: n_eps / 8.33 ln N = {r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" for r in rows)
-        + f"; slope a in n_eps = a ln N: {slope:.2f} [{slope_ci[0]:.2f}, {slope_ci[1]:.2f}] (8.33 "
-        + ("inside" if slope_ci[0] <= SU <= slope_ci[1] else "outside")
-        + ")"
-    )
+    verdict, text, rows, slope, slope_ci = magnitude_rule(m)
     others = metric_knees(t)
     if len(others):
         text += "; other metrics' knees (reported, no verdict): " + ", ".join(
@@ -301,9 +315,53 @@ def check_d3(t: Tables) -> Verdict:
                    n_seeds=min(x["n"] for x in rows), detail=rows)  # fmt: skip
 
 
+HEAD_METRIC = "head/val_nats"
+HEAD_ARMS = ("d_model", "heads")  # d_model fixed (heads vary; primary) or the number of heads fixed
+
+
+def head_knees(t: Tables) -> pd.DataFrame:
+    """D4: one row per (arm, L) with the knee of -(validation nats) over head_dim, bootstrap over seeds."""
+    tr = t.trials
+    if tr.empty or "config/task" not in tr:
+        return pd.DataFrame()
+    runs = tr[(tr["status"] == "ok") & (tr["config/task"] == "head")]
+    rows = []
+    for (arm, L), g in runs.groupby(["config/arm", "config/context"]):
+        wide = g.pivot_table(index="seed", columns="config/head_dim", values=HEAD_METRIC, aggfunc="mean").sort_index(axis=1)
+        wide = wide.loc[:, wide.notna().sum(axis=0) == wide.notna().sum(axis=0).max()].dropna(axis=0, how="any")
+        if len(wide) == 0 or wide.shape[1] < 3:
+            continue
+        n, q = wide.columns.to_numpy(float), -wide.to_numpy(float)
+        k = knee(n, q, EPS, seed=int(L))
+        rows.append({"arm": arm, "N": int(L), "seeds": len(wide), "knee": k.knee, "ci_low": k.ci_low, "ci_high": k.ci_high,
+                     "non_monotone": k.non_monotone, "su": SU * math.log(L), "boot": k.boot, "grid": n})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def check_d4(t: Tables) -> Verdict:
-    """D4: the head-size extension needs a decoder LM grid that no budget runs yet."""
-    return Verdict(INCONCLUSIVE, "not_run_at_budget: the head-size (D4) grid is not implemented at any budget")
+    """D4: the D1 and D2 rules on the knee of validation loss vs head_dim, with L (context length) in place of N.
+
+    The verdict reads the d_model-fixed arm (spec 5.3 lists it first); the heads-fixed arm's knees are reported.
+    SUPPORTED only if both rules support; REFUTED if either refutes; else INCONCLUSIVE.
+    """
+    h = head_knees(t)
+    if h.empty:
+        return Verdict(INCONCLUSIVE, "not_run_at_budget: the head-size grid (decoder LMs on WikiText) runs at the full "
+                       "budget only (spec 5.3)")  # fmt: skip
+    m = h[h["arm"] == HEAD_ARMS[0]].sort_values("N").reset_index(drop=True)
+    if len(m) < 2:
+        return Verdict(INCONCLUSIVE, "incomplete: fewer than two context lengths with complete head_dim curves")
+    v1, text1, ratio, ci, pred, _ = ratio_rule(m, "L")
+    v2, text2, rows, _, _ = magnitude_rule(m, "L")
+    verdict = REFUTED if REFUTED in (v1, v2) else (SUPPORTED if v1 == v2 == SUPPORTED else INCONCLUSIVE)
+    knees = "; ".join(
+        f"{r.arm} L={r.N}: knee {r.knee:g} [{r.ci_low:g}, {r.ci_high:g}]{' (non-monotone)' if r.non_monotone else ''}"
+        for r in h.sort_values(["arm", "N"]).itertuples()
+    )
+    su = ", ".join(f"{r.su:.1f}" for r in m.itertuples())
+    detail = rows + [{k: v for k, v in r.items() if k not in ("boot", "grid")} for r in h.to_dict("records")]
+    return Verdict(verdict, f"D1 rule {v1}: {text1}; D2 rule {v2}: {text2}; {knees} (8.33 ln L: {su})", effect=ratio,
+                   ci_low=ci[0], ci_high=ci[1], threshold=pred, n_seeds=int(m["seeds"].min()), detail=detail)  # fmt: skip
 
 
 def check_d5(t: Tables) -> Verdict:

@@ -3,13 +3,14 @@
 Article: Su Jianlin, 最小熵原理（六）：词向量的维度应该怎么选择？ https://kexue.fm/archives/7695 (2020-08-20);
          follow-up https://kexue.fm/archives/8711 (head size 8.33 ln L).
 Claims:  D1 the "enough" dimension grows like ln N; D2 it is about 8.33 ln N; D3 quality at ceil(8.33 ln N) is on
-         the plateau and well below it is not; D4 attention head size ~ 8.33 ln L (full only, not implemented);
+         the plateau and well below it is not; D4 attention head size ~ 8.33 ln L (full only);
          D5 the knee does not depend on corpus size or algorithm. Controls D-P1 (h_n quadrature reproduces the
          article's table and limit), D-P2 (the knee finder recovers a planted tree's ordering); diagnostics D-D1
          (exact vs approximate entropy), D-D2 (tied-vector capacity).
 Run:     python -m studies run embedding_dim --budget smoke|local|full
-Full:    text8 (17M tokens), N to 100k, SGNS/CBOW with 5 epochs, the full-softmax arm on GPUs for N <= 30k. The
-         spec's Wikipedia corpora (N to 1M, T to 2B), the <unk> ablation and D4 are not implemented yet.
+Full:    text8 (17M tokens), N to 100k, SGNS/CBOW with 5 epochs, the full-softmax arm on GPUs for N <= 30k; D4's
+         decoder LMs on WikiText-103 bytes (L = 128 ... 8192, head_dim 16 ... 128, d_model or heads fixed). The
+         spec's Wikipedia corpora (N to 1M, T to 2B) and the <unk> ablation are not implemented yet.
 Cost:    smoke ~40 s on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local 57 min measured on 2
          CPU cores at load average 10-23 (an upper bound, not yet timed idle; 8 tree fits, 72 + 16 + 16 gensim
          Word2Vec runs on GCIDE); full ~100-300 CPU-node-hours plus ~200 GPU-hours for the full-softmax arm (spec estimate).
@@ -25,12 +26,13 @@ exhaustive: pruning small n would bias the knee).
 import functools
 import math
 
+import numpy as np
 import torch
 from ray import tune
 
 from analysis import embedding_dim as ea
 from core.embeddings.entropy import H_SLOPE, approx_entropy, exact_entropy, self_probability, sphere, su_entropy_h
-from studies import Claim, Study
+from studies import Claim, Study, trial_device
 
 ARTICLE = (
     "最小熵原理（六）：词向量的维度应该怎么选择？ (how to choose the word-vector dimension) https://kexue.fm/archives/7695"
@@ -59,11 +61,18 @@ D5 = {  # corpus size and algorithm at one N
     "full": {"N": 30000, "T": [2_000_000, 5_000_000], "seeds": [0, 1, 2], "cbow_T": 17_000_000},
 }
 FULLSOFTMAX = {"full": {"N": [1000, 3000, 10000, 30000], "T": 17_000_000, "seeds": [0, 1, 2], "steps": 2000, "lr": 0.05}}
-RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 1}}
+HEADS = {  # D4 (spec 5.3): decoder LMs on WikiText-103 bytes; the same tokens per step at every context length L
+    "full": {"L": [128, 512, 2048, 8192], "head_dim": [16, 24, 32, 48, 64, 96, 128], "arms": ["d_model", "heads"],
+             "d_model": 384, "heads": 4, "layers": 4, "batch_tokens": 65_536, "steps": 5000, "lr": 1e-3,
+             "val_windows": 256, "seeds": [0, 1, 2], "wikitext": "wikitext-103-raw"},
+}  # fmt: skip
+# One resource shape per study: at full every trial holds a quarter GPU (the full-softmax and D4 runs use it; the
+# gensim runs leave it idle), so four trials share a GPU node's card.
+RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 1, "gpu": 0.25}}
 COST = {
     "smoke": "~40 s on 2 CPU cores",
     "local": "57 min on 2 CPU cores at load average 10-23 (upper bound; not yet timed on an idle machine)",
-    "full": "~100-300 CPU-node-hours (SGNS grid) + ~200 GPU-hours (full softmax) (spec estimate)",
+    "full": "~100-300 CPU-node-hours (SGNS grid) + ~200-500 GPU-hours (full softmax and D4) (spec estimate)",
 }
 
 
@@ -113,8 +122,9 @@ CLAIMS = (
     Claim(
         "D4",
         "Attention head size ~ 8.33 ln L for sequence length L (40 / 52 / 64 / 75 for L = 128 / 512 / 2048 / 8192).",
-        "The D1 and D2 rules on the knee of validation loss vs head_dim. Full budget only; not implemented yet, so "
-        "INCONCLUSIVE (not_run_at_budget) at every budget.",
+        "The D1 and D2 rules with L for N on the 5%-knee of -(validation nats per byte) vs head_dim, d_model fixed at "
+        "384 (heads = 384 / head_dim; the 4-heads-fixed arm reported): SUPPORTED if both rules support, REFUTED if "
+        "either refutes, else INCONCLUSIVE. Full budget only (not_run_at_budget at smoke and local).",
         "empirical",
         ea.check_d4,
     ),
@@ -276,20 +286,77 @@ def word_vectors(config: dict, report) -> None:
 
     prep = _prepared(config["corpus"], config["vocab_size"], config["tokens"])
     if config["algo"] == "fullsoftmax":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = trial_device()
         u, v = train_fullsoftmax(prep, config["dim"], config["seed"], steps=config["steps"], lr=config["lr"], device=device)
     else:
         u, v = train_word2vec(prep, config["dim"], config["seed"], config["algo"], epochs=config["epochs"], **W2V)
     report({"step": 0, **score(prep, u, v, _benchmarks(config["corpus"]))})
 
 
+def head_lm(config: dict, report) -> None:
+    """D4: a decoder LM at context L and one head size, trained on bytes; reports validation nats per byte.
+
+    d_model is fixed and the heads vary (`arm = d_model`), or the number of heads is fixed and d_model = heads x
+    head_dim (`arm = heads`). Every L sees the same tokens per step (batch = batch_tokens / L).
+    """
+    from core.data.sequences import load_wikitext
+    from core.transformer import CausalLM
+
+    torch.manual_seed(config["seed"])
+    gen = np.random.default_rng(config["seed"])
+    text = load_wikitext(config.get("data_root"), config["wikitext"])
+    L, hd = config["context"], config["head_dim"]
+    fixed_model = config["arm"] == "d_model"
+    d_model, heads = (config["d_model"], config["d_model"] // hd) if fixed_model else (config["heads"] * hd, config["heads"])
+    batch, steps = max(1, config["batch_tokens"] // L), config["steps"]
+    device = trial_device()
+    model = CausalLM(len(text.alphabet), L, d_model, heads, config["layers"], "sdpa").to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
+    warmup = max(1, steps // 20)
+
+    def schedule(s: int) -> float:
+        return (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    n_val = min(config["val_windows"], (len(text.val) - 1) // L)
+    val = torch.as_tensor(np.stack([text.val[i * L : i * L + L + 1] for i in range(n_val)]).astype(np.int64))
+    bf16 = {"device_type": device, "dtype": torch.bfloat16, "enabled": device == "cuda"}
+
+    def val_nats() -> float:
+        model.eval()
+        total = 0.0
+        with torch.no_grad(), torch.autocast(**bf16):
+            for w in val.split(batch):
+                total += float(model.loss(w[:, :-1].to(device), w[:, 1:].to(device))) * len(w)
+        model.train()
+        return total / len(val)
+
+    for step in range(1, steps + 1):
+        starts = gen.integers(0, len(text.train) - L - 1, size=batch)
+        w = torch.as_tensor(text.train[starts[:, None] + np.arange(L + 1)].astype(np.int64), device=device)
+        with torch.autocast(**bf16):
+            loss = model.loss(w[:, :-1], w[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % max(1, steps // 10) == 0 and step < steps:
+            report({"step": step, "train/loss": float(loss.detach()), "val/nats": val_nats()})
+    report({"step": steps, "train/loss": float(loss.detach()), "head/val_nats": val_nats(), "head/d_model": float(d_model),
+            "head/heads": float(heads)})  # fmt: skip
+
+
 def train(config: dict) -> None:
-    """Ray Tune trainable: a planted-tree fit or a word-vector run."""
-    (tree_fit if config["task"] == "tree" else word_vectors)(config, tune.report)
+    """Ray Tune trainable: a planted-tree fit, a word-vector run or (D4) a decoder LM at one head size."""
+    {"tree": tree_fit, "w2v": word_vectors, "head": head_lm}[config["task"]](config, tune.report)
+
+
+HEAD_BLANK = {"arm": "none", "context": 0, "head_dim": 0}  # D4's factors, blank in the other cells
 
 
 def _cells(budget: str) -> list[dict]:
-    blank = {"corpus": "none", "algo": "fullsoftmax", "vocab_size": 0, "tokens": 0, "dim": 0, "b": 0}
+    blank = {"corpus": "none", "algo": "fullsoftmax", "vocab_size": 0, "tokens": 0, "dim": 0, "b": 0} | HEAD_BLANK
     cells = [
         blank | {"task": "tree", "b": b, "depth": d, "vocab_size": b**d, "dims": TREE_DIMS, "seed": 0, **TREE_FIT}
         for b, d in TREES[budget]
@@ -320,7 +387,20 @@ def _cells(budget: str) -> list[dict]:
     # The main grid first, then corpus size and algorithm; seed by seed within each, so a run stopped early leaves
     # complete curves with fewer seeds; the costliest runs first within a seed, so the end is not one long run.
     runs.sort(key=lambda c: (c["tokens"] != main["T"] or c["algo"] != "sgns", c["seed"], -c["tokens"] * (1 + c["dim"] / 64)))
-    return cells + runs
+    return cells + runs + head_cells(budget)
+
+
+def head_cells(budget: str) -> list[dict]:
+    """D4's grid (full only): seed x arm x L x head_dim, each a decoder LM."""
+    if budget not in HEADS:
+        return []
+    hs = HEADS[budget]
+    blank = {"corpus": "none", "algo": "lm", "vocab_size": 0, "tokens": 0, "dim": 0, "b": 0, "task": "head"}
+    fixed = {k: hs[k] for k in ("d_model", "heads", "layers", "batch_tokens", "steps", "lr", "val_windows", "wikitext")}
+    return [
+        blank | fixed | {"arm": arm, "context": L, "head_dim": hd, "seed": s}
+        for s in hs["seeds"] for arm in hs["arms"] for L in hs["L"] for hd in hs["head_dim"]
+    ]  # fmt: skip
 
 
 def get_study(budget: str) -> Study:
@@ -331,7 +411,7 @@ def get_study(budget: str) -> Study:
         article=ARTICLE,
         trainable=train,
         param_space=space,
-        scientific=("task", "corpus", "algo", "vocab_size", "tokens", "dim", "b"),
+        scientific=("task", "corpus", "algo", "vocab_size", "tokens", "dim", "b", "arm", "context", "head_dim"),
         claims=CLAIMS,
         resources=RESOURCES[budget],
         checks=exact_checks,

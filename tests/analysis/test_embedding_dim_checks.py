@@ -125,3 +125,35 @@ def test_figures_draw_on_planted_tables():
     assert names == ["quality_vs_dim", "knee_vs_lnN", "knee_vs_tokens"]
     assert ea.fig_tree(_tree_tables({(2, 64): 12, (4, 64): 16}))[0] == "tree_control"
     assert ea.fig_derivation(t) is None and ea.fig_capacity(t) is None  # no exact checks in these tables
+
+
+def planted_heads(knees: dict[int, float], arms=("d_model", "heads"), seeds=(0, 1, 2), noise=1e-4) -> Tables:
+    """D4 head runs whose validation loss has its 5%-knee at `knees[L]` on the full budget's head_dim grid."""
+    from studies.embedding_dim import HEADS
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for arm in arms:
+        for L, k in knees.items():
+            for hd in HEADS["full"]["head_dim"]:
+                for s in seeds:
+                    config = {"task": "head", "arm": arm, "context": L, "head_dim": hd, "seed": s}
+                    row = {"trial_id": f"{arm}-{L}-{hd}-{s}", "status": "ok", "seed": s}
+                    row |= {f"config/{key}": v for key, v in config.items()}
+                    rows.append(row | {"head/val_nats": _loss(hd, k) + noise * rng.standard_normal()})
+    empty = pd.DataFrame(columns=["trial_id", "step", "metric", "value"])
+    return Tables("full", pd.DataFrame(rows), empty, pd.DataFrame(columns=["step", "metric", "value"]))
+
+
+def test_d4_applies_the_d1_and_d2_rules_to_head_size_knees():
+    # 8.33 ln L = 40.4, 52.0, 63.5, 75.1; on the grid 16 ... 128 the knees land at 48, 64, 64, 96.
+    su = {L: 8.33 * math.log(L) for L in (128, 512, 2048, 8192)}
+    h = ea.head_knees(planted_heads(su))
+    assert h[h["arm"] == "d_model"].sort_values("N")["knee"].tolist() == [48, 64, 64, 96]
+    v = ea.check_d4(planted_heads(su))
+    # r = 96 / 48 = 2.0 in [64/48, 96/32] = [1.33, 3.0]: holds the ln-ratio 1.857 and the power law's 2.297 too.
+    assert v.verdict == INCONCLUSIVE and "D2 rule SUPPORTED" in v.reason and v.effect == 2.0
+    const = ea.check_d4(planted_heads(dict.fromkeys(su, 24)))
+    assert const.verdict == REFUTED  # r in [16/24, 24/16] excludes 1.857, and 24 / 75.1 < 0.5 at L = 8192
+    assert "heads L=128: knee 24" in const.reason  # the second arm is reported
+    assert ea.check_d4(planted_heads({128: 40}, arms=("d_model",))).verdict == INCONCLUSIVE  # one L: incomplete

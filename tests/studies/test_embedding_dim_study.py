@@ -97,3 +97,32 @@ def test_embedding_dim_smoke_runs_and_reports(tmp_path, ray_session):
         assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE" and "not_run_at_budget" in verdicts.loc[claim, "reason"]
     figures = {p.stem for p in (tmp_path / "reports" / "embedding_dim" / "smoke").glob("*.png")}
     assert {"derivation", "tree_control", "capacity", "trial_status"} <= figures
+
+
+def test_d4_head_size_grid_at_full_only():
+    assert not ed.head_cells("smoke") and not ed.head_cells("local")
+    full = [c for c in expand(ed.get_study("full").param_space) if c["task"] == "head"]
+    assert len(full) == 3 * 2 * 4 * 7  # seeds x arms x L x head_dim (spec 5.3)
+    assert {c["context"] for c in full} == {128, 512, 2048, 8192} and {c["arm"] for c in full} == {"d_model", "heads"}
+    assert all(384 % c["head_dim"] == 0 for c in full)  # d_model fixed: every head size divides it
+    assert ed.get_study("full").resources == {"cpu": 1, "gpu": 0.25}
+
+
+@pytest.mark.parametrize("arm", ["d_model", "heads"])
+def test_d4_trainable_on_tiny_wikitext_bytes(tmp_path, monkeypatch, arm):
+    folder = tmp_path / "wikitext-103-raw"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split, size in (("train", 20_000), ("valid", 2_000), ("test", 2_000)):
+        (folder / f"wiki.{split}.raw").write_bytes(bytes(rng.choice(list(b"abcd efgh\n"), size).tolist()))
+    monkeypatch.setenv("CLAIMBENCH_DATA", str(tmp_path))
+    cfg = [c for c in ed.head_cells("full") if c["arm"] == arm and c["context"] == 128 and c["head_dim"] == 32][0]
+    cfg = cfg | {"context": 16, "head_dim": 8, "d_model": 32, "heads": 2, "layers": 1, "batch_tokens": 128, "steps": 60, "lr": 1e-2}
+    reports = []
+    ed.head_lm(cfg, reports.append)
+    final = reports[-1]
+    assert (final["head/d_model"], final["head/heads"]) == ((32.0, 4.0) if arm == "d_model" else (16.0, 2.0))
+    # 10 symbols, uniform: the model starts near ln 256 (byte vocabulary) and must learn the alphabet.
+    assert math.log(10) - 0.3 < final["head/val_nats"] < reports[0]["val/nats"] - 0.5
+    with pytest.raises(FileNotFoundError, match="missing/wiki.train.raw is missing"):
+        ed.head_lm(cfg | {"wikitext": "missing"}, reports.append)
