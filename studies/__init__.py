@@ -81,7 +81,9 @@ class Study:
     article: str
     """Article title and URL."""
     trainable: Callable[[dict], None]
-    """Plain function of a config that reports metrics with `ray.tune.report`."""
+    """Plain function of a config that reports metrics with `ray.tune.report`: `{"step": s, "split/name": value}`;
+    a list value is a series, its element i recorded at step s + i (each report costs ~8 ms on 2 cores, so
+    per-item values such as per-chunk test losses go in one report)."""
     param_space: dict
     """Ray Tune space: `tune.grid_search` over scientific factors and seeds, constants for fixed values. A grid
     whose values are dicts varies several keys together (a conditional grid): each dict's keys join the config."""

@@ -195,7 +195,11 @@ class Recorder:
             return
         step = int(result.get("step", result.get("training_iteration", 0)))
         for key, value in result.items():
-            if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if "/" not in key or isinstance(value, bool):
+                continue
+            if isinstance(value, (list, tuple)):  # a series: element i at step + i, one report instead of many
+                self.metrics[trial_id].extend((step + i, key, float(x)) for i, x in enumerate(value))
+            elif isinstance(value, (int, float)):
                 self.metrics[trial_id].append((step, key, float(value)))
                 self.last[trial_id][key] = float(value)
 

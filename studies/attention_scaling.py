@@ -10,7 +10,7 @@ Claims:  L1 linear time and memory in n, crossover n* ~ d (speed) and ~ d^2 (cum
          quality; L6 1 + cos is closer to softmax than elu + 1 (Su later retracted it). Controls L-C1 (Efficient
          Attention in a causal model leaks), L-C2 (elu + 1 without zeroing padded keys leaks).
 Run:     python -m studies run attention_scaling --budget smoke|local|full
-Cost:    smoke ~50 s on 2 CPU cores; local ~25 min on 2 CPU cores (timing sweep to n = 8192, decode latency,
+Cost:    smoke ~50 s on 2 CPU cores; local 22 min measured on 2 CPU cores (timing sweep to n = 8192, decode latency,
          30 char-LM runs on Shakespeare, 15 MQAR runs); full ~300-500 GPU-hours (spec estimate).
 
 Local budget, against the spec's 5.2: the char LM uses context 128 and 300 steps (spec: 256 and 600), because the
@@ -98,7 +98,7 @@ RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 8, "gpu":
 MEMORY_LIMIT = {"smoke": 2e9, "local": 6e9, "full": 60e9}  # skip a timing point whose estimated bytes exceed this
 COST = {
     "smoke": "~50 s on 2 CPU cores",
-    "local": "~25 min on 2 CPU cores",
+    "local": "22 min measured on 2 CPU cores (bench/README.md)",
     "full": "~300-500 GPU-hours (spec estimate, dominated by LM tuning)",
 }
 
@@ -479,18 +479,15 @@ def language_model(config: dict, report) -> None:
     final = {"step": steps + 1, "test/nats": float(chunk_nats.mean()), "test/bpc": float(chunk_nats.mean() / math.log(2))}
     if oracle is not None:
         final["test/excess_nats"] = float((chunk_nats - oracle).mean())
-    if config["attn"] == "softmax":
+    if config["attn"] == "softmax":  # row-KL samples as series at steps 10000 + row
         kl = _row_kl(model, val[:64])
         final |= {k: v for k, v in kl.items() if not isinstance(v, list)}
-        for key, values in kl.items():
-            if isinstance(values, list):
-                for i, x in enumerate(values):
-                    report({"step": 10_000 + i, key: x})
-    for i, x in enumerate(chunk_nats):  # per-chunk test nats, for the hierarchical bootstrap (steps 100000 + chunk)
-        report(
-            {"step": 100_000 + i, "test/chunk_nats": float(x)}
-            | ({"test/chunk_oracle": float(oracle[i])} if oracle is not None else {})
-        )
+        report({"step": 10_000} | {k: v for k, v in kl.items() if isinstance(v, list)})
+    # Per-chunk test nats, for the hierarchical bootstrap: series at steps 100000 + chunk.
+    report(
+        {"step": 100_000, "test/chunk_nats": chunk_nats.tolist()}
+        | ({"test/chunk_oracle": oracle.tolist()} if oracle is not None else {})
+    )
     report(final)
 
 
@@ -523,8 +520,7 @@ def recall(config: dict, report) -> None:
             pred = model(x).argmax(-1)
             scored = y != -100
             accs.append(float((pred[scored] == y[scored]).float().mean()))
-    for i, a in enumerate(accs):
-        report({"step": 100_000 + i, "test/chunk_recall": a})
+    report({"step": 100_000, "test/chunk_recall": accs})  # a series: steps 100000 + test batch
     report({"step": steps + 1, "test/recall_acc": float(np.mean(accs))})
 
 

@@ -53,17 +53,21 @@ LM = {"task": "lm", "lm_task": "hmm", "attn": "linear_elu", "lr": 3e-3, "seed": 
 def test_hmm_lm_reports_per_chunk_nats_and_excess_over_the_oracle():
     rows = _run(LM)
     final = rows[-1]
-    chunks = [r for r in rows if "test/chunk_nats" in r]
-    assert len(chunks) == 256 and all(r["test/chunk_oracle"] > 0 for r in chunks)
-    mean = sum(r["test/chunk_nats"] for r in chunks) / 256
+    (series,) = [r for r in rows if "test/chunk_nats" in r]  # one report: a series at steps 100000 + chunk
+    assert series["step"] == 100_000 and len(series["test/chunk_nats"]) == 256
+    assert all(x > 0 for x in series["test/chunk_oracle"])
+    mean = sum(series["test/chunk_nats"]) / 256
     assert math.isclose(final["test/nats"], mean, rel_tol=1e-6)
     assert final["test/excess_nats"] > 0  # an untrained model is worse than the exact oracle
 
 
 def test_softmax_lm_reports_row_kl_for_every_kernel():
-    final = _run(LM | {"attn": "softmax"})[-1]
+    rows = _run(LM | {"attn": "softmax"})
+    final = rows[-1]
+    (samples,) = [r for r in rows if "attn/row_kl_sample/linear_elu" in r]
     for name in ("linear_elu", "linear_cos", "taylor2", "softmax_per_token"):
         assert final[f"attn/row_kl/{name}"] >= 0
+        assert samples["step"] == 10_000 and all(x >= 0 for x in samples[f"attn/row_kl_sample/{name}"])
     assert final["attn/row_entropy/softmax"] > 0
 
 
@@ -86,7 +90,7 @@ def test_recall_reports_per_batch_accuracy():
     cfg = {"task": "recall", "attn": "softmax", "lr": 3e-3, "seed": 0, "length": 16, "pairs": 2, "keys": 4, "values": 4,
            "d_model": 16, "heads": 2, "steps": 4, "batch": 8, "eval_every": 2}  # fmt: skip
     rows = _run(cfg)
-    chunks = [r["test/chunk_recall"] for r in rows if "test/chunk_recall" in r]
+    (chunks,) = [r["test/chunk_recall"] for r in rows if "test/chunk_recall" in r]
     assert len(chunks) == 16 and 0 <= rows[-1]["test/recall_acc"] <= 1
 
 

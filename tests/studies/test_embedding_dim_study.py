@@ -117,7 +117,16 @@ def test_d4_trainable_on_tiny_wikitext_bytes(tmp_path, monkeypatch, arm):
         (folder / f"wiki.{split}.raw").write_bytes(bytes(rng.choice(list(b"abcd efgh\n"), size).tolist()))
     monkeypatch.setenv("CLAIMBENCH_DATA", str(tmp_path))
     cfg = [c for c in ed.head_cells("full") if c["arm"] == arm and c["context"] == 128 and c["head_dim"] == 32][0]
-    cfg = cfg | {"context": 16, "head_dim": 8, "d_model": 32, "heads": 2, "layers": 1, "batch_tokens": 128, "steps": 60, "lr": 1e-2}
+    cfg = cfg | {
+        "context": 16,
+        "head_dim": 8,
+        "d_model": 32,
+        "heads": 2,
+        "layers": 1,
+        "batch_tokens": 128,
+        "steps": 60,
+        "lr": 1e-2,
+    }
     reports = []
     ed.head_lm(cfg, reports.append)
     final = reports[-1]

@@ -174,6 +174,23 @@ def test_a_trainable_can_declare_its_own_divergence(tmp_path):
     assert status[0] == "diverged" and status[1] == "ok"  # a finite loss, but the trainable's rule fired
 
 
+def test_a_list_value_is_a_series_recorded_at_consecutive_steps(tmp_path):
+    from studies._runner import Recorder, planned
+
+    study = _synthetic.get_study()
+    rec = Recorder(study, tmp_path, total=1, common={})
+    p = planned(study, {"effect": 0.0, "seed": 0, "steps": 3, "sleep": 0.0})
+    rec.start(p)
+    rec.result(p.trial_id, {"step": 100, "test/chunk": [0.5, 0.25, 2.0], "train/loss": 1.5})
+    rec.result(p.trial_id, {"step": 3, "val/acc": 0.75})
+    rec.finish(p.trial_id)
+    m = read_metrics(tmp_path)
+    chunk = m[m["metric"] == "test/chunk"].sort_values("step")
+    assert chunk["step"].tolist() == [100, 101, 102] and chunk["value"].tolist() == [0.5, 0.25, 2.0]
+    trial = read_trials(tmp_path).iloc[0]
+    assert trial["val/acc"] == 0.75 and trial["train/loss"] == 1.5 and "test/chunk" not in trial  # no final scalar
+
+
 def test_an_arm_with_an_empty_space_is_not_tuned_and_still_confirmed(tmp_path, ray_session):
     study = _synthetic.get_study(seeds=2, steps=1, tuned_trials=3, untuned_baseline=True)
     summary = run(study, tmp_path)
