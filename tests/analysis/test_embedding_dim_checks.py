@@ -157,3 +157,16 @@ def test_d4_applies_the_d1_and_d2_rules_to_head_size_knees():
     assert const.verdict == REFUTED  # r in [16/24, 24/16] excludes 1.857, and 24 / 75.1 < 0.5 at L = 8192
     assert "heads L=128: knee 24" in const.reason  # the second arm is reported
     assert ea.check_d4(planted_heads({128: 40}, arms=("d_model",))).verdict == INCONCLUSIVE  # one L: incomplete
+
+
+def test_the_chinese_arm_is_reported_apart_and_leaves_the_main_claims_alone():
+    main = planted(SU_KNEES)
+    zh = planted({("sgns", 1000, 900_000): 16, ("sgns", 4000, 900_000): 24}, seeds=(0, 1))
+    zh.trials["config/corpus"] = "pku"
+    zh.trials["trial_id"] = "zh-" + zh.trials["trial_id"]
+    both = Tables("local", pd.concat([main.trials, zh.trials], ignore_index=True), main.metrics, main.checks)
+    for check in (ea.check_d1, ea.check_d2, ea.check_d3, ea.check_d5):
+        assert check(both).reason == check(main).reason  # the second corpus never enters the main grid or D5
+    dd3 = ea.check_dd3(both)
+    assert "N=1000 (T=900000): knee 16" in dd3.reason and "N=4000 (T=900000): knee 24" in dd3.reason
+    assert ea.check_dd3(main).reason.startswith("not_run_at_budget")

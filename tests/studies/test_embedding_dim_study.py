@@ -20,7 +20,9 @@ def test_grids_match_the_spec():
     assert sorted({c["dim"] for c in main if c["vocab_size"] == 1000}) == [8, 15, 16, 32, 58, 64, 128, 256]
     assert sorted({c["dim"] for c in main if c["vocab_size"] == 4000}) == [8, 16, 18, 32, 64, 70, 128, 256]
     assert sorted({c["dim"] for c in main if c["vocab_size"] == 16000}) == [8, 16, 21, 32, 64, 81, 128, 256]
-    d5 = [c for c in w2v if c not in main]
+    zh = [c for c in w2v if c["corpus"] == "pku"]
+    assert len(zh) == 2 * 8 * 2 and {c["vocab_size"] for c in zh} == {1000, 4000} and {c["tokens"] for c in zh} == {900_000}
+    d5 = [c for c in w2v if c not in main and c not in zh]
     assert len(d5) == 2 * 8 * 2 and {(c["algo"], c["tokens"]) for c in d5} == {("sgns", 500_000), ("cbow", 2_000_000)}
     assert {c["algo"] for c in w2v} == {"sgns", "cbow"} and {c["vocab_size"] for c in w2v if c["algo"] == "cbow"} == {4000}
     assert max(c["vocab_size"] for c in local if c["task"] == "tree") == 1024
