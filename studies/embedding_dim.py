@@ -11,9 +11,9 @@ Run:     python -m studies run embedding_dim --budget smoke|local|full
 Full:    text8 (17M tokens), N to 100k, SGNS/CBOW with 5 epochs, the full-softmax arm on GPUs for N <= 30k; D4's
          decoder LMs on WikiText-103 bytes (L = 128 ... 8192, head_dim 16 ... 128, d_model or heads fixed). The
          spec's Wikipedia corpora (N to 1M, T to 2B) and the <unk> ablation are not implemented yet.
-Cost:    smoke ~40 s on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local 57 min measured on 2
-         CPU cores at load average 10-23 (an upper bound, not yet timed idle; 8 tree fits, 72 + 16 + 16 gensim
-         Word2Vec runs on GCIDE); full ~100-300 CPU-node-hours plus ~200 GPU-hours for the full-softmax arm (spec estimate).
+Cost:    smoke 46 s measured on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local 22 min measured
+         on 2 idle CPU cores (8 tree fits, 72 + 16 + 16 gensim Word2Vec runs on GCIDE, 32 on PKU; bench/README.md);
+         full ~100-300 CPU-node-hours plus ~200-500 GPU-hours for the full-softmax arm and D4 (spec estimate).
 
 One trial is one trained model: a (corpus, N, T, algorithm, n, seed) Word2Vec run (55 s median wall here, under load), or, for
 the planted tree, one (b, N, seed) fit that trains every n of the grid (the fits take 0.1-5 s each, so a
@@ -73,8 +73,8 @@ HEADS = {  # D4 (spec 5.3): decoder LMs on WikiText-103 bytes; the same tokens p
 # gensim runs leave it idle), so four trials share a GPU node's card.
 RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 1, "gpu": 0.25}}
 COST = {
-    "smoke": "~40 s on 2 CPU cores",
-    "local": "57 min on 2 CPU cores at load average 10-23 (upper bound; not yet timed on an idle machine)",
+    "smoke": "46 s measured on 2 CPU cores",
+    "local": "22 min measured on 2 idle CPU cores (bench/README.md)",
     "full": "~100-300 CPU-node-hours (SGNS grid) + ~200-500 GPU-hours (full softmax and D4) (spec estimate)",
 }
 
