@@ -7,6 +7,7 @@ S1, is decided by a one-sided paired t-test, so tests can check a verdict agains
 import math
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import ray
@@ -38,8 +39,22 @@ def devices() -> dict[str, float]:
 def train(config: dict) -> None:
     """Report `steps` noisy scores; raise at step `fail_at`, report a NaN loss at step `diverge_at`.
 
-    With `report_devices`, each report also carries `devices()`.
+    With `report_devices`, each report also carries `devices()`. With `live_dir`, a file named after the trial's
+    node lives there while the trial trains (a test sees where trials are running, to fail a node that has one).
     """
+    live = None
+    if config.get("live_dir"):
+        node = ray.get_runtime_context().get_node_id()
+        live = Path(config["live_dir"]) / f"{node}-{config['effect']}-{config['seed']}-{os.getpid()}"
+        live.touch()
+    try:
+        _steps(config)
+    finally:
+        if live is not None:
+            live.unlink(missing_ok=True)
+
+
+def _steps(config: dict) -> None:
     rng = np.random.default_rng([config["seed"], round(config["effect"] * 1000)])  # arms get independent noise
     extra = devices() if config.get("report_devices") else {}
     for step in range(1, config["steps"] + 1):
@@ -78,6 +93,7 @@ def get_study(
     gpu: float = 0.0,
     report_devices: bool = False,
     max_concurrent: int | None = 2,
+    live_dir: str | None = None,
 ) -> Study:
     """The synthetic study; `fail_seed` / `diverge_seed` plant a failing / diverging trial in the effect arm.
 
@@ -104,6 +120,7 @@ def get_study(
             "steps": steps,
             "sleep": sleep,
             **({"report_devices": True} if report_devices else {}),
+            **({"live_dir": live_dir} if live_dir else {}),
         },
         scientific=("effect",),
         claims=(Claim("S1", "The effect arm scores higher.", "one-sided paired t, alpha 0.05", "empirical", check_s1),),

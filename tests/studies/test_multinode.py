@@ -101,7 +101,10 @@ def test_a_trial_larger_than_any_node_is_refused_naming_the_cluster(tmp_path, cl
 def test_losing_a_worker_node_mid_study_retries_its_trials_and_records_each_once(tmp_path, cluster):
     """Run last in this module: it removes a worker for good."""
     c, workers = cluster
-    args = dict(seeds=4, steps=6, sleep=0.5, gpu=0.5, report_devices=True, max_concurrent=None, fail_seed=0, diverge_seed=1)
+    live = tmp_path / "live"  # a file per training trial, named after its node
+    live.mkdir()
+    args = dict(seeds=4, steps=6, sleep=0.5, gpu=0.5, report_devices=True, max_concurrent=None, fail_seed=0, diverge_seed=1,
+                live_dir=str(live))  # fmt: skip
     planned = {p.trial_id for p in plan(_synthetic.get_study(**args))}
     proc = _driver(tmp_path, c.address, args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     study_dir = tmp_path / "synthetic"
@@ -114,9 +117,15 @@ def test_losing_a_worker_node_mid_study_retries_its_trials_and_records_each_once
         and not {"failed", "diverged"} <= set(read_trials(study_dir)["status"])
     ):
         time.sleep(0.05)
+    # Fail a worker that has a trial training right now (the remaining trials may all sit on one node).
+    hosting = []
+    while time.monotonic() < deadline and proc.poll() is None and not hosting:
+        running = {f.name.split("-")[0] for f in live.iterdir()}
+        hosting = [w for w in workers if w.node_id in running]
+        time.sleep(0.02)
     before = read_trials(study_dir)
-    assert len(before) < len(planned), "the node loss must land mid-study"
-    lost = workers[1]
+    assert len(before) < len(planned) and hosting, "the node loss must land mid-study, on a node that has a trial"
+    lost = hosting[0]
     c.remove_node(lost)  # kills the raylet and every trial worker on that node
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
