@@ -53,16 +53,19 @@ def _runs(t: Tables, corpus: str | None = None) -> pd.DataFrame:
     return ok[ok["corpus"] == (corpus or ok["corpus"].value_counts().idxmax())]
 
 
-def quality(runs: pd.DataFrame, metric: str = PRIMARY) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def quality(
+    runs: pd.DataFrame, metric: str = PRIMARY, dim: str = "dim", sign: float | None = None
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Dimensions `[G]`, quality `[S, G]` (higher is better) and seeds of one condition's runs.
 
-    Only the dimensions run on the most seeds are kept (a stopped run, or runs of an older grid, leave some
-    dimensions on fewer seeds), then only the seeds that have all of them.
+    Only the dimensions (column `dim`) run on the most seeds are kept (a stopped run, or runs of an older grid,
+    leave some dimensions on fewer seeds), then only the seeds that have all of them. `sign` defaults to the
+    metric's entry in `METRICS`.
     """
     if metric not in runs:
         return np.zeros(0), np.zeros((0, 0)), []
-    sign = METRICS[metric][1]
-    wide = runs.pivot_table(index="seed", columns="dim", values=metric, aggfunc="mean").sort_index(axis=1)
+    sign = METRICS[metric][1] if sign is None else sign
+    wide = runs.pivot_table(index="seed", columns=dim, values=metric, aggfunc="mean").sort_index(axis=1)
     counts = wide.notna().sum(axis=0)
     wide = wide.loc[:, counts == counts.max()]  # dims every seed has (runs of an older grid drop out)
     wide = wide.dropna(axis=0, how="any")
@@ -332,13 +335,11 @@ def head_knees(t: Tables) -> pd.DataFrame:
     runs = tr[(tr["status"] == "ok") & (tr["config/task"] == "head")]
     rows = []
     for (arm, L), g in runs.groupby(["config/arm", "config/context"]):
-        wide = g.pivot_table(index="seed", columns="config/head_dim", values=HEAD_METRIC, aggfunc="mean").sort_index(axis=1)
-        wide = wide.loc[:, wide.notna().sum(axis=0) == wide.notna().sum(axis=0).max()].dropna(axis=0, how="any")
-        if len(wide) == 0 or wide.shape[1] < 3:
+        n, q, seeds = quality(g, HEAD_METRIC, dim="config/head_dim", sign=-1.0)
+        if len(seeds) == 0 or len(n) < 3:
             continue
-        n, q = wide.columns.to_numpy(float), -wide.to_numpy(float)
         k = knee(n, q, EPS, seed=int(L))
-        rows.append({"arm": arm, "N": int(L), "seeds": len(wide), "knee": k.knee, "ci_low": k.ci_low, "ci_high": k.ci_high,
+        rows.append({"arm": arm, "N": int(L), "seeds": len(seeds), "knee": k.knee, "ci_low": k.ci_low, "ci_high": k.ci_high,
                      "non_monotone": k.non_monotone, "su": SU * math.log(L), "boot": k.boot, "grid": n})  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -6,6 +6,8 @@ embeddings and a linear head. With `keep_qk = True` a layer stores its last q an
 diagnostics on a trained model).
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,3 +74,10 @@ class CausalLM(nn.Module):
         """Mean next-token cross-entropy in nats (targets of -100 are ignored)."""
         logits = self(idx)
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+
+
+def warmup_cosine(step: int, steps: int, warmup: int) -> float:
+    """Learning-rate factor at `step`: linear warm-up over `warmup` steps, then a cosine decay to 0 at `steps`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))

@@ -57,9 +57,18 @@ from core.attention import (
     recurrent_linear_step,
     softmax,
 )
-from core.data.sequences import hmm_nll, load_shakespeare, load_wikitext, mqar, random_hmm, sample_hmm
+from core.data.sequences import (
+    hmm_nll,
+    load_shakespeare,
+    load_wikitext,
+    mqar,
+    random_hmm,
+    random_windows,
+    sample_hmm,
+    windows,
+)
 from core.memory import saved_bytes
-from core.transformer import CausalLM
+from core.transformer import CausalLM, warmup_cosine
 from studies import Claim, Study, trial_device
 
 ARTICLE = "线性Attention的探索：Attention必须有个Softmax吗？ (must attention have a softmax?) https://kexue.fm/archives/7546"
@@ -367,32 +376,18 @@ def decode(config: dict, report) -> None:
 # L5/L6: small causal LMs.
 
 
-def _schedule(step: int, steps: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-
 def _batches_chars(text: np.ndarray, context: int, batch: int, gen: np.random.Generator):
     while True:
-        starts = gen.integers(0, len(text) - context - 1, size=batch)
-        idx = starts[:, None] + np.arange(context + 1)
-        w = torch.as_tensor(text[idx].astype(np.int64))
+        w = torch.as_tensor(random_windows(text, context, batch, gen))
         yield w[:, :-1], w[:, 1:]
 
 
-def _chunks(text: np.ndarray, context: int, limit: int) -> torch.Tensor:
-    """Non-overlapping windows of context + 1 symbols from the start of a split (at most `limit`)."""
-    n = min(limit, (len(text) - 1) // context)
-    return torch.as_tensor(np.stack([text[i * context : i * context + context + 1] for i in range(n)]).astype(np.int64))
-
-
 @torch.no_grad()
-def _nats_per_window(model: CausalLM, windows: torch.Tensor, batch: int = 64) -> np.ndarray:
+def _nats_per_window(model: CausalLM, wins: torch.Tensor, batch: int = 64) -> np.ndarray:
     out = []
     device = next(model.parameters()).device
-    for i in range(0, len(windows), batch):
-        w = windows[i : i + batch].to(device)
+    for i in range(0, len(wins), batch):
+        w = wins[i : i + batch].to(device)
         logits = model(w[:, :-1])
         nll = F.cross_entropy(logits.transpose(1, 2), w[:, 1:], reduction="none")
         out.append(nll.mean(1))
@@ -452,13 +447,17 @@ def language_model(config: dict, report) -> None:
             load_wikitext() if config["lm_task"] == "wikitext" else load_shakespeare(check_hash=config.get("check_hash", True))
         )
         vocab = len(text.alphabet)
-        val, test, oracle = _chunks(text.val, context, 64), _chunks(text.test, context, 10**9), None
+        val, test, oracle = (
+            torch.as_tensor(windows(text.val, context, 64)),
+            torch.as_tensor(windows(text.test, context, 10**9)),
+            None,
+        )
         stream = _batches_chars(text.train, context, batch, gen)
     device = trial_device()
     model = CausalLM(vocab, context, config["d_model"], config["heads"], config["layers"], config["attn"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
     warmup = max(1, int(config["warmup"] * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, warmup))
     for step in range(1, steps + 1):
         x, y = next(stream)
         loss = model.loss(x.to(device), y.to(device))
@@ -500,7 +499,7 @@ def recall(config: dict, report) -> None:
     model = CausalLM(test.vocab, config["length"], config["d_model"], config["heads"], 2, config["attn"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
     steps = config["steps"]
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, max(1, steps // 10)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, max(1, steps // 10)))
     for step in range(1, steps + 1):
         data = mqar(config["batch"], **spec, seed=config["seed"] * 1_000_003 + step)
         loss = model.loss(torch.as_tensor(data.x[:, :-1], device=device), torch.as_tensor(data.y[:, :-1], device=device))

@@ -311,8 +311,8 @@ def head_lm(config: dict, report) -> None:
     d_model is fixed and the heads vary (`arm = d_model`), or the number of heads is fixed and d_model = heads x
     head_dim (`arm = heads`). Every L sees the same tokens per step (batch = batch_tokens / L).
     """
-    from core.data.sequences import load_wikitext
-    from core.transformer import CausalLM
+    from core.data.sequences import load_wikitext, random_windows, windows
+    from core.transformer import CausalLM, warmup_cosine
 
     torch.manual_seed(config["seed"])
     gen = np.random.default_rng(config["seed"])
@@ -324,14 +324,8 @@ def head_lm(config: dict, report) -> None:
     device = trial_device()
     model = CausalLM(len(text.alphabet), L, d_model, heads, config["layers"], "sdpa").to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
-    warmup = max(1, steps // 20)
-
-    def schedule(s: int) -> float:
-        return (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    n_val = min(config["val_windows"], (len(text.val) - 1) // L)
-    val = torch.as_tensor(np.stack([text.val[i * L : i * L + L + 1] for i in range(n_val)]).astype(np.int64))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, max(1, steps // 20)))
+    val = torch.as_tensor(windows(text.val, L, config["val_windows"]))
     bf16 = {"device_type": device, "dtype": torch.bfloat16, "enabled": device == "cuda"}
 
     def val_nats() -> float:
@@ -344,8 +338,7 @@ def head_lm(config: dict, report) -> None:
         return total / len(val)
 
     for step in range(1, steps + 1):
-        starts = gen.integers(0, len(text.train) - L - 1, size=batch)
-        w = torch.as_tensor(text.train[starts[:, None] + np.arange(L + 1)].astype(np.int64), device=device)
+        w = torch.as_tensor(random_windows(text.train, L, batch, gen), device=device)
         with torch.autocast(**bf16):
             loss = model.loss(w[:, :-1], w[:, 1:])
         opt.zero_grad()

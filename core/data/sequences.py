@@ -136,6 +136,21 @@ def mqar(n: int, length: int, pairs: int, keys: int, values: int, seed: int) -> 
     return Recall(x, y, keys + values + 1)
 
 
+# Windows of a symbol stream, for next-token training and evaluation.
+
+
+def windows(text: np.ndarray, context: int, limit: int) -> np.ndarray:
+    """Non-overlapping windows of context + 1 symbols from the start of a stream (at most `limit`), int64."""
+    n = min(limit, (len(text) - 1) // context)
+    return np.stack([text[i * context : i * context + context + 1] for i in range(n)]).astype(np.int64)
+
+
+def random_windows(text: np.ndarray, context: int, batch: int, gen: np.random.Generator) -> np.ndarray:
+    """`batch` windows of context + 1 symbols at uniform random starts, int64."""
+    starts = gen.integers(0, len(text) - context - 1, size=batch)
+    return text[starts[:, None] + np.arange(context + 1)].astype(np.int64)
+
+
 # Shakespeare, character level.
 
 
