@@ -71,6 +71,28 @@ class Tuning:
 
 
 @dataclass(frozen=True)
+class Fusion:
+    """How a study's grid points train together: bundles of same-shape models in one process (`core.train.fused`).
+
+    The runner groups pending main trials whose configs agree on every key outside `keys` (and pass `can_fuse`),
+    splits each group into bundles sized to memory and to the trial slots, and runs each bundle as one Ray trial
+    with the study's resources. Every member is recorded as an ordinary trial (its own id, seed and status).
+    """
+
+    trainable: Callable[[list[dict], Callable[[list[dict | None]], None]], None]
+    """`trainable(configs, report)`: trains the members together and calls `report` once per step with one metrics
+    dict per member (`None`: nothing from that member this time), each as the plain trainable would report it."""
+    keys: tuple[str, ...]
+    """Config keys whose values may differ inside a bundle (seed, learning rate, flood level, ...)."""
+    member_bytes: Callable[[dict], int]
+    """Memory one member adds to a bundle, for sizing bundles."""
+    can_fuse: Callable[[dict], bool] = lambda config: True
+    """Whether a config can be fused at all (e.g. MLPs only); the others run one per Ray trial."""
+    max_members: int = 32
+    """Largest bundle."""
+
+
+@dataclass(frozen=True)
 class Study:
     """Everything the runner and the analysis need to know about one study at one budget."""
 
@@ -107,6 +129,8 @@ class Study:
     """Nuisance parameters to tune per arm before the grid runs; `None` runs the grid as it is."""
     seed_key: str = "seed"
     """Config key of the replicate seed."""
+    fusion: Fusion | None = None
+    """Train fusable main trials as bundles (`Fusion`); `None`, or `run(..., fuse=False)`, runs one per Ray trial."""
 
 
 def trial_device() -> str:
@@ -240,6 +264,8 @@ def validate(study: Study) -> list[dict]:
     missing = {k for cfg in configs for k in (study.seed_key, *study.scientific) if k not in cfg}
     if missing:
         raise StudyError(f"{where}: configs lack keys {sorted(missing)}")
+    if study.fusion is not None and (study.seed_key not in study.fusion.keys or study.fusion.max_members < 1):
+        raise StudyError(f"{where}: fusion needs the seed key {study.seed_key!r} among its keys and max_members >= 1")
     if study.tuning is not None:
         t = study.tuning
         for cfg in configs:

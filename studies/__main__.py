@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="results root: a folder or a URI such as s3://bucket/prefix (default ./results)")  # fmt: skip
     run.add_argument("--address", default=None, help="Ray address; 'auto' joins a running cluster (default: embedded Ray)")
     run.add_argument("--force", action="store_true", help="re-run trials that already finished")
+    run.add_argument(
+        "--no-fuse",
+        action="store_true",
+        help="run every trial in its own Ray trial (default: a study's fusable trials train in bundles)",
+    )
     status = sub.add_parser("status", help="trials done/planned and verdicts so far")
     status.add_argument("name")
     status.add_argument("--budget", default=None, help="one budget (default: every budget with results)")
@@ -64,11 +69,11 @@ def cmd_run(args) -> None:
     chosen = [load(name, args.budget) for name in names]  # every study validates before any runs
     command = "python -m studies " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     for study in chosen:
-        summary = run(study, args.results, address=args.address, force=args.force, command=command)
+        summary = run(study, args.results, address=args.address, force=args.force, command=command, fuse=not args.no_fuse)
         print(
             f"[{study.name}/{study.budget}] planned {summary['planned']}, skipped {summary['skipped']} finished, "
             f"ran {summary['ok']} ok, {summary['diverged']} diverged, {summary['failed']} failed, "
-            f"{summary['retried']} retried after a lost worker; "
+            f"{summary['retried']} retried after a lost worker, {summary['bundles']} fused bundles; "
             f"results in {join(args.results, study.name)}"
         )
 

@@ -8,7 +8,9 @@ a local folder or a URI (`s3://bucket/prefix`, see `analysis.store`); only the d
 
 import fcntl
 import hashlib
+import itertools
 import json
+import logging
 import math
 import os
 import platform
@@ -155,6 +157,8 @@ DIVERGED = "train/diverged"
 ERROR = "claimbench/error"
 """Reported by the trial wrapper when the trainable raises: `Type: message`. The trial then ends normally, so Ray
 never retries it; the recorder marks it `failed` (a re-run of the command tries it again)."""
+MEMBERS = "claimbench/members"
+"""A bundle's report: trial id -> that member's metrics of this step."""
 RETRIES = 3
 """Ray restarts a trial whose worker died (its node was lost or preempted, the process was killed) this many times
 (`ray.tune.FailureConfig(max_failures=…)`). Exceptions raised by the trainable are caught in the trial (`ERROR`)
@@ -175,14 +179,16 @@ class Recorder:
         self.started: dict[str, float] = {}
         self.started_at: dict[str, str] = {}
         self.running: set[str] = set()
+        self.bundle: dict[str, tuple[str | None, int]] = {}
         self.errors: dict[str, str] = {}
         self.counts = {"ok": 0, "diverged": 0, "failed": 0}
         self.retried = 0
         self.t0 = time.monotonic()
 
-    def start(self, p: Planned) -> None:
+    def start(self, p: Planned, bundle: str | None = None, size: int = 1) -> None:
         trial_id = p.trial_id
         self.by_id[trial_id] = p
+        self.bundle[trial_id] = (bundle, size)
         self.started[trial_id], self.started_at[trial_id] = time.monotonic(), now()
         self.metrics[trial_id], self.last[trial_id] = [], {}
         self.running.add(trial_id)
@@ -224,10 +230,12 @@ class Recorder:
             "seed": p.seed,
             "status": status,
             "error": error,
-            "wall_s": time.monotonic() - self.started.get(trial_id, time.monotonic()),
+            "wall_s": time.monotonic() - self.started.get(trial_id, time.monotonic()),  # a bundle member: the bundle's
             "started_at": self.started_at.get(trial_id),
             "finished_at": now(),
             "hparams": json.dumps(p.config, sort_keys=True, default=repr),
+            "bundle": self.bundle.get(trial_id, (None, 1))[0],
+            "bundle_size": self.bundle.get(trial_id, (None, 1))[1],
             **{f"config/{k}": v for k, v in p.config.items()},
             **last,
         }
@@ -257,32 +265,47 @@ class Recorder:
 
 
 def _tune_callback(recorder: Recorder, identify):
-    """A Ray Tune callback feeding the recorder; `identify(ray_config) -> Planned` names each Ray trial."""
+    """A Ray Tune callback feeding the recorder; `identify(ray_config) -> list[Planned]` names the trials a Ray trial
+    runs: one, or the members of a bundle, whose reports arrive together under `MEMBERS`."""
     from ray import tune
 
-    ids: dict[str, str] = {}
+    ids: dict[str, list[str]] = {}
+    stopped: set[str] = set()
+
+    def begin(trial) -> list[str]:
+        ps = identify(trial.config)
+        bundle = trial.config["__trial"].get("bundle") if "__trial" in trial.config else None
+        ids[trial.trial_id] = [p.trial_id for p in ps]
+        for p in ps:
+            recorder.start(p, bundle, len(ps))
+        return ids[trial.trial_id]
 
     class _Callback(tune.Callback):
         def on_trial_start(self, iteration, trials, trial, **info):
-            p = identify(trial.config)
-            ids[trial.trial_id] = p.trial_id
-            recorder.start(p)
+            begin(trial)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            recorder.result(ids[trial.trial_id], result)
+            members = result.get(MEMBERS)
+            for trial_id in ids[trial.trial_id]:
+                if members is None:
+                    recorder.result(trial_id, result)
+                elif trial_id in members and trial_id not in stopped:
+                    recorder.result(trial_id, members[trial_id])
+                    if _nonfinite_loss(trial_id, members[trial_id]):
+                        stopped.add(trial_id)  # the stop rule, per member: later reports of a diverged member are dropped
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            recorder.finish(ids[trial.trial_id])
+            for trial_id in ids[trial.trial_id]:
+                recorder.finish(trial_id)
 
         def on_trial_recover(self, iteration, trials, trial, **info):
-            recorder.retry(ids[trial.trial_id], _error_line(trial))
+            for trial_id in ids[trial.trial_id]:
+                recorder.retry(trial_id, _error_line(trial))
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            if trial.trial_id not in ids:  # failed before it started (e.g. no resources): record it all the same
-                p = identify(trial.config)
-                ids[trial.trial_id] = p.trial_id
-                recorder.start(p)
-            recorder.finish(ids[trial.trial_id], error=_error_line(trial))
+            # one that failed before it started (e.g. no resources) is recorded all the same
+            for trial_id in ids[trial.trial_id] if trial.trial_id in ids else begin(trial):
+                recorder.finish(trial_id, error=_error_line(trial))
 
     return _Callback()
 
@@ -304,15 +327,17 @@ def _nonfinite_loss(trial_id: str, result: dict) -> bool:
 def _unwrap(config: dict) -> dict:
     """The study config inside a Ray config: a grid point (`__trial`), or an arm's fixed part plus sampled nuisance."""
     if "__trial" in config:
-        return config["__trial"]["config"]
+        return config["__trial"]["configs"][0]
     return {**config["__fixed"], **{k: v for k, v in config.items() if k != "__fixed"}}
 
 
-def _entry(trainable, threads: int):
-    """The function Ray runs: pin torch threads to the trial's CPUs, call the study's trainable, report what it raised.
+def _entry(trainable, threads: int, fused=None):
+    """The function Ray runs: pin torch threads to the trial's CPUs, call the study's trainable (or, for a bundle,
+    its fused trainable, whose per-member reports go out as one `MEMBERS` report a step), report what it raised.
 
     An exception of the trainable is reported as `ERROR` and the trial ends normally, so that Ray's retries
-    (`RETRIES`) are left for failures of the infrastructure; the traceback goes to the trial's log.
+    (`RETRIES`) are left for failures of the infrastructure; the traceback goes to the trial's log. In a bundle
+    that fails every member is recorded failed.
     """
 
     def run_trial(config: dict) -> None:
@@ -322,8 +347,17 @@ def _entry(trainable, threads: int):
         from ray import tune
 
         torch.set_num_threads(threads)
+        run = config.get("__trial", {})
         try:
-            trainable(_unwrap(config))
+            if run.get("bundle"):
+                ids = run["ids"]
+
+                def report(out: list[dict | None]) -> None:
+                    tune.report({MEMBERS: {i: m for i, m in zip(ids, out, strict=True) if m is not None}})
+
+                fused(run["configs"], report)
+            else:
+                trainable(_unwrap(config))
         except Exception as exc:  # noqa: BLE001 - the trial is recorded failed, the study goes on
             traceback.print_exc()
             tune.report({ERROR: f"{type(exc).__name__}: {exc}"})
@@ -433,7 +467,9 @@ def check_results(study_dir: Path | str) -> None:
         raise StudyError(f"cannot write results to {study_dir}: {first_line(exc)}") from exc
 
 
-def run(study: Study, results: Path | str, address: str | None = None, force: bool = False, command: str = "") -> dict:
+def run(
+    study: Study, results: Path | str, address: str | None = None, force: bool = False, command: str = "", fuse: bool = True
+) -> dict:
     """Run every unfinished trial of a study (tuning first, if it has any) and record it.
 
     Args:
@@ -447,10 +483,12 @@ def run(study: Study, results: Path | str, address: str | None = None, force: bo
             Re-run finished trials too.
         command (str):
             The command line, for the metadata.
+        fuse (bool):
+            Train the study's fusable main trials as bundles (`Study.fusion`); `False` runs one per Ray trial.
 
     Returns:
         dict: counts of planned, skipped and run main trials by status (`tuned`: tuning trials run; `retried`:
-        main-trial restarts by Ray after a worker or node was lost).
+        main-trial restarts by Ray after a worker or node was lost; `bundles`: Ray trials that ran several).
     """
     grid = validate(study)
     study_dir = join(results, study.name)
@@ -493,12 +531,69 @@ def run(study: Study, results: Path | str, address: str | None = None, force: bo
         summary = {"planned": len(todo), "skipped": len(todo) - len(pending), "tuned": tuned}
         if not pending:
             print(f"[{study.name}/{study.budget}] all {len(todo)} trials already finished", file=sys.stderr)
-            return summary | {"ok": 0, "diverged": 0, "failed": 0, "retried": 0}
+            return summary | {"ok": 0, "diverged": 0, "failed": 0, "retried": 0, "bundles": 0}
         recorder = Recorder(study, study_dir, len(pending), common)
         by_id = {p.trial_id: p for p in pending}
-        space = {"__trial": {"grid_search": [{"id": p.trial_id, "config": p.config} for p in pending]}}
-        _fit(study, space, recorder, lambda c: by_id[c["__trial"]["id"]], address)
-        return summary | recorder.counts | {"retried": recorder.retried}
+        units = bundles(study, pending, address) if fuse and study.fusion is not None else [[p] for p in pending]
+        space = {"__trial": {"grid_search": [_unit(u) for u in units]}}
+        _fit(study, space, recorder, lambda c: [by_id[i] for i in c["__trial"]["ids"]], address)
+        return summary | recorder.counts | {"retried": recorder.retried, "bundles": sum(len(u) > 1 for u in units)}
+
+
+def _unit(members: list[Planned]) -> dict:
+    """A Ray grid value: one trial, or a bundle named by a hash of its members' ids."""
+    ids = [p.trial_id for p in members]
+    bundle = None
+    if len(members) > 1:
+        bundle = f"bundle-{hashlib.sha256(' '.join(ids).encode()).hexdigest()[:12]}"
+    return {"ids": ids, "configs": [p.config for p in members], "bundle": bundle}
+
+
+def slots_and_memory(study: Study, address: str | None) -> tuple[int, float]:
+    """Trials the connected Ray can run at once for this study, and the host memory (bytes) each may use.
+
+    Slots: the cluster's CPUs (or GPUs, for GPU trials) over a trial's request, capped by `max_concurrent`.
+    Memory: Ray's `memory` resource (what it leaves for tasks, not the object store) shared by the slots, halved
+    as a margin for the data and the framework.
+    """
+    import ray
+
+    init_ray(address)
+    have = ray.cluster_resources()
+    cpu, gpu = float(study.resources.get("cpu", 1)), float(study.resources.get("gpu", 0))
+    slots = int(have.get("GPU", 0) // gpu) if gpu else int(have.get("CPU", 1) // cpu)
+    slots = max(1, min(slots, study.max_concurrent or slots))
+    return slots, 0.5 * float(have.get("memory", 8 * 2**30)) / slots
+
+
+def bundles(study: Study, pending: list[Planned], address: str | None) -> list[list[Planned]]:
+    """Group fusable pending trials into bundles; the rest run alone.
+
+    Trials go in one group when their configs agree outside `Fusion.keys`. A group is cut into equal bundles of
+    at most `max_members` members and at most what a slot's memory holds (`Fusion.member_bytes`), and into at
+    least as many bundles as there are slots (a multiple of them when it has more), so that every slot works.
+
+    Returns:
+        list[list[Planned]]: units in grid order of their first member; a unit of one runs unfused.
+    """
+    fusion = study.fusion
+    slots, memory = slots_and_memory(study, address)
+    groups: dict[str, list[Planned]] = {}
+    units: list[list[Planned]] = []
+    for p in pending:
+        if not fusion.can_fuse(p.config):
+            units.append([p])
+            continue
+        key = json.dumps({k: v for k, v in p.config.items() if k not in fusion.keys}, sort_keys=True, default=repr)
+        groups.setdefault(key, []).append(p)
+    for members in groups.values():
+        cap = max(1, min(fusion.max_members, int(memory // max(1, fusion.member_bytes(members[0].config)))))
+        count = math.ceil(len(members) / cap)
+        count = min(len(members), slots * math.ceil(count / slots))
+        cuts = [round(i * len(members) / count) for i in range(count + 1)]  # sizes differ by at most one
+        units += [members[a:b] for a, b in itertools.pairwise(cuts)]
+    order = {p.trial_id: i for i, p in enumerate(pending)}
+    return sorted(units, key=lambda u: order[u[0].trial_id])
 
 
 def largest_node(address: str | None) -> dict[str, float]:
@@ -590,8 +685,8 @@ def tune_arms(
                                   storage=storage, study_name=name)  # fmt: skip
             recorder = Recorder(study, study_dir, remaining, common, label=f" tune {arm}")
 
-            def identify(c: dict) -> Planned:
-                return planned(study, _unwrap(c), phase="tune")
+            def identify(c: dict) -> list[Planned]:
+                return [planned(study, _unwrap(c), phase="tune")]
 
             _fit(study, {"__fixed": fixed, **space}, recorder, identify, address, search=search, num_samples=remaining)
             ran += sum(recorder.counts.values())
@@ -676,8 +771,14 @@ def _fit(
     init_ray(address)
     from ray import tune
 
+    # Ray Tune's own CSV, JSON and TensorBoard loggers write every report again in this process; on 2 cores they
+    # took ~20% of the trials' time (bench/README.md). The Parquet tables are the record; `=0` turns them back on.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Without those files Ray's end-of-run result grid warns once per trial that it found none; it is not used.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     threads = max(1, int(study.resources.get("cpu", 1)))
-    trainable = tune.with_resources(_entry(study.trainable, threads), study.resources)
+    fused = study.fusion.trainable if study.fusion is not None else None
+    trainable = tune.with_resources(_entry(study.trainable, threads, fused), study.resources)
     tuner = tune.Tuner(
         trainable,
         param_space=space,
@@ -685,7 +786,7 @@ def _fit(
             search_alg=search, num_samples=num_samples, reuse_actors=True, max_concurrent_trials=study.max_concurrent
         ),
         run_config=tune.RunConfig(
-            name=f"{study.name}-{study.budget}",  # Ray's own logs (TensorBoard, CSV) stay in ~/ray_results/<name>
+            name=f"{study.name}-{study.budget}",  # Ray's own files (and its loggers', if on) go to ~/ray_results/<name>
             callbacks=[_tune_callback(recorder, identify)],
             stop=_nonfinite_loss,
             failure_config=tune.FailureConfig(max_failures=RETRIES),

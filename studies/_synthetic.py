@@ -16,7 +16,7 @@ from ray import tune
 
 from analysis.stats import ALPHA, paired_test
 from analysis.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, Tables, Verdict
-from studies import Claim, Study, Tuning, trial_device
+from studies import Claim, Fusion, Study, Tuning, trial_device
 
 
 def devices() -> dict[str, float]:
@@ -54,7 +54,18 @@ def train(config: dict) -> None:
             live.unlink(missing_ok=True)
 
 
-def _steps(config: dict) -> None:
+def train_fused(configs: list[dict], report) -> None:
+    """The members of a bundle, each as `train` would run it alone; one report a step carries every member's."""
+    per_member = []
+    for config in configs:
+        rows: list[dict] = []
+        _steps(config, rows.append)  # a planted failure raises here and fails the whole bundle
+        per_member.append(rows)
+    for step in range(max(len(rows) for rows in per_member)):
+        report([rows[step] if step < len(rows) else None for rows in per_member])
+
+
+def _steps(config: dict, report=None) -> None:
     rng = np.random.default_rng([config["seed"], round(config["effect"] * 1000)])  # arms get independent noise
     extra = devices() if config.get("report_devices") else {}
     for step in range(1, config["steps"] + 1):
@@ -66,7 +77,7 @@ def _steps(config: dict) -> None:
         # A nuisance lr, when tuned, costs (log10 lr + 2)^2: its best value is 0.01 in every arm.
         score = config["effect"] - (math.log10(config["lr"]) + 2) ** 2 if "lr" in config else config["effect"]
         noisy = score + 0.1 * rng.standard_normal()
-        tune.report({"step": step, "train/loss": loss, "val/score": score, "test/score": noisy, **extra})
+        (report or tune.report)({"step": step, "train/loss": loss, "val/score": score, "test/score": noisy, **extra})
 
 
 def check_s1(t: Tables) -> Verdict:
@@ -94,12 +105,14 @@ def get_study(
     report_devices: bool = False,
     max_concurrent: int | None = 2,
     live_dir: str | None = None,
+    fused: int = 0,
 ) -> Study:
     """The synthetic study; `fail_seed` / `diverge_seed` plant a failing / diverging trial in the effect arm.
 
     `tuned_trials > 0` tunes a nuisance `lr` per arm with that many Optuna trials before the confirmation runs;
     with `untuned_baseline` the effect = 0 arm has an empty space and is not tuned. `gpu` is each trial's
     (fractional) GPU request; `report_devices` adds the trial's device metrics (and so changes the config hashes).
+    `fused > 0` lets the runner bundle up to that many trials of an arm (`train_fused`).
     """
     space = {"lr": tune.loguniform(1e-4, 1.0)}
     nuisance = (lambda c: space if c["effect"] else {}) if untuned_baseline else space
@@ -128,4 +141,5 @@ def get_study(
         max_concurrent=max_concurrent,
         cost="seconds",
         tuning=Tuning(nuisance, "val/score", "max", tuned_trials) if tuned_trials else None,
+        fusion=Fusion(train_fused, ("seed", "fail_at", "diverge_at"), lambda c: 1, max_members=fused) if fused else None,
     )

@@ -9,6 +9,9 @@ Run:     python -m studies run flooding --budget smoke|local|full
 Cost:    smoke ~40 s on 2 CPU cores (12 digits runs); local ~25 min on 2 CPU cores (120 MNIST-5k runs);
          full 1,680 ResNet-18 runs (the spec's 840 runs and 400-600 GPU-hours, doubled by augmentation on/off).
 
+MLP runs are fused (`FUSION`): runs that differ only in label noise, flood level and seed train as bundles of
+stacked models in one process (`core.train.fused`); `--no-fuse` runs each alone. ResNet runs are never fused.
+
 Early stopping is a post-hoc factor read from the per-epoch logs; no ASHA or pruning (the second descent of
 the test loss comes late and a scheduler would bias the study against b > 0).
 """
@@ -23,8 +26,9 @@ from core.data.label_noise import symmetric_label_noise
 from core.losses.flooding import flood, two_flooded_steps, two_step_prediction
 from core.models import mlp, resnet18_cifar
 from core.testing import product_loss, quadratic, random_spd, tanh_mlp_221, toy_regression
+from core.train import fused
 from core.train.classifier import FitConfig, fit_classifier
-from studies import Claim, Study, expand, trial_device
+from studies import Claim, Fusion, Study, expand, trial_device
 
 ARTICLE = "我们真的需要把训练集的损失降低到零吗？ (Do we really need zero training loss?) https://kexue.fm/archives/7643"
 
@@ -171,16 +175,43 @@ FIGURES = (
 )
 
 
+def model_of(config: dict, data) -> torch.nn.Module:
+    """The run's freshly initialised classifier, seeded by its seed."""
+    torch.manual_seed(config["seed"])
+    if config["model"] == "mlp":
+        return mlp([data.x_train[0].size, *config["widths"], data.num_classes])
+    return resnet18_cifar(data.num_classes, width=config.get("width", 64))
+
+
+def fit_config(config: dict) -> FitConfig:
+    return FitConfig(**{k: config[k] for k in FitConfig.__dataclass_fields__ if k in config})
+
+
 def train(config: dict) -> None:
     """Ray Tune trainable: one classifier run, reporting every epoch with `ray.tune.report`."""
     data = load(config["dataset"])
-    torch.manual_seed(config["seed"])
-    if config["model"] == "mlp":
-        model = mlp([data.x_train[0].size, *config["widths"], data.num_classes])
-    else:
-        model = resnet18_cifar(data.num_classes, width=config.get("width", 64))
-    cfg = FitConfig(**{k: config[k] for k in FitConfig.__dataclass_fields__ if k in config})
-    fit_classifier(model, data, cfg, tune.report, device=trial_device())
+    fit_classifier(model_of(config, data), data, fit_config(config), tune.report, device=trial_device())
+
+
+def train_fused(configs: list[dict], report) -> None:
+    """A bundle of MLP runs that differ in noise, flood level or seed, trained as one program (`core.train.fused`);
+    each member reports what `train` would."""
+    data = load(configs[0]["dataset"])
+    models = [model_of(c, data) for c in configs]
+    fused.fit_fused(models, data, [fit_config(c) for c in configs], report, device=trial_device())
+
+
+def member_bytes(config: dict) -> int:
+    data = load(config["dataset"])
+    return fused.member_bytes(model_of(config, data), fit_config(config))
+
+
+FUSION = Fusion(
+    train_fused,
+    keys=("label_noise", "flood_level", "seed"),
+    member_bytes=member_bytes,
+    can_fuse=lambda c: c["model"] == "mlp" and not c.get("augment"),
+)
 
 
 def exact_checks() -> dict[str, list[float]]:
@@ -255,4 +286,5 @@ def get_study(budget: str) -> Study:
         figures=FIGURES,
         cost=COST[budget],
         sources=lambda: [load(d).source for d in sorted({c["dataset"] for c in expand(space)})],
+        fusion=FUSION,
     )

@@ -15,6 +15,8 @@ Cost:    smoke ~40 s on 2 CPU cores (22 digits runs, no tuning); local ~20 min o
 
 Arms are (optimizer, reg) cells; lr and the regulariser's strengths are nuisance parameters tuned by Optuna TPE
 with the same number of trials in every arm (the `none` arm tunes lr only), then confirmed on 5 seeds.
+MLP runs of the grid (smoke) and the confirmation runs (local) are fused per optimiser (`FUSION`; tuning trials
+run one by one, as Optuna proposes them); `--no-fuse` runs each alone.
 No early stopping in confirmation runs: the WEISSI log term can collapse a layer late in training.
 """
 
@@ -30,8 +32,9 @@ from core.data.classification import load
 from core.models import kaiming_init_, mlp, resnet18_cifar, vgg11_cifar
 from core.regularizers.weissi import balancing_gammas, l2, shift_scales_, weight_layers, weissi, weissi_naive
 from core.testing import relu2_grads
+from core.train import fused
 from core.train.classifier import FitConfig, fit_classifier
-from studies import Claim, Study, Tuning, expand, trial_device
+from studies import Claim, Fusion, Study, Tuning, expand, trial_device
 
 ARTICLE = 'L2正则没有想象那么好？可能是"权重尺度偏移"惹的祸 (is L2 not as good as we think?) https://kexue.fm/archives/7681'
 
@@ -194,17 +197,40 @@ def fit_config(config: dict) -> FitConfig:
     return FitConfig(**kw, curvature_examples=0, log_weight_norms=True)
 
 
+def model_of(config: dict, data) -> torch.nn.Module:
+    """The run's freshly initialised network, seeded by its seed."""
+    torch.manual_seed(config["seed"])
+    if config["model"] == "mlp":
+        return kaiming_init_(mlp([data.x_train[0].size, *config["widths"], data.num_classes]))
+    if config["model"] == "vgg11":
+        return kaiming_init_(vgg11_cifar(data.num_classes, width=config.get("width", 64)))
+    return resnet18_cifar(data.num_classes, width=config.get("width", 64))
+
+
 def train(config: dict) -> None:
     """Ray Tune trainable: one classifier run of an arm, reporting every epoch with `ray.tune.report`."""
     data = load(config["dataset"])
-    torch.manual_seed(config["seed"])
-    if config["model"] == "mlp":
-        model = kaiming_init_(mlp([data.x_train[0].size, *config["widths"], data.num_classes]))
-    elif config["model"] == "vgg11":
-        model = kaiming_init_(vgg11_cifar(data.num_classes, width=config.get("width", 64)))
-    else:
-        model = resnet18_cifar(data.num_classes, width=config.get("width", 64))
-    fit_classifier(model, data, fit_config(config), tune.report, device=trial_device())
+    fit_classifier(model_of(config, data), data, fit_config(config), tune.report, device=trial_device())
+
+
+def train_fused(configs: list[dict], report) -> None:
+    """A bundle of MLP runs of one optimiser (any regulariser, strengths, lr and seed) as one program
+    (`core.train.fused`); each member reports what `train` would."""
+    data = load(configs[0]["dataset"])
+    models = [model_of(c, data) for c in configs]
+    fused.fit_fused(models, data, [fit_config(c) for c in configs], report, device=trial_device())
+
+
+def member_bytes(config: dict) -> int:
+    return fused.member_bytes(model_of(config, load(config["dataset"])), fit_config(config))
+
+
+FUSION = Fusion(
+    train_fused,
+    keys=("seed", "reg", "lam", "lam1", "lam2", "lr"),  # the optimiser, the shapes and the epochs stay shared
+    member_bytes=member_bytes,
+    can_fuse=lambda c: c["model"] == "mlp",
+)
 
 
 def nuisance(config: dict) -> dict:
@@ -358,4 +384,5 @@ def get_study(budget: str) -> Study:
         cost=COST[budget],
         tuning=tuning,
         sources=lambda: [load(d).source for d in sorted({c["dataset"] for c in expand(space)})],
+        fusion=FUSION,
     )

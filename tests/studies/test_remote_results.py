@@ -42,7 +42,11 @@ def test_a_study_in_a_bucket_equals_a_local_run_resumes_and_reads_back(tmp_path,
     remote_dir, local_dir = join(s3_results, "synthetic"), tmp_path / "synthetic"
     remote = run(study, s3_results)
     local = run(study, tmp_path)
-    assert remote == local == {"planned": 4, "skipped": 0, "tuned": 0, "ok": 4, "diverged": 0, "failed": 0, "retried": 0}
+    assert (
+        remote
+        == local
+        == {"planned": 4, "skipped": 0, "tuned": 0, "ok": 4, "diverged": 0, "failed": 0, "retried": 0, "bundles": 0}
+    )
     # The same layout as on disk, and no temporary or probe objects left behind.
     keys = _keys(remote_dir)
     assert keys == sorted(
@@ -63,7 +67,7 @@ def test_a_study_in_a_bucket_equals_a_local_run_resumes_and_reads_back(tmp_path,
     }
     finished = read_trials(remote_dir).set_index("trial_id")["finished_at"]
     grown = run(_synthetic.get_study(seeds=3, steps=2), s3_results)
-    assert grown == {"planned": 6, "skipped": 4, "tuned": 0, "ok": 2, "diverged": 0, "failed": 0, "retried": 0}
+    assert grown == {"planned": 6, "skipped": 4, "tuned": 0, "ok": 2, "diverged": 0, "failed": 0, "retried": 0, "bundles": 0}
     after = read_trials(remote_dir)
     assert after["trial_id"].is_unique and len(after) == 6
     assert after.set_index("trial_id").loc[finished.index, "finished_at"].equals(finished)  # not run again

@@ -24,7 +24,16 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_statuses_metrics_and_schema(tmp_path, ray_session):
     study = _synthetic.get_study(seeds=6, fail_seed=1, diverge_seed=2)
     summary = run(study, tmp_path)
-    assert summary == {"planned": 12, "skipped": 0, "tuned": 0, "ok": 10, "diverged": 1, "failed": 1, "retried": 0}
+    assert summary == {
+        "planned": 12,
+        "skipped": 0,
+        "tuned": 0,
+        "ok": 10,
+        "diverged": 1,
+        "failed": 1,
+        "retried": 0,
+        "bundles": 0,
+    }
     trials = read_trials(tmp_path / "synthetic").set_index("trial_id")
     by_seed = trials[trials["config/effect"] > 0].set_index("seed")
     assert by_seed.loc[1, "status"] == "failed" and "planted failure at step 2" in by_seed.loc[1, "error"]
@@ -50,7 +59,7 @@ def test_rerun_skips_finished_retries_failed_and_runs_only_new_points(tmp_path, 
     again = run(_synthetic.get_study(seeds=2), tmp_path)  # the planted failure is gone from the config
     assert again["skipped"] == 3 and again["ok"] == 1
     grown = run(_synthetic.get_study(seeds=3), tmp_path)
-    assert grown == {"planned": 6, "skipped": 4, "tuned": 0, "ok": 2, "diverged": 0, "failed": 0, "retried": 0}
+    assert grown == {"planned": 6, "skipped": 4, "tuned": 0, "ok": 2, "diverged": 0, "failed": 0, "retried": 0, "bundles": 0}
     forced = run(_synthetic.get_study(seeds=3), tmp_path, force=True)
     assert forced["ok"] == 6 and forced["skipped"] == 0
     trials = read_trials(tmp_path / "synthetic")

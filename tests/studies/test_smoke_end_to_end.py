@@ -8,7 +8,7 @@ from studies._runner import run
 
 def test_flooding_smoke_runs_and_reports(tmp_path, ray_session):
     summary = run(load("flooding", "smoke"), tmp_path / "results")
-    assert summary["ok"] == 12 and summary["failed"] == 0
+    assert summary["ok"] == 12 and summary["failed"] == 0 and summary["bundles"] == 2  # fused by default, 2 slots
     trials = read_trials(tmp_path / "results" / "flooding")
     assert (trials["status"] == "ok").all() and len(trials) == 13  # 12 runs and the exact checks
     index = report_all(tmp_path / "results", tmp_path / "reports")
@@ -22,6 +22,13 @@ def test_flooding_smoke_runs_and_reports(tmp_path, ray_session):
     assert "flooding/smoke F4: SUPPORTED" in index.read_text()
     figures = {p.stem for p in (tmp_path / "reports" / "flooding" / "smoke").glob("*.png")}
     assert {"test_loss_curves", "mechanics", "isolation_test_acc", "flatness", "exact_identity", "trial_status"} <= figures
+    # The same study with every run in its own Ray trial gives the same verdicts.
+    alone = run(load("flooding", "smoke"), tmp_path / "alone", fuse=False)
+    assert alone["ok"] == 12 and alone["bundles"] == 0
+    report_all(tmp_path / "alone", tmp_path / "reports_alone")
+    unfused = read_verdicts(tmp_path / "alone" / "flooding").set_index("claim_id")
+    assert unfused["verdict"].to_dict() == verdicts["verdict"].to_dict()
+    assert unfused["n_seeds"].to_dict() == verdicts["n_seeds"].to_dict()
 
 
 def test_lr_finiteness_smoke_runs_and_reports(tmp_path, ray_session):
@@ -41,9 +48,14 @@ def test_lr_finiteness_smoke_runs_and_reports(tmp_path, ray_session):
 
 def test_weissi_smoke_runs_and_reports(tmp_path, ray_session):
     summary = run(load("weissi", "smoke"), tmp_path / "results")
-    assert summary["ok"] == 22 and summary["failed"] == 0
+    assert summary["ok"] == 22 and summary["failed"] == 0 and summary["bundles"] >= 2  # fused per optimiser
     report_all(tmp_path / "results", tmp_path / "reports")
     verdicts = read_verdicts(tmp_path / "results" / "weissi").set_index("claim_id")
+    alone = run(load("weissi", "smoke"), tmp_path / "alone", fuse=False)  # the same verdicts with every run alone
+    assert alone["ok"] == 22 and alone["bundles"] == 0
+    report_all(tmp_path / "alone", tmp_path / "reports_alone")
+    unfused = read_verdicts(tmp_path / "alone" / "weissi").set_index("claim_id")
+    assert unfused["verdict"].to_dict() == verdicts["verdict"].to_dict()
     for claim in ("W1", "W2", "W3", "W4"):
         assert verdicts.loc[claim, "verdict"] == "SUPPORTED", verdicts.loc[claim, "reason"]
     assert verdicts.loc["W-C1", "verdict"] == "FAIL" and verdicts.loc["W-P1", "verdict"] == "PASS"
