@@ -15,8 +15,9 @@ Cost:    smoke ~40 s on 2 CPU cores (22 digits runs, no tuning); local ~20 min o
 
 Arms are (optimizer, reg) cells; lr and the regulariser's strengths are nuisance parameters tuned by Optuna TPE
 with the same number of trials in every arm (the `none` arm tunes lr only), then confirmed on 5 seeds.
-MLP runs of the grid (smoke) and the confirmation runs (local) are fused per optimiser (`FUSION`; tuning trials
-run one by one, as Optuna proposes them); `--no-fuse` runs each alone.
+Small MLP runs (the smoke grid) are fused per optimiser (`FUSION`); on CPU the local MNIST-5k MLP is above
+`core.train.fused.CPU_MAX_PARAMS` and runs alone, as do tuning trials (Optuna proposes them one by one);
+`--no-fuse` runs everything alone.
 No early stopping in confirmation runs: the WEISSI log term can collapse a layer late in training.
 """
 
@@ -225,11 +226,16 @@ def member_bytes(config: dict) -> int:
     return fused.member_bytes(model_of(config, load(config["dataset"])), fit_config(config))
 
 
+def can_fuse(config: dict) -> bool:
+    """MLP runs small enough that fusing them gains on CPU (`core.train.fused.worth_fusing`)."""
+    return config["model"] == "mlp" and fused.worth_fusing(model_of(config, load(config["dataset"])), gpu=False)
+
+
 FUSION = Fusion(
     train_fused,
     keys=("seed", "reg", "lam", "lam1", "lam2", "lr"),  # the optimiser, the shapes and the epochs stay shared
     member_bytes=member_bytes,
-    can_fuse=lambda c: c["model"] == "mlp",
+    can_fuse=can_fuse,
 )
 
 

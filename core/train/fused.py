@@ -51,6 +51,18 @@ def fusable(model: nn.Module) -> bool:
     )
 
 
+CPU_MAX_PARAMS = 100_000
+"""Largest model fused in a CPU trial. Measured on the 2-core reference machine (bench/README.md): a 26k-parameter
+digits MLP trains 3-5x faster fused, while a 269k-parameter MNIST-5k MLP gains ~1.2-2x in one process and was ~8%
+slower fused in a 2-slot Ray run of the flooding local budget (arithmetic and memory traffic dominate both ways).
+Larger models run alone on CPU; GPU trials have no cap."""
+
+
+def worth_fusing(model: nn.Module, gpu: bool) -> bool:
+    """Whether to fuse runs of `model`: it can be stacked, and on CPU it is small enough to gain (`CPU_MAX_PARAMS`)."""
+    return fusable(model) and (gpu or sum(p.numel() for p in model.parameters()) <= CPU_MAX_PARAMS)
+
+
 def member_bytes(model: nn.Module, cfg: FitConfig) -> int:
     """Memory one member adds to a bundle, float32: weights, gradients and two optimiser moments, the activations
     of a training and an evaluation batch (kept for backward), and its noisy labels. The data itself is shared."""

@@ -176,3 +176,12 @@ def test_bundles_that_cannot_be_fused_are_refused_in_one_line():
         fit_fused([mlp([64, 10])], data, [FitConfig(epochs=1, augment=True)], lambda out: None)
     with pytest.raises(ValueError, match="one config per model"):
         fit_fused([mlp([64, 10])], data, [c, c], lambda out: None)
+
+
+def test_on_cpu_only_models_small_enough_to_gain_are_fused():
+    from core.train.fused import CPU_MAX_PARAMS, worth_fusing
+
+    small, large = mlp([64, 128, 128, 10]), mlp([784, 256, 256, 10])
+    assert sum(p.numel() for p in small.parameters()) <= CPU_MAX_PARAMS < sum(p.numel() for p in large.parameters())
+    assert worth_fusing(small, gpu=False) and not worth_fusing(large, gpu=False) and worth_fusing(large, gpu=True)
+    assert not worth_fusing(resnet18_cifar(10, width=4), gpu=True)
