@@ -223,7 +223,8 @@ def train_fused(configs: list[dict], report) -> None:
 
 
 def member_bytes(config: dict) -> int:
-    return fused.member_bytes(model_of(config, load(config["dataset"])), fit_config(config))
+    data = load(config["dataset"])
+    return fused.member_bytes(model_of(config, data), fit_config(config), len(data.y_train) + len(data.y_val))
 
 
 def can_fuse(config: dict) -> bool:

@@ -63,13 +63,14 @@ def worth_fusing(model: nn.Module, gpu: bool) -> bool:
     return fusable(model) and (gpu or sum(p.numel() for p in model.parameters()) <= CPU_MAX_PARAMS)
 
 
-def member_bytes(model: nn.Module, cfg: FitConfig) -> int:
-    """Memory one member adds to a bundle, float32: weights, gradients and two optimiser moments, the activations
-    of a training and an evaluation batch (kept for backward), and its noisy labels. The data itself is shared."""
+def member_bytes(model: nn.Module, cfg: FitConfig, n_labels: int) -> int:
+    """Memory one member adds to a bundle: float32 weights, gradients and two optimiser moments, the activations of
+    a training and an evaluation batch (kept for backward), and its `n_labels` noisy int64 labels. The inputs
+    themselves are shared by the members."""
     params = sum(p.numel() for p in model.parameters())
     widths = sum(m.out_features for m in model.modules() if isinstance(m, nn.Linear))
     activations = 3 * widths * (cfg.batch_size + cfg.eval_batch)
-    return 4 * (4 * params + activations) + 8 * 100_000
+    return 4 * (4 * params + activations) + 8 * n_labels
 
 
 def stack(models: list[nn.Module], device: str | torch.device = "cpu") -> list[torch.Tensor]:
@@ -184,9 +185,8 @@ def optimizer_step(
             torch._fused_sgd_(*tensors, bufs, weight_decay=wd[i], momentum=momentum[i], lr=lr[i], dampening=0.0,
                               nesterov=False, maximize=False, is_first_step=state["steps"][i] == 0)  # fmt: skip
         else:
-            steps = [
-                torch.tensor(float(state["steps"][i] + 1)) for _ in params
-            ]  # this step's number, as torch.optim passes it
+            # the kernel takes this step's number (torch.optim counts it up before the call)
+            steps = [torch.tensor(float(state["steps"][i] + 1)) for _ in params]
             fused_op = torch._fused_adam_ if kind == "adam" else torch._fused_adamw_
             fused_op(*tensors, [at(m) for m in state["m"]], [at(v) for v in state["v"]], [], steps, lr=lr[i],
                      beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], weight_decay=wd[i], eps=ADAM_EPS, amsgrad=False,
@@ -225,13 +225,12 @@ def curvature_stacked(
         tuple[list[float], list[float]]: lambda_max and the squared gradient norm per member.
     """
     k = len(seeds)
-    vec = []
-    gens = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-    shapes = [(w.shape[2], w.shape[1]) if i % 2 == 0 else (w.shape[1],) for i, w in enumerate(params)]
-    draws = [[torch.randn(shape, generator=g, dtype=params[0].dtype) for shape in shapes] for g in gens]
-    for i in range(len(params)):
-        stacked = torch.stack([d[i].t() if i % 2 == 0 else d[i] for d in draws]).to(params[i].device)
-        vec.append(stacked)
+    shapes = [t.shape for lin in template if isinstance(lin, nn.Linear) for t in (lin.weight, lin.bias)]
+    draws = []
+    for s in seeds:  # one generator per member, drawn in its module's parameter order (weights [out, in])
+        gen = torch.Generator(device="cpu").manual_seed(s)
+        draws.append([torch.randn(shape, generator=gen, dtype=params[0].dtype) for shape in shapes])
+    vec = [torch.stack([d[i].t() if i % 2 == 0 else d[i] for d in draws]).to(p.device) for i, p in enumerate(params)]
     xs, ys = x[:examples], y[:, :examples]
     logits = forward(template, params, xs.expand(k, *xs.shape))
     loss = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1).sum()

@@ -185,3 +185,13 @@ def test_on_cpu_only_models_small_enough_to_gain_are_fused():
     assert sum(p.numel() for p in small.parameters()) <= CPU_MAX_PARAMS < sum(p.numel() for p in large.parameters())
     assert worth_fusing(small, gpu=False) and not worth_fusing(large, gpu=False) and worth_fusing(large, gpu=True)
     assert not worth_fusing(resnet18_cifar(10, width=4), gpu=True)
+
+
+def test_every_fit_config_field_is_either_shared_by_a_bundle_or_per_member():
+    from dataclasses import fields
+
+    from core.train.fused import PER_MEMBER, SHARED
+
+    # A new FitConfig field must be handled by fit_fused (and named here) before runs with it can be fused.
+    assert {f.name for f in fields(FitConfig)} == set(SHARED) | set(PER_MEMBER) | {"augment"}
+    assert not set(SHARED) & set(PER_MEMBER)
