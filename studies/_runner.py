@@ -157,6 +157,8 @@ DIVERGED = "train/diverged"
 ERROR = "claimbench/error"
 """Reported by the trial wrapper when the trainable raises: `Type: message`. The trial then ends normally, so Ray
 never retries it; the recorder marks it `failed` (a re-run of the command tries it again)."""
+BUNDLE_PROGRESS_S = 30.0
+"""Seconds between progress lines of a running bundle."""
 MEMBERS = "claimbench/members"
 """A bundle's report: trial id -> that member's metrics of this step."""
 RETRIES = 3
@@ -180,6 +182,7 @@ class Recorder:
         self.started_at: dict[str, str] = {}
         self.running: set[str] = set()
         self.bundle: dict[str, tuple[str | None, int]] = {}
+        self.bundle_printed: dict[str, float] = {}
         self.errors: dict[str, str] = {}
         self.counts = {"ok": 0, "diverged": 0, "failed": 0}
         self.retried = 0
@@ -208,6 +211,17 @@ class Recorder:
             elif isinstance(value, (int, float)):
                 self.metrics[trial_id].append((step, key, float(value)))
                 self.last[trial_id][key] = float(value)
+
+    def bundle_progress(self, bundle: str, size: int, members: dict[str, dict]) -> None:
+        """A line for a running bundle at most every `BUNDLE_PROGRESS_S` seconds: its members finish only together."""
+        t = time.monotonic()
+        if t - self.bundle_printed.get(bundle, self.t0) < BUNDLE_PROGRESS_S:
+            return
+        self.bundle_printed[bundle] = t
+        steps = [int(m["step"]) for m in members.values() if "step" in m]
+        at = f"step {max(steps)}" if steps else "running"
+        print(f"[{self.study.name}/{self.study.budget}{self.label}] {bundle} ({size} runs): {at}, {len(members)} reporting, "
+              f"{t - self.t0:.0f}s elapsed", file=sys.stderr, flush=True)  # fmt: skip
 
     def retry(self, trial_id: str, error: str) -> None:
         """Ray restarts the trial after an infrastructure failure; its partial reports are dropped (`start` again)."""
@@ -293,6 +307,8 @@ def _tune_callback(recorder: Recorder, identify):
                     recorder.result(trial_id, members[trial_id])
                     if _nonfinite_loss(trial_id, members[trial_id]):
                         stopped.add(trial_id)  # the stop rule, per member: later reports of a diverged member are dropped
+            if members is not None:
+                recorder.bundle_progress(trial.config["__trial"]["bundle"], len(ids[trial.trial_id]), members)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             for trial_id in ids[trial.trial_id]:

@@ -28,9 +28,11 @@ def test_bundles_group_by_everything_but_the_fusable_keys_and_fill_every_slot(ra
     assert all(len(u) == 1 for u in bundles(one, plan(one), None))
 
 
-def test_fused_members_are_ordinary_trials_equal_to_unfused_runs(tmp_path, ray_session):
+def test_fused_members_are_ordinary_trials_equal_to_unfused_runs(tmp_path, ray_session, monkeypatch, capsys):
+    monkeypatch.setattr("studies._runner.BUNDLE_PROGRESS_S", 0.0)
     study = _synthetic.get_study(seeds=6, diverge_seed=2, fused=4)
     fused = run(study, tmp_path / "fused")
+    assert "(3 runs): step " in capsys.readouterr().err  # a running bundle says where it is
     alone = run(study, tmp_path / "alone", fuse=False)
     assert fused["bundles"] == 4 and alone["bundles"] == 0
     assert {k: fused[k] for k in ("ok", "diverged", "failed")} == {k: alone[k] for k in ("ok", "diverged", "failed")}

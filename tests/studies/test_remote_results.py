@@ -64,6 +64,7 @@ def test_a_study_in_a_bucket_equals_a_local_run_resumes_and_reads_back(tmp_path,
         "diverged": 0,
         "failed": 0,
         "retried": 0,
+        "bundles": 0,
     }
     finished = read_trials(remote_dir).set_index("trial_id")["finished_at"]
     grown = run(_synthetic.get_study(seeds=3, steps=2), s3_results)
