@@ -250,44 +250,63 @@ def kernel_attention(
 # Softmax attention.
 
 
-def _allowed(t_q: int, t_k: int, causal: bool, key_padding_mask, device) -> torch.Tensor | None:
-    """[B or 1, 1, Tq, Tk] bool: which keys each query may see (None when all)."""
+def _allowed(t_q: int, t_k: int, causal: bool, key_padding_mask, device, blind: bool = False) -> torch.Tensor | None:
+    """[B or 1, 1, Tq, Tk] bool: which keys each query may see (None when all).
+
+    `blind` hides key i from query i (T-TA's diagonal mask; needs Tq = Tk).
+    """
     allowed = None
     if causal:
         allowed = torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(t_k - t_q)[None, None]
+    if blind:
+        if t_q != t_k:
+            raise ValueError(f"a blind (diagonal) mask needs as many queries as keys, got {t_q} and {t_k}")
+        off = ~torch.eye(t_q, dtype=torch.bool, device=device)[None, None]
+        allowed = off if allowed is None else allowed & off
     if key_padding_mask is not None:
         pad = key_padding_mask[:, None, None, :]
         allowed = pad if allowed is None else allowed & pad
     return allowed
 
 
-def softmax(q, k, v, *, causal: bool = False, key_padding_mask=None) -> torch.Tensor:
+def softmax(q, k, v, *, causal: bool = False, key_padding_mask=None, blind: bool = False) -> torch.Tensor:
     """The materialised reference: softmax(q k^T / sqrt d) v with the T x T matrix built; fully masked rows give 0."""
-    return softmax_weights(q, k, causal=causal, key_padding_mask=key_padding_mask) @ v
+    return softmax_weights(q, k, causal=causal, key_padding_mask=key_padding_mask, blind=blind) @ v
 
 
-def softmax_weights(q, k, *, causal: bool = False, key_padding_mask=None) -> torch.Tensor:
+def softmax_weights(q, k, *, causal: bool = False, key_padding_mask=None, blind: bool = False) -> torch.Tensor:
     """The [B, H, Tq, Tk] softmax attention matrix (rows of fully masked queries are zero)."""
     q, k = scale_qk(q, k)
     scores = q @ k.transpose(-1, -2)
-    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device)
+    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device, blind)
     if allowed is None:
         return scores.softmax(dim=-1)
-    if key_padding_mask is None:  # causal only: every query sees itself
+    if key_padding_mask is None and not blind:  # causal only: every query sees itself
         return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
     dead = ~allowed.any(dim=-1, keepdim=True)  # no visible key: compute any finite row, then zero it
     scores = scores.masked_fill(~(allowed | dead), float("-inf"))
     return scores.softmax(dim=-1).masked_fill(dead, 0.0)
 
 
-def sdpa(q, k, v, *, causal: bool = False, key_padding_mask=None) -> torch.Tensor:
+def sdpa(q, k, v, *, causal: bool = False, key_padding_mask=None, blind: bool = False) -> torch.Tensor:
     """`torch.nn.functional.scaled_dot_product_attention` (FlashAttention or memory-efficient kernels on a GPU)."""
-    if key_padding_mask is None:
+    if key_padding_mask is None and not blind:
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device)
+    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device, blind)
     dead = ~allowed.any(dim=-1, keepdim=True)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | dead)
     return out.masked_fill(dead, 0.0)
+
+
+def softmax_additive(q, k, v, *, causal: bool = False, key_padding_mask=None, blind: bool = False) -> torch.Tensor:
+    """Softmax with BERT's additive -10000 on hidden keys: a query with no visible key gets a uniform row over ALL
+    keys, itself included (the T-C2 negative control of spec 03; never use it for a model)."""
+    q, k = scale_qk(q, k)
+    scores = q @ k.transpose(-1, -2)
+    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device, blind)
+    if allowed is not None:
+        scores = scores - 10000.0 * (~allowed).to(scores.dtype)
+    return scores.softmax(dim=-1) @ v
 
 
 def efficient(q, k, v, *, causal: bool = False, key_padding_mask=None) -> torch.Tensor:
@@ -339,6 +358,7 @@ ATTENTION: dict[str, Callable] = {
     "taylor2": _kernel_variant("taylor2"),
     "softmax_per_token": _kernel_variant("softmax_per_token"),
     "efficient": efficient,
+    "softmax_additive": softmax_additive,  # negative control only
 }
 
 

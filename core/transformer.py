@@ -1,9 +1,10 @@
 """A small pre-norm Transformer whose attention is any variant of `core.attention.ATTENTION`, chosen by name.
 
 `SelfAttention` projects to heads and calls the variant with the layer's causal flag and key-padding mask;
-`Block` is attention plus a GELU MLP, each with a residual; `CausalLM` adds token and learned position
-embeddings and a linear head. With `keep_qk = True` a layer stores its last q and k (for attention-row
-diagnostics on a trained model).
+given `kv`, keys and values come from that stream instead of `x` (T-TA, `core.tta`), and `blind` hides each
+position from itself. `Block` is attention plus a GELU MLP, each with a residual (and optional dropout on
+both branches); `CausalLM` adds token and learned position embeddings and a linear head. With
+`keep_qk = True` a layer stores its last q and k (for attention-row diagnostics on a trained model).
 """
 
 import math
@@ -30,27 +31,39 @@ class SelfAttention(nn.Module):
         self.keep_qk = False
         self.last_qk: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None, kv: torch.Tensor | None = None, blind=False
+    ) -> torch.Tensor:
         b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if kv is None:
+            q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        else:  # queries from x, keys and values from kv, with the same weights as the fused projection
+            w_q, w_kv = self.qkv.weight.split([d, 2 * d])
+            b_q, b_kv = self.qkv.bias.split([d, 2 * d])
+            q = F.linear(x, w_q, b_q).view(b, t, self.heads, d // self.heads).transpose(1, 2)
+            k, v = F.linear(kv, w_kv, b_kv).view(b, kv.shape[1], 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if self.keep_qk:
             self.last_qk = (q.detach(), k.detach())
-        o = ATTENTION[self.attention](q, k, v, causal=self.causal, key_padding_mask=key_padding_mask)
+        extra = {"blind": True} if blind else {}
+        o = ATTENTION[self.attention](q, k, v, causal=self.causal, key_padding_mask=key_padding_mask, **extra)
         return self.out(o.transpose(1, 2).reshape(b, t, d))
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-norm residual block: x + attn(ln(x)), then x + mlp(ln(x)); `kv` and `blind` go to the attention."""
 
-    def __init__(self, d_model: int, heads: int, attention: str, causal: bool, mlp_ratio: int = 4):
+    def __init__(self, d_model: int, heads: int, attention: str, causal: bool, mlp_ratio: int = 4, dropout: float = 0.0):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.attn = SelfAttention(d_model, heads, attention, causal)
         self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(), nn.Linear(mlp_ratio * d_model, d_model))
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), key_padding_mask)
-        return x + self.mlp(self.ln2(x))
+    def forward(
+        self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None, kv: torch.Tensor | None = None, blind=False
+    ) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), key_padding_mask, kv, blind))
+        return x + self.drop(self.mlp(self.ln2(x)))
 
 
 class CausalLM(nn.Module):

@@ -14,11 +14,14 @@ for training. Set-up fetches the sdist (nothing is installed):
 
 import functools
 import hashlib
+import itertools
+import math
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.special import logsumexp
 
 from core.data import data_root
 
@@ -83,6 +86,62 @@ def hmm_nll(hmm: HMM, x: np.ndarray) -> np.ndarray:
         p = joint.sum(1)
         out[:, t] = -np.log(p)
         belief = (joint / p[:, None]) @ hmm.trans
+    return out
+
+
+def hmm_pseudo_nll(hmm: HMM, x: np.ndarray) -> np.ndarray:
+    """Exact -log p(x_i | x_not_i) for every position, by forward-backward in log space (float64).
+
+    alpha_i(z) = log p(x_<i, z_i = z) excludes the emission at i, beta_i(z) = log p(x_>i | z_i = z); then
+    p(x_i = w | x_not_i) is proportional to sum_z exp(alpha_i(z) + beta_i(z)) B[z, w].
+
+    Args:
+        hmm (HMM):
+            The model that generated `x`.
+        x (np.ndarray):
+            Symbols `[n, T]`.
+
+    Returns:
+        np.ndarray: `[n, T]` pseudo negative log-likelihoods in nats.
+    """
+    n, length = x.shape
+    log_t, log_e = np.log(hmm.trans), np.log(hmm.emit)
+    alpha = np.empty((n, length, len(hmm.start)))
+    beta = np.zeros_like(alpha)
+    alpha[:, 0] = np.log(hmm.start)
+    for t in range(1, length):
+        prev = alpha[:, t - 1] + log_e[:, x[:, t - 1]].T  # log p(x_<=t-1, z_{t-1})
+        alpha[:, t] = logsumexp(prev[:, :, None] + log_t[None], axis=1)
+    for t in range(length - 2, -1, -1):
+        nxt = log_e[:, x[:, t + 1]].T + beta[:, t + 1]  # log p(x_{t+1}, x_>t+1 | z_{t+1})
+        beta[:, t] = logsumexp(log_t[None] + nxt[:, None, :], axis=2)
+    post = alpha + beta
+    top = post.max(-1, keepdims=True)
+    log_w = np.log(np.exp(post - top) @ hmm.emit) + top  # [n, T, V]: log sum_z exp(post) B[z, w]
+    log_w -= logsumexp(log_w, axis=-1, keepdims=True)
+    return -np.take_along_axis(log_w, x[..., None], axis=-1)[..., 0]
+
+
+def hmm_pseudo_nll_brute(hmm: HMM, x: np.ndarray) -> np.ndarray:
+    """Reference for `hmm_pseudo_nll` by enumeration: p(x) summed over all K^T hidden paths, for every x with
+    position i replaced by each symbol (tiny models only)."""
+    k, v = hmm.emit.shape
+    n, length = x.shape
+    paths = np.array(list(itertools.product(range(k), repeat=length)))  # [K^T, T]
+    prior = hmm.start[paths[:, 0]] * np.prod(hmm.trans[paths[:, :-1], paths[:, 1:]], axis=1)
+
+    def joint(seq: np.ndarray) -> float:
+        return float((prior * np.prod(hmm.emit[paths, seq[None]], axis=1)).sum())
+
+    out = np.empty((n, length))
+    for r in range(n):
+        for i in range(length):
+            probs = []
+            for w in range(v):
+                seq = x[r].copy()
+                seq[i] = w
+                probs.append(joint(seq))
+            out[r, i] = -math.log(probs[x[r, i]] / sum(probs))
     return out
 
 
