@@ -152,31 +152,37 @@ def spearman_ci(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[float, flo
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def hierarchical_bootstrap(groups: list[np.ndarray], level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """Percentile CI of the mean of values nested in groups (seeds, then test chunks), resampling both levels.
+def hierarchical_bootstrap(
+    groups: list[np.ndarray], level: float = 0.95, seed: int = 0, statistic=np.mean
+) -> tuple[float, float, float]:
+    """Percentile CI of a statistic of values nested in groups (seeds, then test chunks), resampling both levels.
 
     scipy's `bootstrap` resamples one level only; here each resample draws groups with replacement and then,
-    within each drawn group, its values with replacement (10,000 resamples, seeded).
+    within each drawn group, its values (rows) with replacement (10,000 resamples, seeded).
 
     Args:
         groups (list[np.ndarray]):
-            One array of values per group (e.g. per seed, the per-chunk paired differences).
+            One array of values per group (e.g. per seed, the per-chunk paired differences); 2-D arrays hold
+            paired values in columns (rows are resampled together).
         level (float):
             Two-sided coverage; 0.90 gives the one-sided 95% bounds of a TOST.
         seed (int):
             Seed of the resampling.
+        statistic (Callable):
+            Function of the concatenated rows; the mean of all values by default, e.g. a ratio of column means.
 
     Returns:
-        tuple[float, float, float]: the mean over all values, and the interval's low and high ends.
+        tuple[float, float, float]: the statistic on all values, and the interval's low and high ends.
     """
     groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
     if not groups:
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    means = np.empty(BOOTSTRAP_RESAMPLES)
+    stats_ = np.empty(BOOTSTRAP_RESAMPLES)
     for b in range(BOOTSTRAP_RESAMPLES):
         picked = rng.integers(0, len(groups), size=len(groups))
-        means[b] = np.mean(np.concatenate([groups[i][rng.integers(0, len(groups[i]), size=len(groups[i]))] for i in picked]))
+        rows = [groups[i][rng.integers(0, len(groups[i]), size=len(groups[i]))] for i in picked]
+        stats_[b] = statistic(np.concatenate(rows))
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(np.mean(np.concatenate(groups))), float(low), float(high)
+    low, high = np.percentile(stats_, [tail, 100 - tail])
+    return float(statistic(np.concatenate(groups))), float(low), float(high)

