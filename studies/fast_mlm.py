@@ -128,7 +128,8 @@ CLAIMS = (
         "Target: MLM-15%'s final validation pnll (at s_total). s_TTA: T-TA's first evaluation step with pnll <= target; "
         "r = s_total / s_TTA. SUPPORTED if the 95% bootstrap CI of r (seeds, then validation windows) lies above 1; "
         "REFUTED if T-TA never reaches the target in >= 2 of 3 seeds or the CI lies below 1; else INCONCLUSIVE. The "
-        "ratio in training wall-clock seconds is reported beside it. Real text at local/full, the HMM at smoke.",
+        "ratio in training wall-clock seconds is reported beside it. Real text at local/full; at smoke (HMM) "
+        "reported only.",
         "empirical",
         fa.check_t1,
         "efficiency",
@@ -149,7 +150,7 @@ CLAIMS = (
         "1.02, hierarchical bootstrap (seeds, then test windows, paired): SUPPORTED if the one-sided 95% upper bound "
         "<= 1.02; REFUTED if the lower bound > 1.02; else INCONCLUSIVE. INCONCLUSIVE also when the better MLM's test "
         "pnll is not at least 0.05 nats below the training unigram's (nothing learned to compare). Real text at "
-        "local/full, the HMM at smoke.",
+        "local/full; at smoke (HMM) reported only.",
         "empirical",
         fa.check_t3,
         "non_inferiority",
@@ -160,7 +161,7 @@ CLAIMS = (
         "PLL scoring time of the same windows, MLM (T masked copies) / T-TA (one pass), one thread, at batch 1 and 32, "
         "paired by repeat: SUPPORTED if the lower end of the 95% CI of the median speed-up (bootstrap over repeats) is "
         ">= 6 at both batch sizes; REFUTED if the upper end is < 6 at either; else INCONCLUSIVE. The ratio to T is "
-        "reported.",
+        "reported. At smoke reported only.",
         "empirical",
         fa.check_t4,
         "throughput",

@@ -163,3 +163,12 @@ def test_hierarchical_bootstrap_of_a_ratio_of_paired_means():
     assert ratio == pytest.approx(pooled[:, 0].mean() / 2.0) and low < ratio < high and high - low < 0.1
     plain = [g[:, 0] - g[:, 1] for g in groups]
     assert hierarchical_bootstrap(plain)[0] == pytest.approx(np.mean(np.concatenate(plain)))
+
+
+def test_empirical_claims_only_report_their_direction_at_smoke():
+    t = planted(tta_reach=400)
+    smoke = Tables("smoke", t.trials, t.metrics, t.checks)
+    v = fa.check_t1(smoke)
+    assert v.verdict == INCONCLUSIVE and v.reason.startswith("smoke, reported only (would be SUPPORTED)")
+    assert v.effect == pytest.approx(2.5)
+    assert fa.check_tc2(smoke).verdict == FAIL  # exact checks and controls are decided at every budget

@@ -94,3 +94,19 @@ def test_attention_scaling_smoke_runs_and_reports(tmp_path, ray_session):
         assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE" and "smoke: sanity only" in verdicts.loc[claim, "reason"]
     figures = {p.stem for p in (tmp_path / "reports" / "attention_scaling" / "smoke").glob("*.png")}
     assert {"time_vs_length", "memory_vs_length", "decode_latency", "equivalence", "quality", "row_kl"} <= figures
+
+
+def test_fast_mlm_smoke_runs_and_reports(tmp_path, ray_session):
+    summary = run(load("fast_mlm", "smoke"), tmp_path / "results")
+    assert summary["ok"] == 8 and summary["failed"] == 0  # 7 HMM runs and the timing run
+    report_all(tmp_path / "results", tmp_path / "reports")
+    verdicts = read_verdicts(tmp_path / "results" / "fast_mlm").set_index("claim_id")
+    assert verdicts.loc["T2", "verdict"] == "SUPPORTED", verdicts.loc["T2", "reason"]
+    # The leaky control exploits its leak (below the oracle), the additive mask leaks, the oracle is exact.
+    assert verdicts.loc["T-C1", "verdict"] == "FAIL", verdicts.loc["T-C1", "reason"]
+    assert verdicts.loc["T-C2", "verdict"] == "FAIL" and verdicts.loc["T-P1", "verdict"] == "PASS"
+    assert verdicts["controls_ok"].all()
+    for claim in ("T1", "T3", "T4", "T5"):  # reported only at smoke
+        assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE"
+    figures = {p.stem for p in (tmp_path / "reports" / "fast_mlm" / "smoke").glob("*.png")}
+    assert {"efficiency", "oracle_gap", "one_layer_only", "non_inferiority", "throughput"} <= figures
