@@ -162,9 +162,10 @@ def pll_masked(model: Encoder, x: torch.Tensor, keep: torch.Tensor, scorable: to
     hit = nll.clone()
     for part in where.split(copies):
         rows, cols = part.T
+        each = torch.arange(len(rows), device=x.device)
         xs = x[rows].clone()
-        xs[torch.arange(len(rows)), cols] = model.mask_id
-        h = model.hidden(model.tok(xs), keep[rows])[torch.arange(len(rows)), cols]
+        xs[each, cols] = model.mask_id
+        h = model.hidden(model.tok(xs), keep[rows])[each, cols]
         logits = model.logits(h)
         nll[rows, cols] = F.cross_entropy(logits, x[rows, cols], reduction="none")
         hit[rows, cols] = (logits.argmax(-1) == x[rows, cols]).to(hit.dtype)

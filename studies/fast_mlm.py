@@ -356,9 +356,12 @@ def _time_scoring(model: Encoder, split, batch: int) -> float:
     """Seconds to PLL-score every window of `split`, `batch` windows at a time."""
     x, keep, scorable = split
     fn = pll_masked if model.objective == "mlm" else pll_single
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     for i in range(0, len(x), batch):
         fn(model, x[i : i + batch], keep[i : i + batch], scorable[i : i + batch])
+    sync()
     return time.perf_counter() - t0
 
 

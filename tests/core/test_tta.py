@@ -176,3 +176,19 @@ def test_oracle_pseudo_likelihoods_sum_to_one_over_the_symbol():
         y[0, 2] = w
         total += float(np.exp(-hmm_pseudo_nll(hmm, y)[0, 2]))
     assert abs(total - 1) < 1e-12
+
+
+@pytest.mark.gpu
+def test_cuda_scoring_and_leak_test_match_the_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    x, keep, scorable = _batch()
+    for objective in ("mlm", "tta"):
+        cpu = _model(objective)
+        gpu = _model(objective).cuda()
+        fn = pll_masked if objective == "mlm" else pll_single
+        want, got = fn(cpu, x, keep, scorable)[0], fn(gpu, x.cuda(), keep.cuda(), scorable.cuda())[0].cpu()
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=0, equal_nan=True)
+    assert leak_gradient(_model("tta", 3).cuda(), x.cuda(), keep.cuda()) <= 1e-12
+    inp, tgt = corrupt(x.cuda(), scorable.cuda(), 0.4, torch.Generator().manual_seed(0), MASK, MASK)
+    assert inp.is_cuda and tgt.is_cuda
