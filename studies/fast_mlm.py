@@ -10,7 +10,7 @@ Claims:  T1 T-TA reaches MLM-15%'s final pseudo-NLL in fewer steps; T2 with keys
          (leaky stacking must leak from 2 layers on), T-C2 (an additive -10000 mask on a single-token row must
          leak), T-P1 (the forward-backward oracle equals brute-force enumeration).
 Run:     python -m studies run fast_mlm --budget smoke|local|full
-Cost:    smoke ~60 s on 2 CPU cores (random HMM, 2 layers, 150 steps, 8 runs); local ~27 min on 2 CPU cores (A:
+Cost:    smoke ~60 s on 2 CPU cores (random HMM, 2 layers, 150 steps, 8 runs); local ~25 min on 2 CPU cores (A:
          English Wikipedia excerpt, 3 layers, 600 steps, MLM-15/MLM-40/T-TA x 3 seeds; B: HMM at depth 2 and 4, 500
          steps; the scoring-time run); full ~1,500-3,000 GPU-hours (spec estimate).
 
@@ -116,8 +116,8 @@ TIMING = {
 }
 RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 8, "gpu": 1}}
 COST = {
-    "smoke": "~50 s on 2 CPU cores",
-    "local": "~25 min on 2 CPU cores (bench/README.md)",
+    "smoke": "~60 s on 2 CPU cores (58 s measured)",
+    "local": "~25 min on 2 CPU cores (25 min 21 s measured, bench/README.md)",
     "full": "~1,500-3,000 GPU-hours (spec estimate, dominated by the 12-layer runs)",
 }
 
