@@ -2,7 +2,7 @@
 
 | name         | source                                                                          | size               |
 |--------------|---------------------------------------------------------------------------------|--------------------|
-| wiki_excerpt | gensim test data `WIKI_EXCERPT`, read by `WikiCorpus` (lower-cased, no punctuation) | 452,944 tokens |
+| wiki_excerpt | gensim test data (`text.GENSIM_FILES`), read by `WikiCorpus` (lower-cased, no punctuation) | 452,944 tokens |
 | wikitext     | `$CLAIMBENCH_DATA/wikitext-103-raw/wiki.{train,valid,test}.raw` (full budget's data stage) | ~103 M tokens |
 
 Ids: the vocabulary's words are 0 ... n-1 (most frequent first), then [UNK] = n, [MASK] = n + 1, [PAD] = n + 2.
@@ -21,7 +21,6 @@ import numpy as np
 from core.data import data_root
 from core.data.text import _gensim_file, sha256
 
-WIKI_EXCERPT = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 SPLIT_SEED = 7661  # the article's number on kexue.fm: a fixed document split, independent of every run seed
 HEADING = re.compile(r"^ = [^=].*[^=] = $")  # WikiText's article titles; sections use == ... ==
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
