@@ -250,12 +250,16 @@ def kernel_attention(
 # Softmax attention.
 
 
-def _allowed(t_q: int, t_k: int, causal: bool, key_padding_mask, device, blind: bool = False) -> torch.Tensor | None:
+def _allowed(
+    t_q: int, t_k: int, causal: bool, key_padding_mask, device, blind: bool = False, allowed: torch.Tensor | None = None
+) -> torch.Tensor | None:
     """[B or 1, 1, Tq, Tk] bool: which keys each query may see (None when all).
 
-    `blind` hides key i from query i (T-TA's diagonal mask; needs Tq = Tk).
+    `blind` hides key i from query i (T-TA's diagonal mask; needs Tq = Tk). `allowed` is an explicit `[B, Tq, Tk]`
+    bool mask (e.g. UniLM's, `core.seq2seq`), combined with the others.
     """
-    allowed = None
+    if allowed is not None:
+        allowed = allowed[:, None]
     if causal:
         allowed = torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(t_k - t_q)[None, None]
     if blind:
@@ -269,41 +273,44 @@ def _allowed(t_q: int, t_k: int, causal: bool, key_padding_mask, device, blind: 
     return allowed
 
 
-def softmax(q, k, v, *, causal: bool = False, key_padding_mask=None, blind: bool = False) -> torch.Tensor:
+def softmax(q, k, v, *, causal: bool = False, key_padding_mask=None, blind: bool = False, allowed=None) -> torch.Tensor:
     """The materialised reference: softmax(q k^T / sqrt d) v with the T x T matrix built; fully masked rows give 0."""
-    return softmax_weights(q, k, causal=causal, key_padding_mask=key_padding_mask, blind=blind) @ v
+    return softmax_weights(q, k, causal=causal, key_padding_mask=key_padding_mask, blind=blind, allowed=allowed) @ v
 
 
-def softmax_weights(q, k, *, causal: bool = False, key_padding_mask=None, blind: bool = False) -> torch.Tensor:
+def softmax_weights(q, k, *, causal: bool = False, key_padding_mask=None, blind: bool = False, allowed=None) -> torch.Tensor:
     """The [B, H, Tq, Tk] softmax attention matrix (rows of fully masked queries are zero)."""
     q, k = scale_qk(q, k)
     scores = q @ k.transpose(-1, -2)
-    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device, blind)
+    only_causal = key_padding_mask is None and not blind and allowed is None
+    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device, blind, allowed)
     if allowed is None:
         return scores.softmax(dim=-1)
-    if key_padding_mask is None and not blind:  # causal only: every query sees itself
+    if only_causal:  # every query sees itself
         return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
     dead = ~allowed.any(dim=-1, keepdim=True)  # no visible key: compute any finite row, then zero it
     scores = scores.masked_fill(~(allowed | dead), float("-inf"))
     return scores.softmax(dim=-1).masked_fill(dead, 0.0)
 
 
-def sdpa(q, k, v, *, causal: bool = False, key_padding_mask=None, blind: bool = False) -> torch.Tensor:
+def sdpa(q, k, v, *, causal: bool = False, key_padding_mask=None, blind: bool = False, allowed=None) -> torch.Tensor:
     """`torch.nn.functional.scaled_dot_product_attention` (FlashAttention or memory-efficient kernels on a GPU)."""
-    if key_padding_mask is None and not blind:
+    if key_padding_mask is None and not blind and allowed is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device, blind)
+    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device, blind, allowed)
     dead = ~allowed.any(dim=-1, keepdim=True)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | dead)
     return out.masked_fill(dead, 0.0)
 
 
-def softmax_additive(q, k, v, *, causal: bool = False, key_padding_mask=None, blind: bool = False) -> torch.Tensor:
+def softmax_additive(
+    q, k, v, *, causal: bool = False, key_padding_mask=None, blind: bool = False, allowed=None
+) -> torch.Tensor:
     """Softmax with BERT's additive -10000 on hidden keys: a query with no visible key gets a uniform row over ALL
     keys, itself included (the T-C2 negative control of spec 03; never use it for a model)."""
     q, k = scale_qk(q, k)
     scores = q @ k.transpose(-1, -2)
-    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device, blind)
+    allowed = _allowed(q.shape[2], k.shape[2], causal, key_padding_mask, q.device, blind, allowed)
     if allowed is not None:
         scores = scores - 10000.0 * (~allowed).to(scores.dtype)
     return scores.softmax(dim=-1) @ v

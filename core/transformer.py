@@ -1,10 +1,11 @@
 """A small pre-norm Transformer whose attention is any variant of `core.attention.ATTENTION`, chosen by name.
 
 `SelfAttention` projects to heads and calls the variant with the layer's causal flag and key-padding mask;
-given `kv`, keys and values come from that stream instead of `x` (T-TA, `core.tta`), and `blind` hides each
-position from itself. `Block` is attention plus a GELU MLP, each with a residual (and optional dropout on
-both branches); `CausalLM` adds token and learned position embeddings and a linear head. With
-`keep_qk = True` a layer stores its last q and k (for attention-row diagnostics on a trained model).
+given `kv`, keys and values come from that stream instead of `x` (T-TA, `core.tta`), `blind` hides each
+position from itself, and `allowed` (`[B, Tq, Tk]` bool) is an explicit mask (UniLM's, `core.seq2seq`). `Block`
+is attention plus a GELU MLP, each with a residual (and optional dropout on both branches; BERT's post-norm on
+request); `CausalLM` adds token and learned position embeddings and a linear head. With `keep_qk = True` a layer
+stores its last q and k (for attention-row diagnostics on a trained model).
 """
 
 import math
@@ -32,7 +33,12 @@ class SelfAttention(nn.Module):
         self.last_qk: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(
-        self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None, kv: torch.Tensor | None = None, blind=False
+        self,
+        x: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        kv: torch.Tensor | None = None,
+        blind=False,
+        allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, t, d = x.shape
         if kv is None:
@@ -44,25 +50,48 @@ class SelfAttention(nn.Module):
             k, v = F.linear(kv, w_kv, b_kv).view(b, kv.shape[1], 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if self.keep_qk:
             self.last_qk = (q.detach(), k.detach())
-        extra = {"blind": True} if blind else {}
+        extra = ({"blind": True} if blind else {}) | ({"allowed": allowed} if allowed is not None else {})
         o = ATTENTION[self.attention](q, k, v, causal=self.causal, key_padding_mask=key_padding_mask, **extra)
         return self.out(o.transpose(1, 2).reshape(b, t, d))
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: x + attn(ln(x)), then x + mlp(ln(x)); `kv` and `blind` go to the attention."""
+    """Pre-norm residual block: x + attn(ln(x)), then x + mlp(ln(x)); `kv`, `blind` and `allowed` go to the attention.
 
-    def __init__(self, d_model: int, heads: int, attention: str, causal: bool, mlp_ratio: int = 4, dropout: float = 0.0):
+    `post_norm=True` is BERT's order instead, ln(x + attn(x)) then ln(x + mlp(x)) (for loading BERT weights,
+    `core.seq2seq`); `eps` is the LayerNorms' epsilon (BERT: 1e-12).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        heads: int,
+        attention: str,
+        causal: bool,
+        mlp_ratio: int = 4,
+        dropout: float = 0.0,
+        post_norm: bool = False,
+        eps: float = 1e-5,
+    ):
         super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.post_norm = post_norm
+        self.ln1, self.ln2 = nn.LayerNorm(d_model, eps=eps), nn.LayerNorm(d_model, eps=eps)
         self.attn = SelfAttention(d_model, heads, attention, causal)
         self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(), nn.Linear(mlp_ratio * d_model, d_model))
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(
-        self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None, kv: torch.Tensor | None = None, blind=False
+        self,
+        x: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        kv: torch.Tensor | None = None,
+        blind=False,
+        allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), key_padding_mask, kv, blind))
+        if self.post_norm:
+            x = self.ln1(x + self.drop(self.attn(x, key_padding_mask, kv, blind, allowed)))
+            return self.ln2(x + self.drop(self.mlp(x)))
+        x = x + self.drop(self.attn(self.ln1(x), key_padding_mask, kv, blind, allowed))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
