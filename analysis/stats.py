@@ -186,3 +186,20 @@ def hierarchical_bootstrap(
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(stats_, [tail, 100 - tail])
     return float(statistic(np.concatenate(groups))), float(low), float(high)
+
+
+def hierarchical_mean_distribution(groups: list[np.ndarray], seed: int = 0) -> np.ndarray:
+    """The 10,000 resampled means of `hierarchical_bootstrap`'s scheme (groups with replacement, then each drawn
+    group's values with replacement), vectorised: drawn per (slot, group) instead of per resample, which is tens of
+    times faster for hundreds of values per group. Its draws differ from the loop's, so the two agree in law only
+    (a test compares their intervals); the full distribution gives bootstrap p-values."""
+    groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    rng = np.random.default_rng(seed)
+    picked = rng.integers(0, len(groups), size=(BOOTSTRAP_RESAMPLES, len(groups)))
+    total, count = np.zeros(BOOTSTRAP_RESAMPLES), np.zeros(BOOTSTRAP_RESAMPLES)
+    for slot in range(len(groups)):
+        for i, g in enumerate(groups):
+            rows = np.nonzero(picked[:, slot] == i)[0]
+            total[rows] += g[rng.integers(0, len(g), size=(len(rows), len(g)))].sum(1)
+            count[rows] += len(g)
+    return total / count

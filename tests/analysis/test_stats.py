@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.stats import bootstrap_ci, holm, loglog_slope, paired_test
+from analysis.stats import (
+    bootstrap_ci,
+    hierarchical_bootstrap,
+    hierarchical_mean_distribution,
+    holm,
+    loglog_slope,
+    paired_test,
+)
 
 
 def test_holm_matches_the_step_down_definition():
@@ -54,3 +61,17 @@ def test_spearman_ci_covers_rho_and_excludes_zero_for_a_strong_trend():
     rho = stats.spearmanr(x, y).statistic
     assert lo <= rho <= hi and lo > 0
     assert all(np.isnan(spearman_ci(x[:2], y[:2])))
+
+
+def test_vectorised_hierarchical_mean_agrees_with_the_loop_in_law():
+    rng = np.random.default_rng(3)
+    groups = [rng.normal(mu, 1.0, size=n) for mu, n in ((0.0, 40), (0.5, 60), (1.0, 50), (0.2, 30))]
+    mean, low, high = hierarchical_bootstrap(groups)
+    boot = hierarchical_mean_distribution(groups)
+    assert len(boot) == 10_000
+    v_low, v_high = np.percentile(boot, [2.5, 97.5])
+    width = high - low
+    assert abs(v_low - low) < 0.05 * width and abs(v_high - high) < 0.05 * width
+    assert abs(boot.mean() - np.mean(np.concatenate(groups))) < 0.02 * width  # a ratio of sums: near the pooled mean
+    one = hierarchical_mean_distribution([np.full(7, 2.5)])
+    assert np.all(one == 2.5)
