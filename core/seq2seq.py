@@ -73,7 +73,7 @@ def seq2seq_loss(logits: torch.Tensor, ids: torch.Tensor, segment_ids: torch.Ten
 
 @dataclass
 class Batch:
-    """Two-block rows: `ids`, `segment_ids`, `keep` `[B, T]`; block B (targets) starts at column `split`."""
+    """Rows `ids`, `segment_ids`, `keep` `[B, T]`; block B (targets) starts at column `split` (-1: packed rows)."""
 
     ids: torch.Tensor
     segment_ids: torch.Tensor
@@ -89,8 +89,13 @@ def target_ids(first: list[int], second: list[int]) -> list[int]:
     return [*first, SEP, *second, SEP]
 
 
-def layout(passages: list[list[int]], targets: list[list[int]] | None = None, width: int | None = None) -> Batch:
+def layout(
+    passages: list[list[int]], targets: list[list[int]] | None = None, width: int | None = None, packed: bool = False
+) -> Batch:
     """Two-block batch: block A = [CLS] passage (padded to `1 + width`), block B = [SEP] target (padded).
+
+    With `packed`, each row is `[CLS] passage [SEP] target` with padding at the end only (fewer columns for
+    training and scoring; the same function of each row, a test checks it); generation needs the two blocks.
 
     Args:
         passages (list[list[int]]):
@@ -107,6 +112,16 @@ def layout(passages: list[list[int]], targets: list[list[int]] | None = None, wi
     if max(map(len, passages)) > width:
         raise ValueError(f"a passage of {max(map(len, passages))} tokens does not fit the width {width}")
     targets = targets if targets is not None else [[] for _ in passages]
+    if packed:
+        rows = [[CLS, *p, SEP, *y] for p, y in zip(passages, targets, strict=True)]
+        ids = torch.full((len(rows), max(map(len, rows))), PAD, dtype=torch.long)
+        seg = torch.zeros_like(ids)
+        keep = torch.zeros_like(ids, dtype=torch.bool)
+        for r, (row, p) in enumerate(zip(rows, passages, strict=True)):
+            ids[r, : len(row)] = torch.tensor(row)
+            keep[r, : len(row)] = True
+            seg[r, len(p) + 2 : len(row)] = 1
+        return Batch(ids, seg, keep, -1)
     t_b = 1 + max(map(len, targets))
     n = len(passages)
     ids = torch.full((n, 1 + width + t_b), PAD, dtype=torch.long)

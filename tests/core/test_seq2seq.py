@@ -104,6 +104,21 @@ def test_two_block_layout_equals_the_packed_layout(mask):
         torch.testing.assert_close(ours, packed, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("mask", ["unilm", "bidirectional"])
+def test_packed_layout_gives_the_same_loss_and_row_nll(mask):
+    passages, targets, batch = _batch(3)
+    packed = layout(passages, targets, width=7, packed=True)
+    assert packed.ids.shape[1] == max(len(p) + len(y) + 2 for p, y in zip(passages, targets, strict=True)) < batch.ids.shape[1]
+    model = _model(mask)
+    torch.testing.assert_close(model.loss(packed), model.loss(batch))
+    torch.testing.assert_close(target_nll(model, packed), target_nll(model, batch))
+    for r, (p, y) in enumerate(zip(passages, targets, strict=True)):
+        assert packed.ids[r, : len(p) + len(y) + 2].tolist() == [CLS, *p, SEP, *y]
+        assert packed.segment_ids[r].tolist() == [0] * (len(p) + 2) + [1] * len(y) + [0] * (
+            packed.ids.shape[1] - len(p) - len(y) - 2
+        )
+
+
 def test_loss_matches_a_loop_over_target_tokens():
     _, targets, batch = _batch()
     model = _model()
