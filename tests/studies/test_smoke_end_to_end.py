@@ -2,7 +2,7 @@
 
 from analysis.report import report_all
 from analysis.schema import read_trials, read_verdicts
-from studies import load
+from studies import expand, load
 from studies._runner import run
 
 
@@ -110,3 +110,18 @@ def test_fast_mlm_smoke_runs_and_reports(tmp_path, ray_session):
         assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE"
     figures = {p.stem for p in (tmp_path / "reports" / "fast_mlm" / "smoke").glob("*.png")}
     assert {"efficiency", "oracle_gap", "one_layer_only", "non_inferiority", "throughput"} <= figures
+
+
+def test_question_generation_smoke_runs_and_reports(tmp_path, ray_session):
+    study = load("question_generation", "smoke")
+    summary = run(study, tmp_path / "results")
+    assert summary["ok"] == len(expand(study.param_space)) and summary["failed"] == 0
+    report_all(tmp_path / "results", tmp_path / "reports")
+    verdicts = read_verdicts(tmp_path / "results" / "question_generation").set_index("claim_id")
+    # The exact leak tests: the bidirectional mask leaks the next target, the mask without padding leaks padding.
+    assert verdicts.loc["Q-C1", "verdict"] == "FAIL" and verdicts.loc["Q-C2", "verdict"] == "FAIL"
+    assert verdicts["controls_ok"].all()
+    for claim in ("Q1", "Q2", "Q3", "Q4", "Q5"):  # reported only at smoke
+        assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE"
+    figures = {p.stem for p in (tmp_path / "reports" / "question_generation" / "smoke").glob("*.png")}
+    assert {"pareto", "order_effect", "training", "controls", "diversity"} <= figures

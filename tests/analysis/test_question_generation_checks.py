@@ -1,0 +1,156 @@
+"""question_generation checks on planted tables whose verdicts are known from how they were made."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import question_generation as qa
+from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables
+
+PASSAGES = 200
+METRICS = ("validity", "span_rate", "coverage", "distinct_pair", "distinct_2")
+
+
+def _checks(bi: float = 0.4, uni: float = 0.0, nopad: float = 0.3, uni_pad: float = 0.0) -> pd.DataFrame:
+    rows = []
+    for d in range(3):
+        rows += [(d, "leak/bidirectional/future", bi), (d, "leak/unilm/future", uni),
+                 (d, "leak/unilm_nopad/padding", nopad), (d, "leak/unilm/padding", uni_pad)]  # fmt: skip
+    return pd.DataFrame(rows, columns=["step", "metric", "value"])
+
+
+def _run(tid, order, seed, arms: dict[str, dict[str, float]], mask="unilm", nll=1.0, steps=1500, rng=None):
+    """A trained model whose per-passage metric m of decoding arm a is Bernoulli(arms[a][m]) (K = 5 samples)."""
+    trial = {"trial_id": tid, "status": "ok", "config/task": "qg", "config/order": order, "config/mask": mask,
+             "config/seed": seed, "config/steps": steps, "config/init": "random"}  # fmt: skip
+    rows = []
+    nlls = nll + 0.05 * rng.standard_normal(PASSAGES)
+    rows += [(tid, qa.TEST_STEP + i, "test/tf_nll", float(v)) for i, v in enumerate(nlls)]
+    rows.append((tid, 400, "val/tf_nll", nll))  # every run evaluates at the control's step
+    trial["test/tf_nll_mean"] = float(nlls.mean())
+    for arm, means in arms.items():
+        for m in METRICS:
+            values = rng.binomial(5, means.get(m, 0.5), size=PASSAGES) / 5
+            rows += [(tid, qa.TEST_STEP + i, f"test/{arm}/{m}", float(v)) for i, v in enumerate(values)]
+            trial[f"final/{arm}/{m}"] = float(values.mean())
+    return trial, rows
+
+
+def _tables(aq, qa_, budget="local", control=None, checks=None, seeds=4, steps=1500) -> Tables:
+    rng = np.random.default_rng(0)
+    trials, metrics = [], []
+    for s in range(seeds):
+        for order, arms in (("AQ", aq), ("QA", qa_)):
+            t, m = _run(f"{order}{s}", order, s, arms, rng=rng, steps=steps)
+            trials.append(t)
+            metrics += m
+    if control is not None:
+        t, m = _run("ctl", "AQ", 0, {"su": {"validity": control[1]}}, mask="bidirectional", nll=control[0], rng=rng, steps=400)
+        trials.append(t)
+        metrics += m
+    return Tables(budget, pd.DataFrame(trials), pd.DataFrame(metrics, columns=["trial_id", "step", "metric", "value"]),
+                  _checks() if checks is None else checks)  # fmt: skip
+
+
+def _arms(su=0.8, sample_both=0.7, greedy_cov=0.1, su_cov=0.4, span=0.8, su_span=0.9):
+    return {
+        "su": {"validity": su, "coverage": su_cov, "span_rate": span},
+        "sample_both": {"validity": sample_both},
+        "greedy_both": {"validity": su, "coverage": greedy_cov},
+        "su_span": {"validity": su_span, "span_rate": 1.0},
+    }
+
+
+def test_all_supported_when_planted_so():
+    t = _tables(_arms(), _arms(su=0.6), control=(0.05, 0.05))
+    assert qa.check_q1(t).verdict == SUPPORTED
+    q2 = qa.check_q2(t)
+    assert q2.verdict == SUPPORTED and 0.15 < q2.effect < 0.25 and q2.ci_low > 0
+    assert qa.check_q3(t).verdict == SUPPORTED
+    assert qa.check_q4(t).verdict == SUPPORTED
+    assert qa.check_q5(t).verdict == INCONCLUSIVE and "not_run_at_budget" in qa.check_q5(t).reason
+    assert qa.check_qc1(t).verdict == FAIL
+    assert qa.check_qc2(t).verdict == FAIL
+
+
+def test_refuted_when_planted_so():
+    t = _tables(_arms(su=0.3, sample_both=0.5, su_cov=0.1, greedy_cov=0.1, span=0.99, su_span=0.3),
+                _arms(su=0.3, sample_both=0.5, span=0.99))  # fmt: skip
+    assert qa.check_q1(t).verdict == REFUTED
+    assert qa.check_q2(t).verdict == REFUTED  # no order effect: the CI's upper end is below +2 points
+    assert qa.check_q3(t).verdict == REFUTED  # Su significantly less valid than sample_both
+
+
+def test_near_thresholds_is_inconclusive():
+    t = _tables(_arms(su=0.6, sample_both=0.6, su_cov=0.15), _arms(su=0.58), seeds=2)
+    assert qa.check_q1(t).verdict == INCONCLUSIVE
+    assert qa.check_q2(t).verdict == INCONCLUSIVE
+    assert qa.check_q3(t).verdict == INCONCLUSIVE
+
+
+def test_span_rate_at_one_refutes_q4():
+    t = _tables(_arms(span=1.0, su_span=0.8), _arms())
+    v = qa.check_q4(t)
+    assert v.verdict == REFUTED and "span rate 1.000" in v.reason
+
+
+def test_smoke_reports_only_and_calibration_guard():
+    t = _tables(_arms(), _arms(su=0.6), budget="smoke")
+    v = qa.check_q1(t)
+    assert v.verdict == INCONCLUSIVE and v.reason.startswith("smoke, reported only (would be SUPPORTED)")
+    low = _tables(_arms(su=0.1), _arms(su=0.1))
+    v = qa.check_q1(low)
+    assert v.verdict == INCONCLUSIVE and "calibration rule" in v.reason  # steps were not doubled
+    doubled = _tables(_arms(su=0.1), _arms(su=0.1), steps=3000)
+    assert qa.check_q1(doubled).verdict == REFUTED
+
+
+def test_holm_family_adjusts_four_tests():
+    t = _tables(_arms(), _arms(su=0.6))
+    fam = qa.family(t)
+    assert set(fam) == {"Q2", "Q3_validity", "Q3_coverage", "Q4"}
+    ordered = sorted(fam.values(), key=lambda e: e["p"])
+    assert all(e["p_holm"] >= e["p"] for e in ordered)
+    assert ordered[0]["p_holm"] == pytest.approx(min(1.0, 4 * ordered[0]["p"]))
+
+
+@pytest.mark.parametrize(
+    "control,checks,want",
+    [
+        ((0.05, 0.05), None, FAIL),
+        ((2.0, 0.05), None, PASS),  # no copying: the NLL is not below the UniLM model's
+        ((0.05, 0.7), None, PASS),  # no garbage: validity above half the UniLM model's
+        ((0.05, 0.05), _checks(bi=0.0), PASS),  # the leak test is blind
+        ((0.05, 0.05), _checks(uni=1e-3), PASS),  # the UniLM mask leaks
+    ],
+)
+def test_qc1_must_fail_on_every_count(control, checks, want):
+    t = _tables(_arms(), _arms(), control=control, checks=checks)
+    assert qa.check_qc1(t).verdict == want
+
+
+def test_qc1_at_smoke_is_the_exact_test_only_and_qc2():
+    t = _tables(_arms(), _arms(), budget="smoke")
+    assert qa.check_qc1(t).verdict == FAIL
+    assert qa.check_qc2(_tables(_arms(), _arms(), checks=_checks(nopad=0.0))).verdict == PASS
+    assert qa.check_qc2(_tables(_arms(), _arms(), checks=_checks(uni_pad=1.0))).verdict == PASS
+    empty = Tables("local", pd.DataFrame(), pd.DataFrame(columns=["trial_id", "step", "metric", "value"]),
+                   pd.DataFrame(columns=["step", "metric", "value"]))  # fmt: skip
+    for check in (qa.check_q1, qa.check_q2, qa.check_q3, qa.check_q4, qa.check_qc1, qa.check_qc2):
+        assert check(empty).verdict == INCONCLUSIVE
+
+
+def test_figures_draw(tmp_path):
+    t = _tables(_arms(), _arms(su=0.6), control=(0.05, 0.05))
+    t.metrics.loc[len(t.metrics)] = ["AQ0", 250, "val/tf_nll", 1.5]
+    for fig in (
+        qa.fig_pareto,
+        qa.fig_order_effect,
+        qa.fig_training,
+        qa.fig_controls,
+        qa.fig_span_constraint,
+        qa.fig_diversity,
+    ):
+        name, f = fig(t)
+        f.savefig(tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
