@@ -498,7 +498,7 @@ def _legacy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             for k, v in state.items()}  # fmt: skip
 
 
-def load_bert(path: str | Path, mask: str = "unilm", dropout: float = 0.1) -> Seq2Seq:
+def load_bert(path: str | Path, mask: str = "unilm", dropout: float = 0.1, keep: list[int] | None = None) -> Seq2Seq:
     """A `Seq2Seq` with BERT's weights from `path/config.json` and `path/pytorch_model.bin` (never downloads).
 
     Args:
@@ -508,6 +508,9 @@ def load_bert(path: str | Path, mask: str = "unilm", dropout: float = 0.1) -> Se
             The attention mask of the fine-tuned model.
         dropout (float):
             Dropout of the fine-tuned model (BERT's 0.1 by default).
+        keep (list[int] | None):
+            Our token id -> the checkpoint's row (`core.data.squad.WordPiece.keep`, Su's `keep_tokens`): the
+            embedding rows and output biases are gathered in that order. None keeps the checkpoint's order.
 
     Returns:
         Seq2Seq: post-norm, eps from the config, every parameter taken from the checkpoint.
@@ -520,7 +523,8 @@ def load_bert(path: str | Path, mask: str = "unilm", dropout: float = 0.1) -> Se
     if cfg.get("hidden_act", "gelu") != "gelu":
         raise ValueError(f"unsupported hidden_act {cfg['hidden_act']!r} in {path / 'config.json'} (expected gelu)")
     d, layers = cfg["hidden_size"], cfg["num_hidden_layers"]
-    model = Seq2Seq(cfg["vocab_size"], cfg["max_position_embeddings"], d, cfg["num_attention_heads"], layers,
+    vocab = cfg["vocab_size"] if keep is None else len(keep)
+    model = Seq2Seq(vocab, cfg["max_position_embeddings"], d, cfg["num_attention_heads"], layers,
                     cfg["intermediate_size"], mask, dropout, post_norm=True, eps=cfg.get("layer_norm_eps", 1e-12))  # fmt: skip
     state = _legacy(torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True))
     ours = {k: state[v] for k, v in _bert_names(layers).items() if v in state}
@@ -531,6 +535,10 @@ def load_bert(path: str | Path, mask: str = "unilm", dropout: float = 0.1) -> Se
     if ours["seg.weight"].shape[0] < 2:
         raise ValueError(f"the checkpoint has {ours['seg.weight'].shape[0]} token types; UniLM needs 2")
     ours["seg.weight"] = ours["seg.weight"][:2]
+    if keep is not None:
+        if max(keep) >= ours["tok.weight"].shape[0]:
+            raise ValueError(f"token row {max(keep)} is outside the checkpoint's {ours['tok.weight'].shape[0]} rows")
+        ours["tok.weight"], ours["bias"] = ours["tok.weight"][keep], ours["bias"][keep]
     missing = sorted(set(model.state_dict()) - set(ours))
     if missing:
         raise ValueError(f"BERT checkpoint {path} lacks {len(missing)} tensors, e.g. {missing[0]}")

@@ -11,10 +11,8 @@ Two languages:
 - `wordnet_language` + `wordnet_facts`: WordNet 3.0 noun relations (hypernym `@`, part holonym `#p`, member holonym
   `#m`) from Debian's `wordnet-base` (`data.noun`), names restricted to the most frequent gloss words (local).
 
-`read_squad` reads SQuAD-format JSON (full budget) into (context, question, answers) records.
 """
 
-import json
 import random
 import re
 from collections import Counter
@@ -277,31 +275,3 @@ def split_topics(names: list[str], test_share: float = 0.1, seed: int = 7630) ->
     random.Random(seed).shuffle(names)
     cut = round(len(names) * (1 - test_share))
     return names[:cut], names[cut:]
-
-
-# SQuAD (full budget).
-
-
-def read_squad(path: str | Path) -> list[dict]:
-    """Records `{id, title, context, question, answers: [(text, start)]}` from a SQuAD 1.1-format JSON file.
-
-    Raises a one-line `ValueError` for a file that is not SQuAD-shaped or whose answer offsets do not point at
-    the answer text.
-    """
-    path = Path(path)
-    try:
-        articles = json.loads(path.read_text(encoding="utf8"))["data"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not SQuAD-format JSON ({type(exc).__name__}: {exc})") from None
-    out = []
-    for article in articles:
-        for para in article["paragraphs"]:
-            context = para["context"]
-            for qa in para["qas"]:
-                answers = [(a["text"], int(a["answer_start"])) for a in qa.get("answers", [])]
-                for text, start in answers:
-                    if context[start : start + len(text)] != text:
-                        raise ValueError(f"{path}: answer {text!r} of question {qa['id']} is not at offset {start}")
-                out.append({"id": qa["id"], "title": article.get("title", ""), "context": context,
-                            "question": qa["question"], "answers": answers})  # fmt: skip
-    return out

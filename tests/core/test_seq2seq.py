@@ -308,6 +308,20 @@ def test_load_bert_matches_a_naive_bert_forward(tmp_path, legacy):
     torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
 
 
+def test_load_bert_gathers_our_vocabulary_from_the_checkpoint_rows(tmp_path):
+    """With `keep` (our id -> checkpoint row), our logits are the checkpoint's on the mapped ids, columns gathered."""
+    state = _checkpoint(tmp_path / "bert")
+    keep = [3, 0, 5, 7, 1, *range(8, 23), 2, 4, 6]  # 23 rows, specials moved
+    model = load_bert(tmp_path / "bert", dropout=0.0, keep=keep).double().eval()
+    ids = torch.tensor([[CLS, 7, 8, 9, SEP, 10, SEP, 21, 22, SEP]])
+    seg = torch.tensor([[0, 0, 0, 0, 0, 1, 1, 1, 1, 1]])
+    ones = torch.ones_like(ids, dtype=torch.bool)
+    want = _naive_bert(state, torch.tensor(keep)[ids], seg, unilm_mask(seg, ones))[..., keep]
+    torch.testing.assert_close(model(ids, seg, ones), want, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="token row 23 is outside"):
+        load_bert(tmp_path / "bert", keep=[0, 23])
+
+
 def test_load_bert_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_bert(tmp_path)

@@ -1,7 +1,6 @@
 """core.data.facts: the oracle on hand-made pairs, per-passage metrics by hand, the synthetic language against its
 own oracle, WordNet parsing on a tiny data.noun, and the SQuAD reader on a tiny file."""
 
-import json
 import random
 
 import pytest
@@ -110,24 +109,3 @@ def test_wordnet_path_names_the_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("CLAIMBENCH_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="apt-get download wordnet-base"):
         fx.wordnet_path()
-
-
-def test_read_squad_on_a_tiny_file(tmp_path):
-    context = "The Normans were in Normandy in the 10th century."
-    data = {"version": "1.1", "data": [{"title": "Normans", "paragraphs": [{"context": context, "qas": [
-        {"id": "q1", "question": "Where were the Normans?", "answers": [{"text": "Normandy", "answer_start": 20}]},
-        {"id": "q2", "question": "When?", "answers": [{"text": "10th century", "answer_start": 36},
-                                                      {"text": "the 10th century", "answer_start": 32}]}]}]}]}  # fmt: skip
-    path = tmp_path / "squad.json"
-    path.write_text(json.dumps(data))
-    recs = fx.read_squad(path)
-    assert [r["id"] for r in recs] == ["q1", "q2"]
-    assert recs[1]["answers"] == [("10th century", 36), ("the 10th century", 32)]
-    assert recs[0]["title"] == "Normans" and recs[0]["context"] == context
-    data["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] = 3
-    path.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="is not at offset 3"):
-        fx.read_squad(path)
-    path.write_text("{not json")
-    with pytest.raises(ValueError, match="not SQuAD-format JSON"):
-        fx.read_squad(path)
