@@ -154,3 +154,32 @@ def test_figures_draw(tmp_path):
         name, f = fig(t)
         f.savefig(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def _full(em: dict[tuple[str, str], float], seeds: int = 3) -> Tables:
+    """Full-budget tables: per (init, order) a round-trip EM rate under Su's decoding (K = 10 per passage)."""
+    rng = np.random.default_rng(1)
+    trials, rows = [], []
+    for (init, order), rate in em.items():
+        for s in range(seeds):
+            tid = f"{init}{order}{s}"
+            trials.append({"trial_id": tid, "status": "ok", "config/task": "qg", "config/order": order,
+                           "config/mask": "unilm", "config/seed": s, "config/steps": 100, "config/init": init})  # fmt: skip
+            values = rng.binomial(10, rate, size=PASSAGES) / 10
+            for m in ("validity", "validity_em"):
+                rows += [(tid, qa.TEST_STEP + i, f"test/su/{m}", float(v)) for i, v in enumerate(values)]
+    return Tables("full", pd.DataFrame(trials), pd.DataFrame(rows, columns=["trial_id", "step", "metric", "value"]), _checks())
+
+
+def test_q5_and_the_full_budget_order_metric():
+    t = _full({("pretrained", "AQ"): 0.7, ("pretrained", "QA"): 0.5, ("random", "AQ"): 0.3, ("random", "QA"): 0.3})
+    q5 = qa.check_q5(t)
+    assert q5.verdict == SUPPORTED and 0.35 < q5.effect < 0.45 and q5.ci_low > 0.1
+    q2 = qa.check_q2(t)  # the claims' arm is the pretrained one; the utility condition is not built
+    assert q2.verdict == INCONCLUSIVE and "utility" in q2.reason and "round-trip EM" in q2.reason and q2.effect > 0.15
+    assert qa.check_q1(t).effect == pytest.approx(np.mean([qa.by_seed(t, "AQ", "test/su/validity")[s] for s in range(3)]))
+    same = _full({("pretrained", "AQ"): 0.5, ("pretrained", "QA"): 0.5, ("random", "AQ"): 0.5, ("random", "QA"): 0.5})
+    assert qa.check_q5(same).verdict == REFUTED and qa.check_q2(same).verdict == REFUTED
+    close = _full({("pretrained", "AQ"): 0.6, ("random", "AQ"): 0.5, ("pretrained", "QA"): 0.5, ("random", "QA"): 0.5},
+                  seeds=2)  # fmt: skip
+    assert qa.check_q5(close).verdict == INCONCLUSIVE  # +10 points planted: the CI straddles the threshold

@@ -114,11 +114,6 @@ def test_wordnet_data_from_a_tiny_file(tmp_path, monkeypatch):
     assert not train_topics & test_topics  # disjoint topics
 
 
-def test_full_budget_data_is_not_built_yet():
-    with pytest.raises(ValueError, match="SQuAD"):
-        st.Data(_cells("full")[0])
-
-
 def test_exact_checks():
     out = st.exact_checks()
     for name in ("future", "padding", "passage_on_target"):

@@ -1,0 +1,132 @@
+"""question_generation's full-budget path (SQuAD, BERT, round-trip QA) on tiny local files, without Ray or a GPU:
+a tiny SQuAD in the official format, a vocab.txt and a random BERT checkpoint in the Hugging Face layout."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from core.seq2seq import Seq2Seq, _bert_names
+from studies import expand
+from studies import question_generation as st
+
+pytest.importorskip("tokenizers")
+
+PEOPLE = ["alma", "boris", "cleo", "dario", "elin", "farid", "greta", "hugo", "ines", "jonas", "kira", "lars"]
+CITIES = ["oslo", "lima", "quito", "riga", "sofia", "tunis", "vaduz", "minsk"]
+WORDS = ["was", "born", "in", "lives", "works", "at", "the", "museum", "of", "where", "who", "is", "a", "painter",
+         "city", "and", "famous", "for", "art", "which", "did"]  # fmt: skip
+VOCAB = ["[PAD]", *WORDS, "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "?", ",", *PEOPLE, *CITIES, "##s"]
+
+
+def _article(i: int, rng: random.Random) -> dict:
+    person, city, other = rng.choice(PEOPLE), rng.choice(CITIES), rng.choice(CITIES)
+    first = f"{person.title()} is a painter."
+    born = f"{person.title()} was born in {city.title()}."
+    works = f"{person.title()} works at the museum of {other.title()}."
+    context = " ".join([first, born, works])
+    qas = [
+        {"id": f"{i}a", "question": f"Where was {person} born?",
+         "answers": [{"text": city.title(), "answer_start": context.index(born) + born.index(city.title())}]},
+        {"id": f"{i}b", "question": f"Who works at the museum of {other}?",
+         "answers": [{"text": person.title(), "answer_start": context.index(works)}]},
+    ]  # fmt: skip
+    return {"title": f"article {i}", "paragraphs": [{"context": context, "qas": qas}]}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("full")
+    rng = random.Random(0)
+    (root / "squad").mkdir()
+    for name, n, first in (("train-v1.1.json", 24, 0), ("dev-v1.1.json", 4, 100)):
+        data = {"version": "1.1", "data": [_article(first + i, rng) for i in range(n)]}
+        (root / "squad" / name).write_text(json.dumps(data))
+    bert = root / "bert"
+    bert.mkdir()
+    (bert / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    cfg = {"vocab_size": len(VOCAB), "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+           "intermediate_size": 32, "max_position_embeddings": 64, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+           "hidden_act": "gelu"}  # fmt: skip
+    (bert / "config.json").write_text(json.dumps(cfg))
+    torch.manual_seed(0)
+    model = Seq2Seq(len(VOCAB), 64, 16, 2, 2, 32, post_norm=True, eps=1e-12)
+    ours = model.state_dict()
+    state = {theirs: ours[name] for name, theirs in _bert_names(2).items()}
+    for i in range(2):
+        for p in ("weight", "bias"):
+            q, k, v = ours[f"blocks.{i}.attn.qkv.{p}"].chunk(3)
+            for n, x in (("query", q), ("key", k), ("value", v)):
+                state[f"bert.encoder.layer.{i}.attention.self.{n}.{p}"] = x
+    torch.save(state, bert / "pytorch_model.bin")
+    return root
+
+
+def _config(root, **over) -> dict:
+    cell = next(c for c in expand(st.get_study("full").param_space) if c["mask"] == "unilm")
+    return cell | {"data_root": str(root), "bert": "bert", "test_share": 0.5, "test_passages": 4, "max_p": 24,
+                   "max_a": 4, "max_q": 10, "steps": 3, "eval_every": 2, "control_steps": 2, "batch": 4,
+                   "warmup": 1, "qa_steps": 3, "qa_batch": 4, "qa_dev": 6, "samples": 2, "dropout": 0.0} | over  # fmt: skip
+
+
+def _series(rows: list[dict]) -> dict:
+    return {k: v for r in rows if r["step"] == st.qa.TEST_STEP for k, v in r.items() if k != "step"}
+
+
+def test_full_grid():
+    cells = expand(st.get_study("full").param_space)
+    main = sorted((c["init"], c["order"], c["seed"]) for c in cells if c["mask"] == "unilm")
+    assert main == sorted((i, o, s) for i in ("pretrained", "random") for o in ("AQ", "QA") for s in (0, 1, 2))
+    (control,) = [c for c in cells if c["mask"] == "bidirectional"]
+    assert control["init"] == "pretrained" and control["steps"] == st.CONTROL_STEPS["full"]
+    assert {c["data"] for c in cells} == {"squad"} and all(1 + c["max_p"] + c["max_a"] + c["max_q"] + 3 <= 512 for c in cells)
+
+
+def test_missing_squad_names_the_setup(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train-v1.1.json is missing"):
+        st.SquadData(_config(tmp_path), "cpu")
+
+
+@pytest.mark.parametrize("init,order", [("pretrained", "AQ"), ("random", "QA")])
+def test_full_trainable_on_tiny_files(root, init, order):
+    rows: list[dict] = []
+    st.qg(_config(root, init=init, order=order), rows.append)
+    head = rows[0]
+    assert 0 <= head["rtqa/dev_em"] <= head["rtqa/dev_f1"] <= 1 and head["rtqa/key"] > 0
+    series = _series(rows)
+    assert len(series["test/tf_nll"]) == 4
+    for name in ("su", "greedy_both", "sample_both", "su_span"):
+        f1s, ems = np.array(series[f"test/{name}/validity"]), np.array(series[f"test/{name}/validity_em"])
+        assert len(f1s) == 4 and ((ems >= 0) & (ems <= f1s + 1e-12) & (f1s <= 1)).all()  # F1 >= EM per pair
+        assert all(0 <= v <= 1 for v in series[f"test/{name}/coverage"])
+    assert series["test/su_span/span_rate"] == [1.0] * 4  # the constraint makes every answer a passage span
+    assert rows[-1]["final/su/validity_em"] == pytest.approx(np.mean(series["test/su/validity_em"]))
+
+
+def test_round_trip_model_is_trained_once_and_reused(root):
+    a, b = [], []
+    st.qg(_config(root, qa_steps=2, seed=1), a.append)
+    st.qg(_config(root, qa_steps=2, seed=2, order="QA"), b.append)
+    assert a[0]["rtqa/trained"] == 1.0 and b[0]["rtqa/trained"] == 0.0
+    assert a[0]["rtqa/key"] == b[0]["rtqa/key"] and a[0]["rtqa/dev_f1"] == b[0]["rtqa/dev_f1"]
+
+
+def test_round_trip_metrics_with_stub_readers(root, monkeypatch):
+    """A reader that says nothing makes every pair invalid; one that gives back the generated answer makes every
+    pair valid; coverage counts the distinct gold answers that round-trip-exact pairs hit."""
+    data = st.SquadData(_config(root), "cpu")
+    rows = [[(list(e.answer), list(e.question)) for e in g] for g in data.gold]  # each passage's gold pairs
+    monkeypatch.setattr(st, "answer", lambda model, questions, passages, max_len: [[] for _ in questions])
+    for m in data.judge(rows):
+        assert m["validity"] == 0.0 and m["validity_em"] == 0.0 and m["coverage"] == 0.0 and m["span_rate"] == 1.0
+    said = {(tuple(q), tuple(p)): a for row, p in zip(rows, data.test, strict=True) for a, q in row}
+    monkeypatch.setattr(st, "answer", lambda model, questions, passages, max_len: [
+        said[(tuple(q), tuple(p))] for q, p in zip(questions, passages, strict=True)])  # fmt: skip
+    for m in data.judge(rows):
+        assert m["validity"] == 1.0 and m["validity_em"] == 1.0 and m["coverage"] == 1.0
+    firsts = [[row[0], row[0]] for row in rows]
+    for m, g in zip(data.judge(firsts), data.gold, strict=True):
+        assert m["coverage"] == pytest.approx(1 / len({e.answer for e in g})) and m["distinct_pair"] == 0.5
+    assert any(len({e.answer for e in g}) > 1 for g in data.gold)  # the case above is not vacuous
