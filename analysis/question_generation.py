@@ -27,6 +27,7 @@ ORDER_GAIN = 0.02  # Q2
 VALIDITY_GAIN, COVERAGE_GAIN = 0.02, 0.10  # Q3
 SPAN_RATE = 0.95  # Q4
 PRETRAINED_GAIN = 0.10  # Q5 (round-trip EM, full)
+UTILITY_MARGIN = -0.01  # Q2 at full: utility EM of AQ - QA "not worse" than -1 point
 GARBAGE = 0.5  # Q-C1: validity <= 0.5 x the UniLM model's
 ALPHA = 0.05
 CALIBRATION = 0.3  # spec 5.2: AQ seed-0 validity below this at local means the steps should have been doubled
@@ -181,8 +182,12 @@ def check_q2(t: Tables) -> Verdict:
     if nll:
         n = estimate(nll)
         nll_text = f"; diagnostic: joint NLL per token AQ - QA {n['effect']:+.4f} [{n['low']:+.4f}, {n['high']:+.4f}] nats"
-    if t.budget == "full" and v == SUPPORTED:  # spec 3: at full also "utility EM not worse", which is not built
-        v, nll_text = INCONCLUSIVE, nll_text + "; would be SUPPORTED, but the utility QA models (not built) must agree"
+    if t.budget == "full":  # spec 3: at full the utility EM of AQ must also be "not worse" (CI lower end > -1 point)
+        u = paired(by_seed(t, "AQ", "utility/em"), by_seed(t, "QA", "utility/em"))
+        ue = estimate(u) if u and sum(map(len, u)) else None
+        nll_text += f"; utility EM AQ - QA {_fmt(ue)} (needs CI lower end > {100 * UTILITY_MARGIN:+.0f})" if ue else ""
+        if v == SUPPORTED and (ue is None or ue["low"] <= UTILITY_MARGIN):
+            v, nll_text = INCONCLUSIVE, nll_text + ("; no utility runs" if ue is None else "; utility not shown not worse")
     name = "round-trip EM" if t.budget == "full" else "validity"
     return _guard(t, Verdict(v, f"{name} AQ - QA {_fmt(e)} vs +{100 * ORDER_GAIN:.0f} points; {e['seeds']} seeds"
                                 + nll_text, effect=e["effect"], ci_low=e["low"], ci_high=e["high"], p_value=e["p_holm"],
@@ -336,7 +341,8 @@ def fig_order_effect(t: Tables):
     from analysis import style
 
     rows = []
-    panels = (("validity (points)", "test/su/validity"), ("coverage (points)", "test/su/coverage"),
+    name = "round-trip EM" if t.budget == "full" else "validity"
+    panels = ((f"{name} (points)", f"test/su/{order_metric(t)}"), ("coverage (points)", "test/su/coverage"),
               ("joint NLL (centinats)", "test/tf_nll"))  # fmt: skip
     for label, metric in panels:
         scale = 100
@@ -355,6 +361,30 @@ def fig_order_effect(t: Tables):
     ax.set(xlabel="AQ - QA (95% CI)", title="Q2 order effect")
     ax.legend(fontsize=7)
     return "order_effect", fig
+
+
+def fig_pretraining(t: Tables):
+    """Figure 6 (full): round-trip EM under Su's decoding by init x order, point-range with 95% CIs (Q5)."""
+    from analysis import style
+
+    r = runs(t)
+    if r.empty or not (r["init"] == "pretrained").any():
+        return None
+    rows = []
+    for init in ("pretrained", "random"):
+        for order in ("AQ", "QA"):
+            g = list(by_seed(t, order, "test/su/validity_em", init).values())
+            if g and sum(map(len, g)):
+                e = estimate(g)
+                rows.append((f"{init} {order}", 100 * e["effect"], 100 * e["low"], 100 * e["high"]))
+    if not rows:
+        return None
+    fig, ax = style.plt.subplots(figsize=(6, 1 + 0.6 * len(rows)))
+    for i, (_, mid, lo, hi) in enumerate(rows):
+        ax.errorbar(mid, i, xerr=[[mid - lo], [hi - mid]], fmt="o", color=style.FLOODED)
+    ax.set_yticks(range(len(rows)), [row[0] for row in rows])
+    ax.set(xlabel="round-trip EM, points (95% CI)", title="Q5 pre-trained vs random init")
+    return "pretraining", fig
 
 
 def fig_training(t: Tables):

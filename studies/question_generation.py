@@ -50,15 +50,19 @@ Full budget (SQuAD 1.1, BERT; tested on tiny local files, never run here):
   A Du-style split: 10% of the training articles (seeded hash of the title) are the test set, 2,000 of their
   passage windows are decoded; 128 dev examples give the validation NLL. Word pieces by BERT's own tokeniser.
 - Generators: `init` pretrained (BERT's weights, Su's `keep_tokens` renumbering) or random (BERT's shape, post-norm,
-  this project's initialisation), order AQ/QA, 3 seeds, lr 2e-5 (fixed for now), 100k steps, dropout 0.1.
+  this project's initialisation), order AQ/QA, 3 seeds, 100k steps, dropout 0.1; lr in {1e-5, 2e-5, 5e-5} chosen
+  by Optuna with 3 trials per (order, init) arm on validation NLL (tuning seed 100); the checkpoint of lowest
+  validation NLL is decoded (spec 5.4; every 5,000 steps). The control keeps lr 2e-5.
 - Validity is round-trip: a BERT extractive QA model (`core.span_qa`), fine-tuned once on the generators' training
   examples only (5,000 steps, lr 3e-5) and cached per node under a file lock, answers each generated question on
   its passage; validity = SQuAD F1 against the generated answer (Q1, Q3, Q4), validity_em = EM (Q2, Q5).
   Coverage = distinct gold answers of the passage matched (EM) by a round-trip-exact pair. Each trial reports the
   QA model's dev EM/F1 and key, so a study whose trials used different QA models can be seen.
-- Not built (the analysis says so where a rule needs them): the decoding grid (top-p, beam width), the Optuna lr
-  search with an equal budget per (order, init) arm, BLEU-4/METEOR/ROUGE-L, and the utility QA models (Q2's "not
-  worse" condition at full).
+- Utility (Q2's "not worse" condition): each generator makes 50,000 pairs with Su's decoding from training
+  passages; a fresh BERT QA model trains on those whose answer is a passage span (the share is reported) and is
+  scored on the dev examples (EM, F1 per example, paired across arms).
+- Not built: the decoding grid (top-p, beam width; greedy is beam width 1), BLEU-4/METEOR/ROUGE-L of the
+  answer-aware questions, Su's lowest-training-loss replication arm.
 """
 
 import fcntl
@@ -102,7 +106,7 @@ from core.seq2seq import (
 )
 from core.span_qa import SpanQA, answer, qa_batch, qa_loss
 from core.tta import parameters
-from studies import Claim, Study, trial_device
+from studies import Claim, Study, Tuning, trial_device
 
 ARTICLE = "学会提问的BERT：端到端地从篇章中构建问答对 (a BERT that learns to ask) https://kexue.fm/archives/7630"
 
@@ -122,6 +126,7 @@ DATA = {
         "qa_lr": 3e-5,
         "qa_batch": 32,
         "qa_dev": 2000,
+        "utility_pairs": 50_000,
     },
 }
 MODEL = {
@@ -132,7 +137,7 @@ MODEL = {
 TRAIN = {
     "smoke": {"steps": 200, "lr": 3e-3, "warmup": 0, "batch": 32, "eval_every": 100},
     "local": {"steps": 3000, "lr": 1e-3, "warmup": 100, "batch": 32, "eval_every": 250},  # calibrated (docstring)
-    "full": {"steps": 100_000, "lr": 2e-5, "warmup": 1000, "batch": 32, "eval_every": 5000},
+    "full": {"steps": 100_000, "lr": 2e-5, "warmup": 1000, "batch": 32, "eval_every": 5000, "select": "best_val"},
 }
 DECODE = {  # decoding arms (inference only) and samples per passage
     "smoke": {"decodes": "su,greedy_both,sample_both", "samples": 3},
@@ -141,6 +146,7 @@ DECODE = {  # decoding arms (inference only) and samples per passage
 }
 SEEDS = {"smoke": [0, 1], "local": [0, 1, 2], "full": [0, 1, 2]}  # local: 3 seeds after calibration (docstring)
 MASKS = {"smoke": ["unilm"], "local": ["unilm"], "full": ["unilm"]}
+FULL_LRS = [1e-5, 2e-5, 5e-5]  # spec 5.4, searched by Optuna per arm at full
 CONTROL_STEPS = {"smoke": 200, "local": 400, "full": 2000}  # Q-C1's bidirectional run, seed 0, order AQ
 DATA_SEED = 7630
 RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 8, "gpu": 1}}
@@ -201,6 +207,7 @@ CLAIMS = (
         "CI's upper end is < 10 points. Full budget only; INCONCLUSIVE (not_run_at_budget) otherwise.",
         "empirical",
         qa.check_q5,
+        "pretraining",
     ),
     Claim(
         "Q-C1",
@@ -223,7 +230,8 @@ CLAIMS = (
         "controls",
     ),
 )
-FIGURES = (qa.fig_pareto, qa.fig_order_effect, qa.fig_training, qa.fig_controls, qa.fig_span_constraint, qa.fig_diversity)
+FIGURES = (qa.fig_pareto, qa.fig_order_effect, qa.fig_training, qa.fig_controls, qa.fig_span_constraint, qa.fig_diversity,
+           qa.fig_pretraining)  # fmt: skip
 
 
 # Exact checks: the spec's leak tests for every mask, in float64.
@@ -398,6 +406,37 @@ class SquadData:
         return out
 
 
+def train_span_qa(data: SquadData, rows: list[tuple], config: dict, device: str, seed: int) -> SpanQA:
+    """BERT fine-tuned for extractive QA on `(question, passage, start, end)` rows: AdamW, `qa_steps` steps of
+    `qa_batch`, lr `qa_lr` with a 10% linear warm-up and a linear decay to 0 (BERT's SQuAD recipe)."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    model = SpanQA(load_bert(data.bert, "bidirectional", 0.1, data.tok.keep)).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=config["qa_lr"], weight_decay=0.01)
+    steps = config["qa_steps"]
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / max(1, steps // 10), (steps - s) / steps))
+    for _ in range(steps):
+        picked = [rng.choice(rows) for _ in range(config["qa_batch"])]
+        batch, passage, offset = qa_batch([list(q) for q, _, _, _ in picked], [list(p) for _, p, _, _ in picked])
+        start, end = model(batch.to(device), passage.to(device))
+        gold_s = torch.tensor([a for _, _, a, _ in picked]) + offset
+        gold_e = torch.tensor([b for _, _, _, b in picked]) + offset
+        loss = qa_loss(start, end, gold_s.to(device), gold_e.to(device))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+    return model.eval()
+
+
+def dev_scores(model: SpanQA, data: SquadData) -> tuple[list[float], list[float]]:
+    """EM and F1 of a QA model on each dev example (decoded word pieces on both sides)."""
+    said = answer(model, [list(e.question) for e in data.dev], [list(e.passage) for e in data.dev], data.max_a)
+    pairs = [(data.tok.decode(s), data.tok.decode(list(e.answer))) for s, e in zip(said, data.dev, strict=True)]
+    return [exact_match(p, g) for p, g in pairs], [f1(p, g) for p, g in pairs]
+
+
 def round_trip_model(data: SquadData, config: dict, device: str) -> tuple[SpanQA, dict[str, float]]:
     """The round-trip QA model: BERT fine-tuned for extractive QA on the generator's training examples only.
 
@@ -411,41 +450,54 @@ def round_trip_model(data: SquadData, config: dict, device: str) -> tuple[SpanQA
     folder = (Path(config["data_root"]) if config.get("data_root") else data_root()) / "question_generation"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"round_trip_qa-{key}.pt"
-    model = SpanQA(load_bert(data.bert, "bidirectional", 0.1, data.tok.keep))
     with open(folder / f"round_trip_qa-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.exists():
+            model = SpanQA(load_bert(data.bert, "bidirectional", 0.1, data.tok.keep))
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            model.to(device).eval()
             trained = 0.0
         else:
-            torch.manual_seed(DATA_SEED)
-            rng = random.Random(DATA_SEED)
-            model.to(device).train()
-            opt = torch.optim.AdamW(model.parameters(), lr=config["qa_lr"], weight_decay=0.01)
-            steps = config["qa_steps"]
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / max(1, steps // 10), (steps - s) / steps))
-            for _ in range(steps):
-                picked = [rng.choice(data.train) for _ in range(config["qa_batch"])]
-                batch, passage, offset = qa_batch([list(e.question) for e in picked], [list(e.passage) for e in picked])
-                start, end = model(batch.to(device), passage.to(device))
-                gold_s = torch.tensor([e.start for e in picked]) + offset
-                gold_e = torch.tensor([e.end for e in picked]) + offset
-                loss = qa_loss(start, end, gold_s.to(device), gold_e.to(device))
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
+            rows = [(e.question, e.passage, e.start, e.end) for e in data.train]
+            model = train_span_qa(data, rows, config, device, DATA_SEED)
             tmp = path.with_suffix(".tmp")
             torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
             tmp.replace(path)
             trained = 1.0
-    model.to(device).eval()
-    said = answer(model, [list(e.question) for e in data.dev], [list(e.passage) for e in data.dev], config["max_a"])
-    pairs = [(data.tok.decode(s), data.tok.decode(list(e.answer))) for s, e in zip(said, data.dev, strict=True)]
-    return model, {"rtqa/dev_em": float(np.mean([exact_match(p, g) for p, g in pairs])),
-                   "rtqa/dev_f1": float(np.mean([f1(p, g) for p, g in pairs])), "rtqa/trained": trained,
+    em, f1s = dev_scores(model, data)
+    return model, {"rtqa/dev_em": float(np.mean(em)), "rtqa/dev_f1": float(np.mean(f1s)), "rtqa/trained": trained,
                    "rtqa/key": float(int(key[:12], 16))}  # fmt: skip
+
+
+def utility(model: Seq2Seq, data: SquadData, config: dict, device: str) -> tuple[dict, dict]:
+    """Spec 5.3's utility: a fresh QA model trained only on `utility_pairs` pairs this generator makes (Su's
+    decoding, one per training passage drawn with the seed), scored on the real dev examples.
+
+    Extractive training needs the answer's position, so pairs whose answer is not a span of its passage are
+    dropped (the first occurrence is used); the share kept is reported. Returns the per-dev-example series and
+    the finals."""
+    seed = config["seed"]
+    rng = random.Random(seed)
+    windows = sorted({e.passage for e in data.train})
+    passages = [list(rng.choice(windows)) for _ in range(config["utility_pairs"])]
+    gen = torch.Generator().manual_seed(seed * 1000 + 999)
+    model.eval()
+    pairs = []
+    for i in range(0, len(passages), 1000):
+        pairs += generate(model, passages[i : i + 1000], config["order"], DECODINGS["su"], config["max_a"], config["max_q"],
+                          gen, width=data.max_p)  # fmt: skip
+    rows = []
+    for p, (a, q) in zip(passages, pairs, strict=True):
+        at = next((i for i in range(len(p) - len(a) + 1) if a and p[i : i + len(a)] == a), None)
+        if at is not None and q:
+            rows.append((q, p, at, at + len(a) - 1))
+    if not rows:
+        nan = [float("nan")] * len(data.dev)
+        return {"utility/em": nan, "utility/f1": nan}, {"utility/kept": 0.0}
+    em, f1s = dev_scores(train_span_qa(data, rows, config, device, seed), data)
+    return ({"utility/em": em, "utility/f1": f1s},
+            {"utility/kept": len(rows) / len(passages), "final/utility_em": float(np.mean(em)),
+             "final/utility_f1": float(np.mean(f1s))})  # fmt: skip
 
 
 def _nll(model: Seq2Seq, data: Data, passages, gold, order: str, device: str, chunk: int = 256) -> np.ndarray:
@@ -499,6 +551,7 @@ def qg(config: dict, report) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01, fused=True)  # ~10% faster here
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)))  # then constant
     report({"step": 0, "model/parameters": float(parameters(model)), "data/vocab": float(len(data.vocab))})
+    best = (float("inf"), 0, None)  # full: the checkpoint of lowest validation NLL (spec 5.4), held in memory
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         loss = model.loss(data.train_batch(config["batch"], rng, config["order"]).to(device))
@@ -511,6 +564,11 @@ def qg(config: dict, report) -> None:
             val = _nll(model, data, data.val, data.val_gold, config["order"], device)
             report({"step": step, "train/loss": float(loss.detach()), "val/tf_nll": float(val.mean()),
                     "time/train_s": time.perf_counter() - t0})  # fmt: skip
+            if config.get("select") == "best_val" and float(val.mean()) < best[0]:
+                best = (float(val.mean()), step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+        report({"step": steps, "train/selected_step": float(best[1])})
     nll = _nll(model, data, data.test, data.test_gold, config["order"], device)
     report({"step": qa.TEST_STEP, "test/tf_nll": nll.tolist()})
     final = {"step": steps + 1, "test/tf_nll_mean": float(nll.mean()), "test/passages": float(len(nll))}
@@ -521,12 +579,21 @@ def qg(config: dict, report) -> None:
         report({"step": qa.TEST_STEP} | {f"test/{name}/{m}": v for m, v in per.items()})
         final |= {f"final/{name}/{m}": float(np.nanmean(v)) if np.isfinite(v).any() else np.nan for m, v in per.items()}
     final["time/decode_s"] = time.perf_counter() - t1
+    if config.get("utility_pairs"):
+        series, finals = utility(model, data, config, device)
+        report({"step": qa.TEST_STEP} | series)
+        final |= finals
     report(final)
 
 
 def train(config: dict) -> None:
     """Ray Tune trainable: one question-generation model."""
     qg(config, tune.report)
+
+
+def nuisance(config: dict) -> dict:
+    """Full budget: the generator's lr per (order, init) arm, equal Optuna trials (spec 5.4); the control keeps its lr."""
+    return {"lr": tune.choice(FULL_LRS)} if config["mask"] == "unilm" else {}
 
 
 def get_study(budget: str) -> Study:
@@ -539,12 +606,15 @@ def get_study(budget: str) -> Study:
         "control_steps": CONTROL_STEPS[budget],
     }
     if budget == "full":  # pretrained vs random init (Q5), BERT-base from a local checkpoint
-        cells = [base | {"order": o, "mask": "unilm", "init": i, "seed": s}
+        main = {k: v for k, v in base.items() if k != "lr"}  # Optuna picks the lr per arm (`nuisance`)
+        cells = [main | {"order": o, "mask": "unilm", "init": i, "seed": s}
                  for i in ("pretrained", "random") for o in ("AQ", "QA") for s in SEEDS[budget]]  # fmt: skip
     else:
         cells = [base | {"order": o, "mask": m, "seed": s} for m in MASKS[budget] for o in ("AQ", "QA") for s in SEEDS[budget]]
     control = base | {"order": "AQ", "mask": "bidirectional", "seed": 0, "steps": CONTROL_STEPS[budget],
                       "decodes": "su", "init": "pretrained" if budget == "full" else "random"}  # fmt: skip
+    if budget == "full":
+        control["utility_pairs"] = 0  # no claim reads the control's utility (and it decodes without a cache)
     cells.append(control)
     return Study(
         name="question_generation",
@@ -558,6 +628,7 @@ def get_study(budget: str) -> Study:
         checks=exact_checks,
         figures=FIGURES,
         cost=COST[budget],
+        tuning=Tuning(nuisance, "val/tf_nll", "min", trials_per_arm=3, seed=100) if budget == "full" else None,
         sources={
             "local": lambda: [f"wordnet: {wordnet_path()} sha256 {sha256(wordnet_path())}"],
             "full": lambda: [f"squad: {p} sha256 {sha256(p)}" for p in squad_files().values()],

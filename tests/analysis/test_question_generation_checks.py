@@ -156,7 +156,7 @@ def test_figures_draw(tmp_path):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
 
 
-def _full(em: dict[tuple[str, str], float], seeds: int = 3) -> Tables:
+def _full(em: dict[tuple[str, str], float], seeds: int = 3, utility: dict[str, float] | None = None) -> Tables:
     """Full-budget tables: per (init, order) a round-trip EM rate under Su's decoding (K = 10 per passage)."""
     rng = np.random.default_rng(1)
     trials, rows = [], []
@@ -168,18 +168,34 @@ def _full(em: dict[tuple[str, str], float], seeds: int = 3) -> Tables:
             values = rng.binomial(10, rate, size=PASSAGES) / 10
             for m in ("validity", "validity_em"):
                 rows += [(tid, qa.TEST_STEP + i, f"test/su/{m}", float(v)) for i, v in enumerate(values)]
+            if utility is not None:  # per dev example right or wrong; the examples' difficulty is shared by the arms
+                hits = np.random.default_rng(s).random(4 * PASSAGES) < utility[order]
+                rows += [(tid, qa.TEST_STEP + i, "utility/em", float(v)) for i, v in enumerate(hits)]
     return Tables("full", pd.DataFrame(trials), pd.DataFrame(rows, columns=["trial_id", "step", "metric", "value"]), _checks())
 
 
 def test_q5_and_the_full_budget_order_metric():
-    t = _full({("pretrained", "AQ"): 0.7, ("pretrained", "QA"): 0.5, ("random", "AQ"): 0.3, ("random", "QA"): 0.3})
+    arms = {("pretrained", "AQ"): 0.7, ("pretrained", "QA"): 0.5, ("random", "AQ"): 0.3, ("random", "QA"): 0.3}
+    t = _full(arms, utility={"AQ": 0.8, "QA": 0.8})
     q5 = qa.check_q5(t)
     assert q5.verdict == SUPPORTED and 0.35 < q5.effect < 0.45 and q5.ci_low > 0.1
-    q2 = qa.check_q2(t)  # the claims' arm is the pretrained one; the utility condition is not built
-    assert q2.verdict == INCONCLUSIVE and "utility" in q2.reason and "round-trip EM" in q2.reason and q2.effect > 0.15
+    q2 = qa.check_q2(t)  # the claims' arm is the pretrained one; round-trip EM; utility not worse
+    assert q2.verdict == SUPPORTED and "round-trip EM" in q2.reason and "utility EM" in q2.reason and q2.effect > 0.15
+    worse = qa.check_q2(_full(arms, utility={"AQ": 0.6, "QA": 0.8}))
+    assert worse.verdict == INCONCLUSIVE and "utility not shown not worse" in worse.reason
+    assert qa.check_q2(_full(arms)).verdict == INCONCLUSIVE  # no utility runs
     assert qa.check_q1(t).effect == pytest.approx(np.mean([qa.by_seed(t, "AQ", "test/su/validity")[s] for s in range(3)]))
     same = _full({("pretrained", "AQ"): 0.5, ("pretrained", "QA"): 0.5, ("random", "AQ"): 0.5, ("random", "QA"): 0.5})
     assert qa.check_q5(same).verdict == REFUTED and qa.check_q2(same).verdict == REFUTED
     close = _full({("pretrained", "AQ"): 0.6, ("random", "AQ"): 0.5, ("pretrained", "QA"): 0.5, ("random", "QA"): 0.5},
                   seeds=2)  # fmt: skip
     assert qa.check_q5(close).verdict == INCONCLUSIVE  # +10 points planted: the CI straddles the threshold
+
+
+def test_full_budget_figures_draw(tmp_path):
+    t = _full({("pretrained", "AQ"): 0.7, ("pretrained", "QA"): 0.5, ("random", "AQ"): 0.3, ("random", "QA"): 0.3})
+    assert qa.fig_pretraining(_tables(_arms(), _arms())) is None  # no pretrained models below full
+    for fig in (qa.fig_pretraining, qa.fig_order_effect):
+        name, f = fig(t)
+        f.savefig(tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000

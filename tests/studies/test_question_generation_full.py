@@ -68,7 +68,8 @@ def _config(root, **over) -> dict:
     cell = next(c for c in expand(st.get_study("full").param_space) if c["mask"] == "unilm")
     return cell | {"data_root": str(root), "bert": "bert", "test_share": 0.5, "test_passages": 4, "max_p": 24,
                    "max_a": 4, "max_q": 10, "steps": 3, "eval_every": 2, "control_steps": 2, "batch": 4,
-                   "warmup": 1, "qa_steps": 3, "qa_batch": 4, "qa_dev": 6, "samples": 2, "dropout": 0.0} | over  # fmt: skip
+                   "warmup": 1, "qa_steps": 3, "qa_batch": 4, "qa_dev": 6, "samples": 2, "dropout": 0.0, "lr": 1e-3,
+                   "utility_pairs": 8} | over  # fmt: skip
 
 
 def _series(rows: list[dict]) -> dict:
@@ -82,6 +83,10 @@ def test_full_grid():
     (control,) = [c for c in cells if c["mask"] == "bidirectional"]
     assert control["init"] == "pretrained" and control["steps"] == st.CONTROL_STEPS["full"]
     assert {c["data"] for c in cells} == {"squad"} and all(1 + c["max_p"] + c["max_a"] + c["max_q"] + 3 <= 512 for c in cells)
+    tuning = st.get_study("full").tuning
+    assert all("lr" not in c for c in cells if c["mask"] == "unilm") and control["lr"] == 2e-5
+    assert set(tuning.space(cells[0])) == {"lr"} and tuning.space(control) == {} and tuning.seed not in st.SEEDS["full"]
+    assert control["utility_pairs"] == 0 and all(c["utility_pairs"] == 50_000 for c in cells if c["mask"] == "unilm")
 
 
 def test_missing_squad_names_the_setup(tmp_path):
@@ -103,6 +108,12 @@ def test_full_trainable_on_tiny_files(root, init, order):
         assert all(0 <= v <= 1 for v in series[f"test/{name}/coverage"])
     assert series["test/su_span/span_rate"] == [1.0] * 4  # the constraint makes every answer a passage span
     assert rows[-1]["final/su/validity_em"] == pytest.approx(np.mean(series["test/su/validity_em"]))
+    # The checkpoint of lowest validation NLL is the one decoded (evaluations at steps 2 and 3).
+    (selected,) = [r["train/selected_step"] for r in rows if "train/selected_step" in r]
+    val = {r["step"]: r["val/tf_nll"] for r in rows if "val/tf_nll" in r}
+    assert selected == min(val, key=val.get)
+    # Utility: a fresh QA model trained on this generator's span pairs, scored per dev example.
+    assert len(series["utility/em"]) == len(series["utility/f1"]) == 6 and 0 <= rows[-1]["utility/kept"] <= 1
 
 
 def test_round_trip_model_is_trained_once_and_reused(root):
