@@ -239,12 +239,15 @@ def _span_allowed(passage: torch.Tensor, match: torch.Tensor, started: torch.Ten
 
 @dataclass(frozen=True)
 class Decoding:
-    """How each part is chosen: `sample` (top-p) or `greedy`, and whether answers must be passage spans."""
+    """How each part is chosen: `sample` (top-p), `greedy` or `beam` (width `beam`), and whether answers must be
+    passage spans (sampled or greedy answers only)."""
 
     answer: str
     question: str
     span: bool = False
     top_p: float = 0.95
+    beam: int = 1
+    """Beam width of a part decoded with `beam`."""
 
 
 DECODINGS = {
@@ -253,6 +256,7 @@ DECODINGS = {
     "sample_both": Decoding("sample", "sample"),
     "su_span": Decoding("sample", "greedy", span=True),
     "greedy_span": Decoding("greedy", "greedy", span=True),  # for the batched-vs-loop test
+    "beam_both": Decoding("beam", "beam", beam=3),
 }
 
 
@@ -267,8 +271,13 @@ def generate(
     gen: torch.Generator,
     width: int | None = None,
     cache: bool | None = None,
+    prefix: list[list[int]] | None = None,
+    until: int = 2,
 ) -> list[tuple[list[int], list[int]]]:
     """(answer, question) token ids for each passage, decoded in one batch (no per-passage loop).
+
+    `prefix` gives each row's finished first part (then only the second is decoded); `until=1` stops after the
+    first part (the second comes back empty). `decode_pairs` uses both to put a beam search on either part.
 
     With `cache` (the default for the UniLM and causal masks, whose earlier states never see later tokens), every
     layer keeps its keys and values and each new token costs one position (`_prefill`, `_step`); without it
@@ -287,8 +296,9 @@ def generate(
     kinds = ("answer", "question") if order == "AQ" else ("question", "answer")
     limits = {"answer": max_answer, "question": max_question}
     passage = base.ids[:, 1 : base.split]
-    ids, seg, keep = base.ids, base.segment_ids, base.keep
-    part = torch.zeros(n, dtype=torch.long, device=device)  # 0: first, 1: second, 2: done
+    ids, seg, keep = _prompt(base, prefix)
+    start = ids.shape[1]
+    part = torch.full((n,), 0 if prefix is None else 1, dtype=torch.long, device=device)  # 0: first, 1: second
     length = torch.zeros(n, dtype=torch.long, device=device)
     match = torch.zeros_like(passage, dtype=torch.bool)
     cache = model.mask in CACHEABLE if cache is None else cache
@@ -319,24 +329,158 @@ def generate(
                 prev = torch.zeros_like(hit)
                 prev[:, 1:] = match[rows][:, :-1]
                 match[rows] = torch.where((length[rows] > 0)[:, None], prev & hit, hit)
-        live = part < 2
+        live = part < until
         is_sep = live & (token == SEP)
         length = torch.where(is_sep, 0, length + live.long())
         part = part + is_sep.long()
         ids = torch.cat([ids, token[:, None]], dim=1)
         seg = torch.cat([seg, live.long()[:, None]], dim=1)
         keep = torch.cat([keep, live[:, None]], dim=1)
-        if not (part < 2).any():
+        if not (part < until).any():
             break
         if cache:
             h, kv = _step(model, token, keep, live, kv)
         else:
             h = model.hidden(model.tok(ids), seg, keep)[:, -1]
     pairs = []
-    for row, kept in zip(ids[:, base.ids.shape[1] :].tolist(), keep[:, base.ids.shape[1] :].tolist(), strict=True):
-        first, second = split_parts([t for t, k in zip(row, kept, strict=True) if k])
+    for r, (row, kept) in enumerate(zip(ids[:, start:].tolist(), keep[:, start:].tolist(), strict=True)):
+        made = [t for t, k in zip(row, kept, strict=True) if k]
+        first, second = split_parts(made) if prefix is None else (list(prefix[r]), split_parts(made)[0])
         pairs.append((first, second) if order == "AQ" else (second, first))
     return pairs
+
+
+def _prompt(base: Batch, prefix: list[list[int]] | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The generation prompt: block A, then block B = [SEP] (first part [SEP])? with the first parts right-aligned
+    (padding between the blocks is invisible, positions count real tokens), so every row's last column is real."""
+    ids, seg, keep = base.ids, base.segment_ids, base.keep
+    if prefix is None:
+        return ids, seg, keep
+    tail = 1 + max(map(len, prefix))
+    extra = torch.full((len(prefix), tail), PAD, dtype=torch.long)
+    on = torch.zeros_like(extra, dtype=torch.bool)
+    for r, first in enumerate(prefix):
+        extra[r, tail - len(first) - 1 :] = torch.tensor([*first, SEP], dtype=torch.long)
+        on[r, tail - len(first) - 1 :] = True
+    extra, on = extra.to(ids.device), on.to(ids.device)
+    return torch.cat([ids, extra], 1), torch.cat([seg, on.long()], 1), torch.cat([keep, on], 1)
+
+
+@torch.no_grad()
+def beam_search(
+    model: Seq2Seq, passages: list[list[int]], prefix: list[list[int]] | None, max_len: int, k: int, width: int | None = None
+) -> list[list[int]]:
+    """The most likely next part (ending at [SEP]) of each row, by a batched beam search of width k with the cache.
+
+    `prefix` None: the first part; else the second part after each row's given first part. The score is the sum
+    of log-probabilities over the allowed tokens (never [PAD], [CLS], [MASK]); a part at `max_len` gets its [SEP]
+    forced (at no cost). Scores only fall, so running every row until its best beam has ended returns what
+    bert4keras' `beam_search` returns (it stops when the top-scoring beam ends). `beam_search_naive` is the
+    per-row reference.
+    """
+    if model.mask not in CACHEABLE:
+        raise ValueError(f"beam search decodes with a cache; mask {model.mask!r} cannot")
+    device, n, vocab = model.bias.device, len(passages), model.bias.shape[0]
+    ids, seg, keep = _prompt(layout(passages, width=width).to(device), prefix)
+    h, kv = _prefill(model, ids, seg, keep)
+    rows = torch.arange(n, device=device).repeat_interleave(k)
+    h, keep = h[rows], keep[rows]
+    kv = [(a[rows], b[rows]) for a, b in kv]
+    score = torch.full((n, k), -math.inf, device=device)
+    score[:, 0] = 0.0  # one live beam to start
+    score = score.flatten()
+    done = torch.zeros(n * k, dtype=torch.bool, device=device)
+    length = torch.zeros(n * k, dtype=torch.long, device=device)
+    tokens = torch.zeros(n * k, 0, dtype=torch.long, device=device)
+    for _ in range(max_len + 1):
+        logp = model.logits(h).float()
+        logp[:, list(NEVER)] = -math.inf
+        logp = logp.log_softmax(-1)
+        full = length >= max_len
+        logp[full] = -math.inf
+        logp[full, SEP] = 0.0
+        logp[done] = -math.inf
+        logp[done, PAD] = 0.0  # an ended beam keeps its score
+        cand = (score[:, None] + logp).view(n, k * vocab)
+        best, where = cand.topk(k, dim=1)
+        origin = (torch.arange(n, device=device)[:, None] * k + where // vocab).flatten()
+        token = (where % vocab).flatten()
+        score, was_done = best.flatten(), done[origin]
+        tokens = torch.cat([tokens[origin], token[:, None]], 1)
+        live = ~was_done
+        done = was_done | (token == SEP)
+        length = length[origin] + live.long()
+        kv = [(a[origin], b[origin]) for a, b in kv]
+        keep = torch.cat([keep[origin], live[:, None]], 1)
+        if done.view(n, k)[:, 0].all():  # topk sorts: beam 0 is each row's best
+            break
+        h, kv = _step(model, token, keep, live, kv)
+    out = []
+    for row in tokens.view(n, k, -1)[:, 0].tolist():
+        out.append(row[: row.index(SEP)] if SEP in row else row)
+    return out
+
+
+@torch.no_grad()
+def beam_search_naive(model: Seq2Seq, passage: list[int], first: list[int] | None, max_len: int, k: int) -> list[int]:
+    """`beam_search` for one row by recomputing the packed sequence of every hypothesis at every step."""
+    head = [CLS, *passage, SEP, *((first or []) + [SEP] if first is not None else [])]
+    beams = [(0.0, [], False)]
+    for _ in range(max_len + 1):
+        cands = []
+        for sc, toks, ended in beams:
+            if ended:
+                cands.append((sc, toks + [PAD], True))
+                continue
+            seq = head + toks
+            seg = [0] * (len(passage) + 2) + [1] * (len(seq) - len(passage) - 2)
+            x = torch.tensor([seq], device=model.bias.device)
+            logits = model(x, torch.tensor([seg], device=x.device), torch.ones_like(x, dtype=torch.bool))[0, -1].float()
+            logits[list(NEVER)] = -math.inf
+            logp = logits.log_softmax(-1)
+            if len(toks) >= max_len:
+                cands.append((sc, toks + [SEP], True))
+                continue
+            for v in range(len(logp)):
+                if logp[v] > -math.inf:
+                    cands.append((sc + float(logp[v]), toks + [v], v == SEP))
+        beams = sorted(cands, key=lambda c: -c[0])[:k]
+        if beams[0][2]:
+            break
+    toks = beams[0][1]
+    return toks[: toks.index(SEP)] if SEP in toks else toks
+
+
+def decode_pairs(
+    model: Seq2Seq,
+    passages: list[list[int]],
+    order: str,
+    decoding: Decoding,
+    max_answer: int,
+    max_question: int,
+    gen: torch.Generator,
+    width: int | None = None,
+) -> list[tuple[list[int], list[int]]]:
+    """(answer, question) per passage under any `Decoding`: `generate` when no part uses a beam; else the first
+    part by beam search or by `generate(until=1)`, then the second by beam search or by `generate(prefix=...)`."""
+    kinds = ("answer", "question") if order == "AQ" else ("question", "answer")
+    modes = [getattr(decoding, kind) for kind in kinds]
+    if "beam" not in modes:
+        return generate(model, passages, order, decoding, max_answer, max_question, gen, width)
+    if decoding.span and decoding.answer == "beam":
+        raise ValueError("the span constraint applies to sampled or greedy answers only")
+    limits = {"answer": max_answer, "question": max_question}
+    raw = lambda pairs: [p if order == "AQ" else p[::-1] for p in pairs]  # noqa: E731  # (first, second)
+    if modes[0] == "beam":
+        firsts = beam_search(model, passages, None, limits[kinds[0]], decoding.beam, width)
+    else:
+        firsts = [f for f, _ in raw(generate(model, passages, order, decoding, max_answer, max_question, gen, width, until=1))]
+    if modes[1] == "beam":
+        seconds = beam_search(model, passages, firsts, limits[kinds[1]], decoding.beam, width)
+    else:
+        made = generate(model, passages, order, decoding, max_answer, max_question, gen, width, prefix=firsts)
+        seconds = [s for _, s in raw(made)]
+    return [(f, s) if order == "AQ" else (s, f) for f, s in zip(firsts, seconds, strict=True)]
 
 
 CACHEABLE = ("unilm", "causal")
