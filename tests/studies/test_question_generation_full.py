@@ -102,11 +102,14 @@ def test_full_trainable_on_tiny_files(root, init, order):
     assert 0 <= head["rtqa/dev_em"] <= head["rtqa/dev_f1"] <= 1 and head["rtqa/key"] > 0
     series = _series(rows)
     assert len(series["test/tf_nll"]) == 4
-    for name in ("su", "greedy_both", "sample_both", "su_span"):
+    decodes = _config(root)["decodes"].split(",")
+    assert len(decodes) == 16 and {"beam_both", "su_p80_b5", "su_p100_b1"} <= set(decodes)
+    for name in decodes:
         f1s, ems = np.array(series[f"test/{name}/validity"]), np.array(series[f"test/{name}/validity_em"])
         assert len(f1s) == 4 and ((ems >= 0) & (ems <= f1s + 1e-12) & (f1s <= 1)).all()  # F1 >= EM per pair
         assert all(0 <= v <= 1 for v in series[f"test/{name}/coverage"])
     assert series["test/su_span/span_rate"] == [1.0] * 4  # the constraint makes every answer a passage span
+    assert series["test/beam_both/distinct_pair"] == [0.5] * 4  # deterministic: one pair counted K = 2 times
     assert rows[-1]["final/su/validity_em"] == pytest.approx(np.mean(series["test/su/validity_em"]))
     # The checkpoint of lowest validation NLL is the one decoded (evaluations at steps 2 and 3).
     (selected,) = [r["train/selected_step"] for r in rows if "train/selected_step" in r]

@@ -121,3 +121,13 @@ def test_exact_checks():
     assert min(out["leak/bidirectional/future"]) > 1e-6
     assert min(out["leak/unilm_nopad/padding"]) > 1e-6
     assert max(out["leak/causal/future"]) == 0.0
+
+
+def test_decoding_arms_by_name():
+    from core.seq2seq import DECODINGS, Decoding
+
+    assert st.decoding_of("su_p80_b3") == Decoding("sample", "beam", top_p=0.8, beam=3)
+    assert st.decoding_of("su_p95_b1") == DECODINGS["su"]  # width 1 is greedy: Su's own decoding
+    assert st.decoding_of("beam_both") == Decoding("beam", "beam", beam=3)
+    with pytest.raises(ValueError, match="unknown decoding 'su_p8'"):
+        st.decoding_of("su_p8")
