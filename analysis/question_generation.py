@@ -14,6 +14,7 @@ Plotting and scipy are imported inside the functions that use them (Ray workers 
 """
 
 from dataclasses import replace
+from functools import wraps
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,81 @@ def at_smoke(t: Tables, v: Verdict) -> Verdict:
     if t.budget != "smoke" or v.verdict not in (SUPPORTED, REFUTED):
         return v
     return replace(v, verdict=INCONCLUSIVE, reason=f"smoke, reported only (would be {v.verdict}): {v.reason}")
+
+
+def languages(t: Tables) -> list[str]:
+    """The data sets of the trained models (full: `squad` and `webqa`; one below)."""
+    tr = t.trials
+    if tr.empty or "config/data" not in tr:
+        return []
+    return sorted(tr.loc[tr["status"] == "ok", "config/data"].dropna().unique())
+
+
+_SUBSETS: dict = {}
+
+
+def subset(t: Tables, data: str) -> Tables:
+    """The tables of one data set's models (the exact checks are shared); cached per (tables, data)."""
+    key = (id(t), data)
+    if key in _SUBSETS and _SUBSETS[key][0] is t:
+        return _SUBSETS[key][1]
+    trials = t.trials[t.trials["config/data"] == data].reset_index(drop=True)
+    metrics = t.metrics[t.metrics["trial_id"].isin(trials["trial_id"])].reset_index(drop=True)
+    tuning = t.tuning[t.tuning["config/data"] == data] if "config/data" in t.tuning else t.tuning
+    sub = Tables(t.budget, trials, metrics, t.checks, tuning.reset_index(drop=True))
+    if len(_SUBSETS) > 8:
+        _SUBSETS.clear()
+    _SUBSETS[key] = (t, sub)
+    return sub
+
+
+def per_language(check):
+    """A claim check applied to each data set when the study has several (full: English and Chinese) and combined:
+    a claim gets SUPPORTED or REFUTED only if every language agrees, else INCONCLUSIVE; a control FAILs only if it
+    fails in every language (PASS in any one makes the study INVALID). The effect and CI shown are the first
+    language's; the reason gives each."""
+
+    @wraps(check)
+    def combined(t: Tables) -> Verdict:
+        langs = languages(t)
+        if len(langs) <= 1:
+            return check(t)
+        parts = {d: check(subset(t, d)) for d in langs}
+        found = {v.verdict for v in parts.values()}
+        if found <= {PASS, FAIL}:
+            verdict = PASS if PASS in found else FAIL
+        else:
+            verdict = found.pop() if len(found) == 1 else INCONCLUSIVE
+        first = parts[langs[0]]
+        reason = "; ".join(f"{d}: {v.verdict}, {v.reason}" for d, v in parts.items())
+        detail = [{"data": d, "verdict": v.verdict, "effect": v.effect, "low": v.ci_low, "high": v.ci_high}
+                  for d, v in parts.items()]  # fmt: skip
+        return replace(first, verdict=verdict, reason=f"(effect and CI: {langs[0]}) {reason}", detail=detail)
+
+    return combined
+
+
+def for_language(fig, data: str):
+    """A figure drawn from one data set's models, named `<figure>_<data>` (None without such models)."""
+
+    def draw(t: Tables):
+        if data not in languages(t):
+            return None
+        out = fig(subset(t, data))
+        return None if out is None else (f"{out[0]}_{data}", out[1])
+
+    draw.__name__ = f"{fig.__name__}_{data}"
+    return draw
+
+
+def one_language(fig):
+    """A figure drawn only when the models come from one data set (below full); full draws `for_language`."""
+
+    @wraps(fig)
+    def draw(t: Tables):
+        return fig(t) if len(languages(t)) <= 1 else None
+
+    return draw
 
 
 def runs(t: Tables) -> pd.DataFrame:
@@ -115,13 +191,13 @@ def estimate(groups: list[np.ndarray], null: float = 0.0) -> dict:
             "passages": int(sum(map(len, groups)))}  # fmt: skip
 
 
-_FAMILY: dict = {}  # the last Tables' family (checked by identity): Q2-Q4 and a figure share it
+_FAMILY: dict = {}  # id(tables) -> (tables, family), checked by identity: Q2-Q4 and a figure share it
 
 
 def family(t: Tables) -> dict[str, dict]:
     """The Holm family of Q2-Q4: each test's estimate with its Holm-adjusted p (`p_holm`); missing tests left out."""
-    if _FAMILY.get("tables") is t:
-        return _FAMILY["family"]
+    if id(t) in _FAMILY and _FAMILY[id(t)][0] is t:
+        return _FAMILY[id(t)][1]
     from analysis.stats import holm
 
     tests = {
@@ -133,7 +209,9 @@ def family(t: Tables) -> dict[str, dict]:
     out = {k: estimate(g) for k, g in tests.items() if g and sum(map(len, g))}
     for key, p in zip(out, holm([e["p"] for e in out.values()]), strict=True):
         out[key]["p_holm"] = p
-    _FAMILY.update(tables=t, family=out)
+    if len(_FAMILY) > 8:  # keep the last few (one study's tables and its language subsets)
+        _FAMILY.clear()
+    _FAMILY[id(t)] = (t, out)
     return out
 
 
@@ -163,6 +241,7 @@ def _fmt(e: dict, scale: float = 100, unit: str = " points") -> str:
     return f"{scale * e['effect']:+.1f}{unit} [{scale * e['low']:+.1f}, {scale * e['high']:+.1f}]{p}"
 
 
+@per_language
 def check_q1(t: Tables) -> Verdict:
     """Q1: AQ validity under Su's decoding against 0.60."""
     groups = list(by_seed(t, "AQ", "test/su/validity").values())
@@ -176,6 +255,7 @@ def check_q1(t: Tables) -> Verdict:
                              detail=[e]))  # fmt: skip
 
 
+@per_language
 def check_q2(t: Tables) -> Verdict:
     """Q2: validity(AQ) - validity(QA) under Su's decoding, with the teacher-forced joint NLL beside it."""
     e = family(t).get("Q2")
@@ -200,6 +280,7 @@ def check_q2(t: Tables) -> Verdict:
                              threshold=ORDER_GAIN, n_seeds=e["seeds"], detail=[e]))  # fmt: skip
 
 
+@per_language
 def check_q3(t: Tables) -> Verdict:
     """Q3: Su vs sample_both on validity and Su vs greedy_both on coverage (AQ models)."""
     f = family(t)
@@ -220,6 +301,7 @@ def check_q3(t: Tables) -> Verdict:
     return _guard(t, verdict)
 
 
+@per_language
 def check_q4(t: Tables) -> Verdict:
     """Q4: span rate of unconstrained answers below 95%, and the span constraint's validity gain."""
     rate = list(by_seed(t, "AQ", "test/su/span_rate").values())
@@ -238,6 +320,7 @@ def check_q4(t: Tables) -> Verdict:
     return _guard(t, Verdict(v, reason, e["effect"], e["low"], e["high"], e["p_holm"], SPAN_RATE, e["seeds"], detail))
 
 
+@per_language
 def check_q5(t: Tables) -> Verdict:
     """Q5: round-trip EM of the BERT-initialised AQ models minus the randomly initialised ones (full budget only),
     paired by test passage within seed: SUPPORTED if >= 10 points with the CI excluding 0, REFUTED if the CI's
@@ -258,6 +341,7 @@ def check_q5(t: Tables) -> Verdict:
     return at_smoke(t, Verdict(v, reason, e["effect"], e["low"], e["high"], e["p"], PRETRAINED_GAIN, e["seeds"], [e]))
 
 
+@per_language
 def check_qc1(t: Tables) -> Verdict:
     """Q-C1 (must FAIL): the bidirectional mask leaks the next target; from local on it also beats the UniLM model's
     teacher-forced NLL at the same training step while its final model generates garbage."""
@@ -297,6 +381,7 @@ def check_qc1(t: Tables) -> Verdict:
     return Verdict(verdict, reason, effect=nll_c - nll_u, threshold=0.0, detail=[detail])
 
 
+@per_language
 def check_qc2(t: Tables) -> Verdict:
     """Q-C2 (must FAIL): without the key-padding term the final targets see padding."""
     nopad, uni = t.check("leak/unilm_nopad/padding"), t.check("leak/unilm/padding")

@@ -45,10 +45,14 @@ Design choices where the spec is silent or where this differs from it:
   first local run the control was at 1.44 nats on validation after 400 steps, the UniLM model at 0.97 on test
   after 3000, and the study came out INVALID on that comparison alone.)
 
-Full budget (SQuAD 1.1, BERT; tested on tiny local files, never run here):
-- Data under `$CLAIMBENCH_DATA` (`core.data.squad.SETUP`): SQuAD's train/dev JSON and a BERT checkpoint directory.
-  A Du-style split: 10% of the training articles (seeded hash of the title) are the test set, 2,000 of their
-  passage windows are decoded; 128 dev examples give the validation NLL. Word pieces by BERT's own tokeniser.
+Full budget (tested on tiny local files, never run here), in two languages, each with its own BERT:
+- English: SQuAD 1.1 (`bert-base-uncased`), a Du-style split: 10% of the training articles (seeded hash of the
+  title) are the test set, 2,000 of their passage windows are decoded; the official dev set is the dev set.
+- Chinese: Su's WebQA + SogouQA (`bert-base-chinese`), his preparation (chunks of <= 126 characters cut at
+  punctuation, those holding the answer), split 80/10/10 by a seeded order (Su: 90/10 by a saved order).
+- Files under `$CLAIMBENCH_DATA` (`core.data.squad.SETUP`); word pieces by BERT's own tokeniser; 128 dev examples
+  give the validation NLL. Every claim is decided per language and stands only where both agree
+  (`analysis.question_generation.per_language`); figures are drawn per language.
 - Generators: `init` pretrained (BERT's weights, Su's `keep_tokens` renumbering) or random (BERT's shape, post-norm,
   this project's initialisation), order AQ/QA, 3 seeds, 100k steps, dropout 0.1; lr in {1e-5, 2e-5, 5e-5} chosen
   by Optuna with 3 trials per (order, init) arm on validation NLL (tuning seed 100); the checkpoint of lowest
@@ -96,7 +100,18 @@ from core.data.facts import (
     wordnet_facts,
     wordnet_path,
 )
-from core.data.squad import WordPiece, exact_match, examples, f1, normalize, read_squad, split_articles, squad_files
+from core.data.squad import (
+    WordPiece,
+    exact_match,
+    examples,
+    f1,
+    normalize,
+    read_squad,
+    split_articles,
+    squad_files,
+    webqa_files,
+    webqa_records,
+)
 from core.data.text import sha256
 from core.seq2seq import (
     DECODINGS,
@@ -166,6 +181,8 @@ DECODE = {  # decoding arms (inference only) and samples per passage
 }
 SEEDS = {"smoke": [0, 1], "local": [0, 1, 2], "full": [0, 1, 2]}  # local: 3 seeds after calibration (docstring)
 MASKS = {"smoke": ["unilm"], "local": ["unilm"], "full": ["unilm"]}
+REAL_QA = ("squad", "webqa")  # the full budget's data sets (QAData)
+LANGUAGES = {"squad": "bert-base-uncased", "webqa": "bert-base-chinese"}  # data -> checkpoint dir (spec 5.3)
 FULL_LRS = [1e-5, 2e-5, 5e-5]  # spec 5.4, searched by Optuna per arm at full
 CONTROL_STEPS = {"smoke": 200, "local": 400, "full": 2000}  # Q-C1's bidirectional run, seed 0, order AQ
 DATA_SEED = 7630
@@ -250,8 +267,9 @@ CLAIMS = (
         "controls",
     ),
 )
-FIGURES = (qa.fig_pareto, qa.fig_order_effect, qa.fig_training, qa.fig_controls, qa.fig_span_constraint, qa.fig_diversity,
-           qa.fig_pretraining)  # fmt: skip
+_FIGS = (qa.fig_pareto, qa.fig_order_effect, qa.fig_training, qa.fig_controls, qa.fig_span_constraint, qa.fig_diversity,
+         qa.fig_pretraining)  # fmt: skip
+FIGURES = (*map(qa.one_language, _FIGS), *(qa.for_language(fig, data) for data in LANGUAGES for fig in _FIGS))
 
 
 # Exact checks: the spec's leak tests for every mask, in float64.
@@ -345,28 +363,42 @@ class Data:
         return self.batch(passages, [self.language.sample_pair(p, rng) for p in passages], order)
 
 
-class SquadData:
-    """SQuAD 1.1 passage windows in BERT word pieces (full budget), with the round-trip judge.
+class QAData:
+    """Real QA passages in BERT word pieces (full budget: SQuAD 1.1 or Su's WebQA + SogouQA), with the round-trip
+    judge.
 
-    Generator and round-trip QA model train on the same training articles; the test passages are the windows of
-    the held-out training articles (Du-style, `core.data.squad`), validation is 128 examples of the dev set.
+    Generator and round-trip QA model train on the same training examples. SQuAD: the test passages are windows of
+    held-out training articles (Du-style), the dev examples come from the official dev set. WebQA: Su's chunks,
+    split by a seeded order (`core.data.squad.webqa_records`). Validation NLL uses 128 dev examples.
     """
 
     def __init__(self, config: dict, device: str):
         root = Path(config["data_root"]) if config.get("data_root") else data_root()
-        files, self.bert = squad_files(root), root / config["bert"]
+        self.bert = root / config["bert"]
         if not (self.bert / "vocab.txt").exists():
             raise FileNotFoundError(f"{self.bert / 'vocab.txt'} is missing: see core.data.squad.SETUP")
         self.tok = WordPiece(self.bert / "vocab.txt")
         self.vocab, self.max_p, self.max_a = self.tok.tokens, config["max_p"], config["max_a"]
         cut = {"tok": self.tok, "max_p": config["max_p"], "max_a": config["max_a"], "max_q": config["max_q"]}
-        train = read_squad(files["train"])
-        held = split_articles([r["title"] for r in train], config["test_share"], DATA_SEED)
-        self.train, self.counts = examples([r for r in train if r["title"] not in held], **cut)
-        test, _ = examples([r for r in train if r["title"] in held], **cut)
-        dev, _ = examples(read_squad(files["dev"]), **cut)
+        if config["data"] == "squad":
+            files = squad_files(root)
+            train = read_squad(files["train"])
+            held = split_articles([r["title"] for r in train], config["test_share"], DATA_SEED)
+            records = {"train": [r for r in train if r["title"] not in held], "dev": read_squad(files["dev"]),
+                       "test": [r for r in train if r["title"] in held]}  # fmt: skip
+            sources = list(files.values())
+        elif config["data"] == "webqa":
+            sources = webqa_files(root)
+            records = webqa_records(sources, config["max_p"] - 2, DATA_SEED)
+        else:
+            raise ValueError(f"unknown data {config['data']!r} at full; expected squad or webqa")
+        self.train, self.counts = examples(records["train"], **cut)
+        test, _ = examples(records["test"], **cut)
+        dev, _ = examples(records["dev"], **cut)
         if not self.train or not test or not dev:
-            raise ValueError(f"SQuAD under {root}: {len(self.train)} train, {len(test)} test, {len(dev)} dev examples")
+            raise ValueError(
+                f"{config['data']} under {root}: {len(self.train)} train, {len(test)} test, {len(dev)} dev examples"
+            )
         windows: dict[tuple, list] = {}
         for e in test:  # test passages: distinct windows in file order, each with its gold examples
             windows.setdefault(e.passage, []).append(e)
@@ -377,9 +409,9 @@ class SquadData:
         picked = rng.sample(dev, min(128, len(dev)))
         self.val, self.val_gold = [e.passage for e in picked], [(e.answer, e.question) for e in picked]
         self.dev = dev[: config["qa_dev"]]
-        self.files = [files["train"], self.bert / "vocab.txt", self.bert / "pytorch_model.bin"]
+        self.files = [*sources, self.bert / "vocab.txt", self.bert / "pytorch_model.bin"]
         self.qa, self.qa_info = round_trip_model(self, config, device)
-        self.source = f"SQuAD 1.1 {files['train']}: {len(self.train)} train examples, {len(self.test)} test passages"
+        self.source = f"{config['data']} {sources[0]}: {len(self.train)} train examples, {len(self.test)} test passages"
 
     def passage_ids(self, passage) -> list[int]:
         return list(passage)
@@ -426,7 +458,7 @@ class SquadData:
         return out
 
 
-def train_span_qa(data: SquadData, rows: list[tuple], config: dict, device: str, seed: int) -> SpanQA:
+def train_span_qa(data: QAData, rows: list[tuple], config: dict, device: str, seed: int) -> SpanQA:
     """BERT fine-tuned for extractive QA on `(question, passage, start, end)` rows: AdamW, `qa_steps` steps of
     `qa_batch`, lr `qa_lr` with a 10% linear warm-up and a linear decay to 0 (BERT's SQuAD recipe)."""
     torch.manual_seed(seed)
@@ -450,14 +482,14 @@ def train_span_qa(data: SquadData, rows: list[tuple], config: dict, device: str,
     return model.eval()
 
 
-def dev_scores(model: SpanQA, data: SquadData) -> tuple[list[float], list[float]]:
+def dev_scores(model: SpanQA, data: QAData) -> tuple[list[float], list[float]]:
     """EM and F1 of a QA model on each dev example (decoded word pieces on both sides)."""
     said = answer(model, [list(e.question) for e in data.dev], [list(e.passage) for e in data.dev], data.max_a)
     pairs = [(data.tok.decode(s), data.tok.decode(list(e.answer))) for s, e in zip(said, data.dev, strict=True)]
     return [exact_match(p, g) for p, g in pairs], [f1(p, g) for p, g in pairs]
 
 
-def round_trip_model(data: SquadData, config: dict, device: str) -> tuple[SpanQA, dict[str, float]]:
+def round_trip_model(data: QAData, config: dict, device: str) -> tuple[SpanQA, dict[str, float]]:
     """The round-trip QA model: BERT fine-tuned for extractive QA on the generator's training examples only.
 
     Trained once per (data, checkpoint, QA settings) and cached under `$CLAIMBENCH_DATA/question_generation`, with
@@ -489,7 +521,7 @@ def round_trip_model(data: SquadData, config: dict, device: str) -> tuple[SpanQA
                    "rtqa/key": float(int(key[:12], 16))}  # fmt: skip
 
 
-def utility(model: Seq2Seq, data: SquadData, config: dict, device: str) -> tuple[dict, dict]:
+def utility(model: Seq2Seq, data: QAData, config: dict, device: str) -> tuple[dict, dict]:
     """Spec 5.3's utility: a fresh QA model trained only on `utility_pairs` pairs this generator makes (Su's
     decoding, one per training passage drawn with the seed), scored on the real dev examples.
 
@@ -557,7 +589,7 @@ def decode(model: Seq2Seq, data, config: dict, name: str, gen: torch.Generator, 
 
 def build_model(config: dict, data) -> Seq2Seq:
     """From scratch (pre-norm) at smoke and local; at full BERT's shape, from its weights or random (Q5)."""
-    if config["data"] != "squad":
+    if config["data"] not in REAL_QA:
         context = 1 + config["max_p"] + config["max_a"] + config["max_q"] + 3
         return Seq2Seq(len(data.vocab), context, config["d_model"], config["heads"], config["layers"], config["ffn"],
                        config["mask"], config["dropout"])  # fmt: skip
@@ -575,8 +607,8 @@ def qg(config: dict, report) -> None:
     torch.manual_seed(seed)
     rng = random.Random(seed)
     device = trial_device()
-    data = SquadData(config, device) if config["data"] == "squad" else Data(config)
-    if config["data"] == "squad":
+    data = QAData(config, device) if config["data"] in REAL_QA else Data(config)
+    if config["data"] in REAL_QA:
         report({"step": 0, **data.qa_info, "data/train_examples": float(len(data.train))})
     torch.manual_seed(seed)
     model = build_model(config, data).to(device)
@@ -638,17 +670,18 @@ def get_study(budget: str) -> Study:
         **DECODE[budget],
         "control_steps": CONTROL_STEPS[budget],
     }
-    if budget == "full":  # pretrained vs random init (Q5), BERT-base from a local checkpoint
-        main = {k: v for k, v in base.items() if k != "lr"}  # Optuna picks the lr per arm (`nuisance`)
-        cells = [main | {"order": o, "mask": "unilm", "init": i, "seed": s}
-                 for i in ("pretrained", "random") for o in ("AQ", "QA") for s in SEEDS[budget]]  # fmt: skip
+    control = {"order": "AQ", "mask": "bidirectional", "seed": 0, "steps": CONTROL_STEPS[budget], "decodes": "su"}
+    if budget == "full":  # per language: pretrained vs random init (Q5), BERT-base from a local checkpoint
+        cells = []
+        for data, bert in LANGUAGES.items():
+            main = {k: v for k, v in base.items() if k != "lr"} | {"data": data, "bert": bert}  # Optuna sets lr
+            cells += [main | {"order": o, "mask": "unilm", "init": i, "seed": s}
+                      for i in ("pretrained", "random") for o in ("AQ", "QA") for s in SEEDS[budget]]  # fmt: skip
+            # The control keeps the grid's lr; no claim reads its utility (and it decodes without a cache).
+            cells.append(base | {"data": data, "bert": bert} | control | {"init": "pretrained", "utility_pairs": 0})
     else:
         cells = [base | {"order": o, "mask": m, "seed": s} for m in MASKS[budget] for o in ("AQ", "QA") for s in SEEDS[budget]]
-    control = base | {"order": "AQ", "mask": "bidirectional", "seed": 0, "steps": CONTROL_STEPS[budget],
-                      "decodes": "su", "init": "pretrained" if budget == "full" else "random"}  # fmt: skip
-    if budget == "full":
-        control["utility_pairs"] = 0  # no claim reads the control's utility (and it decodes without a cache)
-    cells.append(control)
+        cells.append(base | control | {"init": "random"})
     return Study(
         name="question_generation",
         budget=budget,
@@ -664,6 +697,6 @@ def get_study(budget: str) -> Study:
         tuning=Tuning(nuisance, "val/tf_nll", "min", trials_per_arm=3, seed=100) if budget == "full" else None,
         sources={
             "local": lambda: [f"wordnet: {wordnet_path()} sha256 {sha256(wordnet_path())}"],
-            "full": lambda: [f"squad: {p} sha256 {sha256(p)}" for p in squad_files().values()],
+            "full": lambda: [f"{p.parent.name}: {p} sha256 {sha256(p)}" for p in [*squad_files().values(), *webqa_files()]],
         }.get(budget),
     )

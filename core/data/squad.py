@@ -1,9 +1,14 @@
-"""SQuAD 1.1 for question generation at the full budget (spec 02, section 5.3); read from local files only.
+"""QA data for question generation at the full budget (spec 02, section 5.3); read from local files only.
 
-| file under `$CLAIMBENCH_DATA/squad`      | role                                            |
-|------------------------------------------|-------------------------------------------------|
-| `train-v1.1.json`                        | generator and round-trip QA training; Du-style test split |
-| `dev-v1.1.json`                          | validation (Du et al. use the official dev set as dev)   |
+| files under `$CLAIMBENCH_DATA`               | role                                                      |
+|----------------------------------------------|-----------------------------------------------------------|
+| `squad/train-v1.1.json`, `squad/dev-v1.1.json` | English: training and Du-style test split; dev           |
+| `webqa/WebQA.json`, `webqa/SogouQA.json`     | Chinese (Su's data, `bojone/dgcnn_for_reading_comprehension`) |
+
+Su's Chinese preparation (`webqa_records`): every passage with an answer is cut by `segment` into chunks of at
+most 126 characters at the separators `\n。！？!?；;，, ` (coarsest first), and each chunk that contains the answer
+becomes one example (the answer's first occurrence). Su holds out every tenth example of a saved random order;
+here a seeded order holds out every tenth as the test set and the next tenth as the dev set.
 
 Du et al. (2017) keep SQuAD's dev set as their dev set and hold out articles of the training set as their test set.
 Their article list is not available offline, so `split_articles` holds out a fixed share of the training articles
@@ -24,6 +29,7 @@ no articles, single spaces; F1 over the bag of normalised words).
 
 import hashlib
 import json
+import random
 import re
 import string
 from collections import Counter
@@ -35,9 +41,11 @@ from core.data import data_root
 SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")  # ids 0-4, as in core.seq2seq
 SETUP = (
     "copy train-v1.1.json and dev-v1.1.json (rajpurkar.github.io/SQuAD-explorer) to $CLAIMBENCH_DATA/squad and a "
-    "Hugging Face BERT checkpoint (vocab.txt, config.json, pytorch_model.bin) to $CLAIMBENCH_DATA/bert-base-uncased"
+    "Hugging Face BERT checkpoint (vocab.txt, config.json, pytorch_model.bin) to $CLAIMBENCH_DATA/bert-base-uncased "
+    "(bert-base-chinese for webqa)"
 )
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+SU_SEPS, SU_STRIPS = "\n。！？!?；;，, ", "；;，, "  # Su's chunk separators (coarsest first) and end characters
 
 
 def squad_files(root: Path | None = None) -> dict[str, Path]:
@@ -73,6 +81,62 @@ def read_squad(path: str | Path) -> list[dict]:
                 out.append({"id": qa["id"], "title": article.get("title", ""), "context": context,
                             "question": qa["question"], "answers": answers})  # fmt: skip
     return out
+
+
+def webqa_files(root: Path | None = None) -> list[Path]:
+    """Su's WebQA and SogouQA JSON files under `root/webqa`; a one-line error if missing."""
+    files = [Path(root or data_root()) / "webqa" / name for name in ("WebQA.json", "SogouQA.json")]
+    for path in files:
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} is missing: copy WebQA.json and SogouQA.json (bojone/dgcnn_for_reading_comprehension) there"
+            )
+    return files
+
+
+def segment(text: str, max_len: int, seps: str = SU_SEPS, strips: str = SU_STRIPS) -> list[str]:
+    """Chunks of at most `max_len` characters where the separators allow: split at the first separator, pack the
+    pieces (each keeps its separator) greedily, and split a chunk still too long at the next separator. Ends are
+    stripped of whitespace and `strips`; a text no separator can cut stays over-long."""
+    text = text.strip().strip(strips)
+    if not seps or len(text) <= max_len:
+        return [text]
+    pieces = text.split(seps[0])
+    out, chunk = [], ""
+    for i, piece in enumerate(pieces):
+        if chunk and piece and len(chunk) + len(piece) > max_len - 1:
+            out += segment(chunk, max_len, seps[1:], strips)
+            chunk = ""
+        chunk += piece if i == len(pieces) - 1 else piece + seps[0]
+    if chunk:
+        out += segment(chunk, max_len, seps[1:], strips)
+    return out
+
+
+def webqa_records(paths: list[Path], max_chars: int = 126, seed: int = 7630) -> dict[str, list[dict]]:
+    """Su's examples from WebQA/SogouQA-format files (`[{question, passages: [{passage, answer}]}]`), as
+    `read_squad`-style records, split by a seeded order into `train`, `dev` (every tenth from the second) and
+    `test` (every tenth from the first)."""
+    records = []
+    for path in paths:
+        try:
+            items = json.loads(Path(path).read_text(encoding="utf8"))
+            for n, item in enumerate(items):
+                for passage in item["passages"]:
+                    answer = passage["answer"]
+                    for chunk in segment(passage["passage"], max_chars) if answer else []:
+                        if answer in chunk:
+                            records.append({"id": f"{Path(path).stem}:{n}", "title": f"{Path(path).stem}:{n}",
+                                            "context": chunk, "question": item["question"],
+                                            "answers": [(answer, chunk.index(answer))]})  # fmt: skip
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is not WebQA-format JSON ({type(exc).__name__}: {exc})") from None
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    split = {"train": [], "dev": [], "test": []}
+    for rank, i in enumerate(order):
+        split["test" if rank % 10 == 0 else "dev" if rank % 10 == 1 else "train"].append(records[i])
+    return split
 
 
 def split_articles(titles: list[str], test_share: float = 0.1, seed: int = 7630) -> set[str]:

@@ -156,15 +156,16 @@ def test_figures_draw(tmp_path):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
 
 
-def _full(em: dict[tuple[str, str], float], seeds: int = 3, utility: dict[str, float] | None = None) -> Tables:
+def _full(em: dict[tuple[str, str], float], seeds: int = 3, utility: dict[str, float] | None = None, data: str = "") -> Tables:
     """Full-budget tables: per (init, order) a round-trip EM rate under Su's decoding (K = 10 per passage)."""
     rng = np.random.default_rng(1)
     trials, rows = [], []
     for (init, order), rate in em.items():
         for s in range(seeds):
-            tid = f"{init}{order}{s}"
+            tid = f"{data}{init}{order}{s}"
             trials.append({"trial_id": tid, "status": "ok", "config/task": "qg", "config/order": order,
-                           "config/mask": "unilm", "config/seed": s, "config/steps": 100, "config/init": init})  # fmt: skip
+                           "config/mask": "unilm", "config/seed": s, "config/steps": 100, "config/init": init}
+                          | ({"config/data": data} if data else {}))  # fmt: skip
             values = rng.binomial(10, rate, size=PASSAGES) / 10
             for m in ("validity", "validity_em"):
                 rows += [(tid, qa.TEST_STEP + i, f"test/su/{m}", float(v)) for i, v in enumerate(values)]
@@ -199,3 +200,37 @@ def test_full_budget_figures_draw(tmp_path):
         name, f = fig(t)
         f.savefig(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def _both(en: Tables, zh: Tables) -> Tables:
+    return Tables("full", pd.concat([en.trials, zh.trials], ignore_index=True),
+                  pd.concat([en.metrics, zh.metrics], ignore_index=True), en.checks)  # fmt: skip
+
+
+def test_full_budget_claims_need_both_languages():
+    strong = {("pretrained", "AQ"): 0.7, ("pretrained", "QA"): 0.5, ("random", "AQ"): 0.3, ("random", "QA"): 0.3}
+    flat = dict.fromkeys(strong, 0.5)
+    both = _both(_full(strong, data="squad"), _full(strong, data="webqa"))
+    assert qa.languages(both) == ["squad", "webqa"]
+    q5 = qa.check_q5(both)
+    assert q5.verdict == SUPPORTED and "squad: SUPPORTED" in q5.reason and "webqa: SUPPORTED" in q5.reason
+    assert [d["data"] for d in q5.detail] == ["squad", "webqa"]
+    mixed = _both(_full(strong, data="squad"), _full(flat, data="webqa"))
+    assert qa.check_q5(mixed).verdict == INCONCLUSIVE  # SUPPORTED in English, REFUTED in Chinese
+    assert qa.check_q5(_both(_full(flat, data="squad"), _full(flat, data="webqa"))).verdict == REFUTED
+    # Each language's verdict is the one its own tables give.
+    assert qa.check_q5(qa.subset(mixed, "webqa")).verdict == REFUTED
+    assert qa.check_qc2(both).verdict == FAIL  # the exact checks are shared
+    assert qa.one_language(qa.fig_pretraining)(both) is None
+    name, fig = qa.for_language(qa.fig_pretraining, "webqa")(both)
+    assert name == "pretraining_webqa" and qa.for_language(qa.fig_pretraining, "xx")(both) is None
+
+
+def test_a_control_must_fail_in_every_language():
+    strong = {("pretrained", "AQ"): 0.7, ("pretrained", "QA"): 0.5}
+    both = _both(_full(strong, data="squad"), _full(strong, data="webqa"))
+    from analysis.verdict import Verdict
+
+    one = qa.per_language(lambda t: Verdict(FAIL if qa.languages(t) == ["squad"] else PASS, "planted"))
+    assert one(both).verdict == PASS  # passing in Chinese makes the study INVALID
+    assert qa.per_language(lambda t: Verdict(FAIL, "planted"))(both).verdict == FAIL

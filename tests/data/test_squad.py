@@ -111,3 +111,49 @@ def test_squad_answer_comparison_by_hand():
     # precision 2/2, recall 2/3 -> F1 = 0.8
     assert sq.f1("cat sat", "the cat sat down") == pytest.approx(0.8)
     assert sq.f1("a", "the") == 0.0 and sq.f1("x y y", "y y z") == pytest.approx(2 / 3)
+
+
+TEXT = "北京是中国的首都，也是一座古城。上海在东边，是最大的城市！广州在南方；深圳很新。"
+
+
+@pytest.mark.parametrize("max_len", [10, 16, 30, 100])
+def test_segment_cuts_at_separators_within_the_limit(max_len):
+    chunks = sq.segment(TEXT, max_len)
+    assert all(0 < len(c) <= max_len for c in chunks)
+
+    # Nothing but separators is lost at the cuts: in order, the chunks hold every other character of the text.
+    def bare(x):
+        return "".join(ch for ch in x if ch not in sq.SU_SEPS)
+
+    assert bare("".join(chunks)) == bare(TEXT)
+    assert "".join(c.strip("；;，, ") for c in chunks) == "".join(chunks)
+    assert len(chunks) == {10: 6, 16: 3, 30: 2, 100: 1}[max_len]
+    # Sentences (。！) are the first cuts; commas only where a sentence is still too long.
+    assert sq.segment(TEXT, 16)[0] == "北京是中国的首都，也是一座古城。"
+
+
+def test_segment_edge_cases():
+    assert sq.segment("  ，abc，  ", 100) == ["abc"]
+    assert sq.segment("a" * 20, 5) == ["a" * 20]  # no separator to cut at: left whole
+    assert sq.segment("", 5) == [""]
+
+
+def test_webqa_records_follow_su_and_split_by_order(tmp_path):
+    items = [{"question": f"问题{i}？", "passages": [
+        {"passage": f"答案{i}在这里。别的句子没有它，还有更多的字。", "answer": f"答案{i}"},
+        {"passage": "没有答案的篇章。", "answer": ""}]} for i in range(30)]  # fmt: skip
+    (tmp_path / "WebQA.json").write_text(json.dumps(items[:20], ensure_ascii=False))
+    (tmp_path / "SogouQA.json").write_text(json.dumps(items[20:], ensure_ascii=False))
+    split = sq.webqa_records([tmp_path / "WebQA.json", tmp_path / "SogouQA.json"], max_chars=12)
+    assert {k: len(v) for k, v in split.items()} == {"train": 24, "dev": 3, "test": 3}
+    recs = [r for v in split.values() for r in v]
+    for r in recs:  # the chunk that holds the answer, with the answer's offset
+        ((text, start),) = r["answers"]
+        assert r["context"][start : start + len(text)] == text and len(r["context"]) <= 12
+        assert r["context"] == f"{text}在这里。"
+    assert split == sq.webqa_records([tmp_path / "WebQA.json", tmp_path / "SogouQA.json"], max_chars=12)
+    (tmp_path / "bad.json").write_text('[{"question": "q"}]')
+    with pytest.raises(ValueError, match="not WebQA-format JSON"):
+        sq.webqa_records([tmp_path / "bad.json"])
+    with pytest.raises(FileNotFoundError, match="WebQA.json is missing"):
+        sq.webqa_files(tmp_path / "nowhere")

@@ -18,6 +18,7 @@ PEOPLE = ["alma", "boris", "cleo", "dario", "elin", "farid", "greta", "hugo", "i
 CITIES = ["oslo", "lima", "quito", "riga", "sofia", "tunis", "vaduz", "minsk"]
 WORDS = ["was", "born", "in", "lives", "works", "at", "the", "museum", "of", "where", "who", "is", "a", "painter",
          "city", "and", "famous", "for", "art", "which", "did"]  # fmt: skip
+ZH_PEOPLE, ZH_CITIES = ["张三", "李四", "王五", "赵六"], ["北京", "上海", "广州", "深圳", "成都"]
 VOCAB = ["[PAD]", *WORDS, "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "?", ",", *PEOPLE, *CITIES, "##s"]
 
 
@@ -46,13 +47,28 @@ def root(tmp_path_factory):
         (root / "squad" / name).write_text(json.dumps(data))
     bert = root / "bert"
     bert.mkdir()
-    (bert / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    cfg = {"vocab_size": len(VOCAB), "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+    _bert(bert, VOCAB)
+    # Chinese: Su's WebQA/SogouQA format and a character vocabulary.
+    (root / "webqa").mkdir()
+    draws = [(rng.choice(ZH_PEOPLE), rng.choice(ZH_CITIES), rng.choice(ZH_CITIES)) for _ in range(40)]
+    items = [{"question": f"{p}在哪里出生？", "passages": [{"passage": f"{p}是画家。{p}出生在{c}，住在{o}。", "answer": c}]}
+             for p, c, o in draws]  # fmt: skip
+    (root / "webqa" / "WebQA.json").write_text(json.dumps(items[:30], ensure_ascii=False))
+    (root / "webqa" / "SogouQA.json").write_text(json.dumps(items[30:], ensure_ascii=False))
+    chars = sorted({ch for it in items for ch in it["question"] + it["passages"][0]["passage"]})
+    (root / "bert-zh").mkdir()
+    _bert(root / "bert-zh", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars])
+    return root
+
+
+def _bert(bert, vocab):
+    (bert / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    cfg = {"vocab_size": len(vocab), "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
            "intermediate_size": 32, "max_position_embeddings": 64, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
            "hidden_act": "gelu"}  # fmt: skip
     (bert / "config.json").write_text(json.dumps(cfg))
     torch.manual_seed(0)
-    model = Seq2Seq(len(VOCAB), 64, 16, 2, 2, 32, post_norm=True, eps=1e-12)
+    model = Seq2Seq(len(vocab), 64, 16, 2, 2, 32, post_norm=True, eps=1e-12)
     ours = model.state_dict()
     state = {theirs: ours[name] for name, theirs in _bert_names(2).items()}
     for i in range(2):
@@ -61,7 +77,6 @@ def root(tmp_path_factory):
             for n, x in (("query", q), ("key", k), ("value", v)):
                 state[f"bert.encoder.layer.{i}.attention.self.{n}.{p}"] = x
     torch.save(state, bert / "pytorch_model.bin")
-    return root
 
 
 def _config(root, **over) -> dict:
@@ -78,20 +93,30 @@ def _series(rows: list[dict]) -> dict:
 
 def test_full_grid():
     cells = expand(st.get_study("full").param_space)
-    main = sorted((c["init"], c["order"], c["seed"]) for c in cells if c["mask"] == "unilm")
-    assert main == sorted((i, o, s) for i in ("pretrained", "random") for o in ("AQ", "QA") for s in (0, 1, 2))
-    (control,) = [c for c in cells if c["mask"] == "bidirectional"]
+    main = sorted((c["data"], c["bert"], c["init"], c["order"], c["seed"]) for c in cells if c["mask"] == "unilm")
+    assert main == sorted((d, b, i, o, s) for d, b in (("squad", "bert-base-uncased"), ("webqa", "bert-base-chinese"))
+                          for i in ("pretrained", "random") for o in ("AQ", "QA") for s in (0, 1, 2))  # fmt: skip
+    controls = [c for c in cells if c["mask"] == "bidirectional"]
+    assert sorted(c["data"] for c in controls) == ["squad", "webqa"]
+    control = controls[0]
     assert control["init"] == "pretrained" and control["steps"] == st.CONTROL_STEPS["full"]
-    assert {c["data"] for c in cells} == {"squad"} and all(1 + c["max_p"] + c["max_a"] + c["max_q"] + 3 <= 512 for c in cells)
+    assert {c["data"] for c in cells} == {"squad", "webqa"} and all(
+        1 + c["max_p"] + c["max_a"] + c["max_q"] + 3 <= 512 for c in cells
+    )
     tuning = st.get_study("full").tuning
     assert all("lr" not in c for c in cells if c["mask"] == "unilm") and control["lr"] == 2e-5
     assert set(tuning.space(cells[0])) == {"lr"} and tuning.space(control) == {} and tuning.seed not in st.SEEDS["full"]
     assert control["utility_pairs"] == 0 and all(c["utility_pairs"] == 50_000 for c in cells if c["mask"] == "unilm")
 
 
-def test_missing_squad_names_the_setup(tmp_path):
+def test_missing_files_name_the_setup(tmp_path, root):
+    with pytest.raises(FileNotFoundError, match="bert/vocab.txt is missing: see core.data.squad.SETUP"):
+        st.QAData(_config(tmp_path), "cpu")
+    (tmp_path / "bert").symlink_to(root / "bert")
     with pytest.raises(FileNotFoundError, match="train-v1.1.json is missing"):
-        st.SquadData(_config(tmp_path), "cpu")
+        st.QAData(_config(tmp_path), "cpu")
+    with pytest.raises(FileNotFoundError, match="WebQA.json is missing"):
+        st.QAData(_config(tmp_path, data="webqa"), "cpu")
 
 
 @pytest.mark.parametrize("init,order", [("pretrained", "AQ"), ("random", "QA")])
@@ -130,7 +155,7 @@ def test_round_trip_model_is_trained_once_and_reused(root):
 def test_round_trip_metrics_with_stub_readers(root, monkeypatch):
     """A reader that says nothing makes every pair invalid; one that gives back the generated answer makes every
     pair valid; coverage counts the distinct gold answers that round-trip-exact pairs hit."""
-    data = st.SquadData(_config(root), "cpu")
+    data = st.QAData(_config(root), "cpu")
     rows = [[(list(e.answer), list(e.question)) for e in g] for g in data.gold]  # each passage's gold pairs
     monkeypatch.setattr(st, "answer", lambda model, questions, passages, max_len: [[] for _ in questions])
     for m in data.judge(rows):
@@ -144,3 +169,15 @@ def test_round_trip_metrics_with_stub_readers(root, monkeypatch):
     for m, g in zip(data.judge(firsts), data.gold, strict=True):
         assert m["coverage"] == pytest.approx(1 / len({e.answer for e in g})) and m["distinct_pair"] == 0.5
     assert any(len({e.answer for e in g}) > 1 for g in data.gold)  # the case above is not vacuous
+
+
+def test_chinese_arm_on_tiny_files(root):
+    rows: list[dict] = []
+    cfg = _config(root, data="webqa", bert="bert-zh", max_p=32, decodes="su,beam_both,su_span")
+    st.qg(cfg, rows.append)
+    series = _series(rows)
+    data = st.QAData(cfg, "cpu")
+    assert 0 < len(data.test) <= 4 and len(data.train) > len(data.dev)
+    # Chinese word pieces are characters: decoding joins them with spaces, so SQuAD's F1 is over characters.
+    assert data.tok.decode(data.tok.encode("北京")[0]) == "北 京"
+    assert len(series["test/su/validity"]) == len(data.test) and series["test/su_span/span_rate"] == [1.0] * len(data.test)
