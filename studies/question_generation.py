@@ -69,9 +69,12 @@ Full budget (tested on tiny local files, never run here), in two languages, each
   width {1, 3, 5} (`su_p90_b3`; Su's own is `su` = p0.95, width 1), sample_both, greedy_both, beam_both (width 3:
   the spec names no width; Q3 compares coverage with it), Su with the span constraint. Beams score the sum of
   log-probabilities and decode with the cache (`core.seq2seq.beam_search`, against a per-row loop).
+- Su's replication arm (spec 5.4): every generator also keeps the checkpoint of the 1,000-step epoch with the
+  lowest mean training loss (Su's callback) and decodes it with Su's decoding as `su_trainloss` (reported, read by
+  no claim).
 - Not built: BLEU-4/METEOR/ROUGE-L of answer-aware questions (each needs a scorer package this project does not
-  carry; the round-trip and utility metrics above are the claims' metrics), Su's lowest-training-loss
-  replication arm, and ASHA pruning of lr trials within an arm (the spec allows, does not require it).
+  carry; the round-trip and utility metrics above are the claims' metrics), and ASHA pruning of lr trials within an
+  arm (the spec allows, does not require it).
 """
 
 import fcntl
@@ -160,7 +163,15 @@ MODEL = {
 TRAIN = {
     "smoke": {"steps": 200, "lr": 3e-3, "warmup": 0, "batch": 32, "eval_every": 100},
     "local": {"steps": 3000, "lr": 1e-3, "warmup": 100, "batch": 32, "eval_every": 250},  # calibrated (docstring)
-    "full": {"steps": 100_000, "lr": 2e-5, "warmup": 1000, "batch": 32, "eval_every": 5000, "select": "best_val"},
+    "full": {
+        "steps": 100_000,
+        "lr": 2e-5,
+        "warmup": 1000,
+        "batch": 32,
+        "eval_every": 5000,
+        "select": "best_val",
+        "su_epoch": 1000,
+    },  # fmt: skip  # su_epoch: Su's replication checkpoint (epochs of 1000 steps)
 }
 DECODE = {  # decoding arms (inference only) and samples per passage
     "smoke": {"decodes": "su,greedy_both,sample_both", "samples": 3},
@@ -617,6 +628,8 @@ def qg(config: dict, report) -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)))  # then constant
     report({"step": 0, "model/parameters": float(parameters(model)), "data/vocab": float(len(data.vocab))})
     best = (float("inf"), 0, None)  # full: the checkpoint of lowest validation NLL (spec 5.4), held in memory
+    su = (float("inf"), 0, None)  # full: Su's checkpoint, the epoch (su_epoch steps) of lowest mean training loss
+    epoch_loss = torch.zeros((), device=device)
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         loss = model.loss(data.train_batch(config["batch"], rng, config["order"]).to(device))
@@ -625,6 +638,13 @@ def qg(config: dict, report) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        if config.get("su_epoch"):
+            epoch_loss += loss.detach()
+            if step % config["su_epoch"] == 0:
+                mean, epoch_loss = float(epoch_loss) / config["su_epoch"], torch.zeros((), device=device)
+                report({"step": step, "train/epoch_loss": mean})
+                if mean <= su[0]:  # Su's callback keeps the lowest (ties: the later epoch)
+                    su = (mean, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
         if step % config["eval_every"] == 0 or step in (steps, config["control_steps"]):  # Q-C1 compares at equal steps
             val = _nll(model, data, data.val, data.val_gold, config["order"], device)
             report({"step": step, "train/loss": float(loss.detach()), "val/tf_nll": float(val.mean()),
@@ -644,6 +664,13 @@ def qg(config: dict, report) -> None:
         report({"step": qa.TEST_STEP} | {f"test/{name}/{m}": v for m, v in per.items()})
         final |= {f"final/{name}/{m}": float(np.nanmean(v)) if np.isfinite(v).any() else np.nan for m, v in per.items()}
     final["time/decode_s"] = time.perf_counter() - t1
+    if su[2] is not None:  # the replication arm: Su's checkpoint and Su's decoding
+        chosen = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(su[2])
+        per = decode(model, data, config, "su", torch.Generator().manual_seed(seed * 1000))
+        report({"step": qa.TEST_STEP} | {f"test/su_trainloss/{m}": v for m, v in per.items()})
+        final |= {f"final/su_trainloss/{m}": float(np.nanmean(v)) for m, v in per.items()} | {"train/su_step": float(su[1])}
+        model.load_state_dict(chosen)
     if config.get("utility_pairs"):
         series, finals = utility(model, data, config, device)
         report({"step": qa.TEST_STEP} | series)
@@ -678,7 +705,9 @@ def get_study(budget: str) -> Study:
             cells += [main | {"order": o, "mask": "unilm", "init": i, "seed": s}
                       for i in ("pretrained", "random") for o in ("AQ", "QA") for s in SEEDS[budget]]  # fmt: skip
             # The control keeps the grid's lr; no claim reads its utility (and it decodes without a cache).
-            cells.append(base | {"data": data, "bert": bert} | control | {"init": "pretrained", "utility_pairs": 0})
+            cells.append(
+                base | {"data": data, "bert": bert} | control | {"init": "pretrained", "utility_pairs": 0, "su_epoch": 0}
+            )
     else:
         cells = [base | {"order": o, "mask": m, "seed": s} for m in MASKS[budget] for o in ("AQ", "QA") for s in SEEDS[budget]]
         cells.append(base | control | {"init": "random"})

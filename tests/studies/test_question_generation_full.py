@@ -84,7 +84,7 @@ def _config(root, **over) -> dict:
     return cell | {"data_root": str(root), "bert": "bert", "test_share": 0.5, "test_passages": 4, "max_p": 24,
                    "max_a": 4, "max_q": 10, "steps": 3, "eval_every": 2, "control_steps": 2, "batch": 4,
                    "warmup": 1, "qa_steps": 3, "qa_batch": 4, "qa_dev": 6, "samples": 2, "dropout": 0.0, "lr": 1e-3,
-                   "utility_pairs": 8} | over  # fmt: skip
+                   "utility_pairs": 8, "su_epoch": 1} | over  # fmt: skip
 
 
 def _series(rows: list[dict]) -> dict:
@@ -106,7 +106,11 @@ def test_full_grid():
     tuning = st.get_study("full").tuning
     assert all("lr" not in c for c in cells if c["mask"] == "unilm") and control["lr"] == 2e-5
     assert set(tuning.space(cells[0])) == {"lr"} and tuning.space(control) == {} and tuning.seed not in st.SEEDS["full"]
-    assert control["utility_pairs"] == 0 and all(c["utility_pairs"] == 50_000 for c in cells if c["mask"] == "unilm")
+    assert (
+        control["utility_pairs"] == 0
+        and control["su_epoch"] == 0
+        and all(c["utility_pairs"] == 50_000 for c in cells if c["mask"] == "unilm")
+    )
 
 
 def test_missing_files_name_the_setup(tmp_path, root):
@@ -140,6 +144,10 @@ def test_full_trainable_on_tiny_files(root, init, order):
     (selected,) = [r["train/selected_step"] for r in rows if "train/selected_step" in r]
     val = {r["step"]: r["val/tf_nll"] for r in rows if "val/tf_nll" in r}
     assert selected == min(val, key=val.get)
+    # Su's replication arm: the epoch (here 1 step) of lowest training loss, decoded with Su's decoding.
+    losses = {r["step"]: r["train/epoch_loss"] for r in rows if "train/epoch_loss" in r}
+    assert rows[-1]["train/su_step"] == max(s for s, v in losses.items() if v == min(losses.values()))
+    assert len(series["test/su_trainloss/validity"]) == 4
     # Utility: a fresh QA model trained on this generator's span pairs, scored per dev example.
     assert len(series["utility/em"]) == len(series["utility/f1"]) == 6 and 0 <= rows[-1]["utility/kept"] <= 1
 
