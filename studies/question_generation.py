@@ -72,9 +72,11 @@ Full budget (tested on tiny local files, never run here), in two languages, each
 - Su's replication arm (spec 5.4): every generator also keeps the checkpoint of the 1,000-step epoch with the
   lowest mean training loss (Su's callback) and decodes it with Su's decoding as `su_trainloss` (reported, read by
   no claim).
-- Not built: BLEU-4/METEOR/ROUGE-L of answer-aware questions (each needs a scorer package this project does not
-  carry; the round-trip and utility metrics above are the claims' metrics), and ASHA pruning of lr trials within an
-  arm (the spec allows, does not require it).
+- Answer-aware questions (AQ models; a sanity check of p(q | p, a) against published QG numbers, read by no
+  claim): for each distinct gold answer of a test passage, a beam of width 5 after it; BLEU-4, ROUGE-L and (English,
+  WordNet from `$CLAIMBENCH_DATA/nltk_data`) METEOR against the passage's gold questions for that answer
+  (`core.text_metrics`; nltk and rouge-score, the `full` extra).
+- Not built: ASHA pruning of lr trials within an arm (the spec allows, does not require it).
 """
 
 import fcntl
@@ -122,6 +124,7 @@ from core.seq2seq import (
     UNK,
     Decoding,
     Seq2Seq,
+    beam_search,
     decode_pairs,
     generate,
     layout,
@@ -131,6 +134,7 @@ from core.seq2seq import (
     target_nll,
 )
 from core.span_qa import SpanQA, answer, qa_batch, qa_loss
+from core.text_metrics import bleu4, meteor, rouge_l, wordnet_reader
 from core.tta import parameters
 from studies import Claim, Study, Tuning, trial_device
 
@@ -153,6 +157,8 @@ DATA = {
         "qa_batch": 32,
         "qa_dev": 2000,
         "utility_pairs": 50_000,
+        "qg_beam": 5,  # answer-aware questions (BLEU-4, METEOR, ROUGE-L): beam width
+        "meteor": True,  # needs WordNet in $CLAIMBENCH_DATA/nltk_data (English only)
     },
 }
 MODEL = {
@@ -421,6 +427,7 @@ class QAData:
         self.val, self.val_gold = [e.passage for e in picked], [(e.answer, e.question) for e in picked]
         self.dev = dev[: config["qa_dev"]]
         self.files = [*sources, self.bert / "vocab.txt", self.bert / "pytorch_model.bin"]
+        self.wordnet = wordnet_reader(root / "nltk_data") if config.get("meteor") and config["data"] == "squad" else None
         self.qa, self.qa_info = round_trip_model(self, config, device)
         self.source = f"{config['data']} {sources[0]}: {len(self.train)} train examples, {len(self.test)} test passages"
 
@@ -530,6 +537,37 @@ def round_trip_model(data: QAData, config: dict, device: str) -> tuple[SpanQA, d
     em, f1s = dev_scores(model, data)
     return model, {"rtqa/dev_em": float(np.mean(em)), "rtqa/dev_f1": float(np.mean(f1s)), "rtqa/trained": trained,
                    "rtqa/key": float(int(key[:12], 16))}  # fmt: skip
+
+
+def answer_aware(model: Seq2Seq, data: QAData, config: dict) -> dict[str, float]:
+    """The p(q | p, a) half as published QG work scores it (AQ models only): for each distinct gold answer of a
+    test passage, a question by a beam of width `qg_beam` after that answer, against the passage's gold questions
+    for that answer: corpus BLEU-4, mean ROUGE-L F, mean METEOR (English, with WordNet)."""
+    if config["order"] != "AQ":
+        return {}
+    passages, answers, references = [], [], []
+    for p, gold in zip(data.test, data.gold, strict=True):
+        by_answer: dict[str, list[str]] = {}
+        first: dict[str, list[int]] = {}
+        for e in gold:
+            key = normalize(data.tok.decode(list(e.answer)))
+            by_answer.setdefault(key, []).append(data.tok.decode(list(e.question)))
+            first.setdefault(key, list(e.answer))
+        for key, refs in by_answer.items():
+            passages.append(list(p))
+            answers.append(first[key])
+            references.append(refs)
+    model.eval()
+    questions = []
+    for i in range(0, len(passages), 500):
+        questions += beam_search(model, passages[i : i + 500], answers[i : i + 500], config["max_q"], config["qg_beam"],
+                                 data.max_p)  # fmt: skip
+    hyps = [data.tok.decode(q) for q in questions]
+    out = {"final/qg_bleu4": bleu4(references, hyps), "final/qg_rouge_l": rouge_l(references, hyps),
+           "final/qg_pairs": float(len(hyps))}  # fmt: skip
+    if data.wordnet is not None:
+        out["final/qg_meteor"] = meteor(references, hyps, data.wordnet)
+    return out
 
 
 def utility(model: Seq2Seq, data: QAData, config: dict, device: str) -> tuple[dict, dict]:
@@ -671,6 +709,8 @@ def qg(config: dict, report) -> None:
         report({"step": qa.TEST_STEP} | {f"test/su_trainloss/{m}": v for m, v in per.items()})
         final |= {f"final/su_trainloss/{m}": float(np.nanmean(v)) for m, v in per.items()} | {"train/su_step": float(su[1])}
         model.load_state_dict(chosen)
+    if config.get("qg_beam"):
+        final |= answer_aware(model, data, config)
     if config.get("utility_pairs"):
         series, finals = utility(model, data, config, device)
         report({"step": qa.TEST_STEP} | series)

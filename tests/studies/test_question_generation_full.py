@@ -84,7 +84,7 @@ def _config(root, **over) -> dict:
     return cell | {"data_root": str(root), "bert": "bert", "test_share": 0.5, "test_passages": 4, "max_p": 24,
                    "max_a": 4, "max_q": 10, "steps": 3, "eval_every": 2, "control_steps": 2, "batch": 4,
                    "warmup": 1, "qa_steps": 3, "qa_batch": 4, "qa_dev": 6, "samples": 2, "dropout": 0.0, "lr": 1e-3,
-                   "utility_pairs": 8, "su_epoch": 1} | over  # fmt: skip
+                   "utility_pairs": 8, "su_epoch": 1, "qg_beam": 2, "meteor": False} | over  # fmt: skip
 
 
 def _series(rows: list[dict]) -> dict:
@@ -121,6 +121,8 @@ def test_missing_files_name_the_setup(tmp_path, root):
         st.QAData(_config(tmp_path), "cpu")
     with pytest.raises(FileNotFoundError, match="WebQA.json is missing"):
         st.QAData(_config(tmp_path, data="webqa"), "cpu")
+    with pytest.raises(FileNotFoundError, match="nltk.downloader"):  # METEOR's WordNet, checked before any training
+        st.QAData(_config(root, meteor=True), "cpu")
 
 
 @pytest.mark.parametrize("init,order", [("pretrained", "AQ"), ("random", "QA")])
@@ -144,6 +146,11 @@ def test_full_trainable_on_tiny_files(root, init, order):
     (selected,) = [r["train/selected_step"] for r in rows if "train/selected_step" in r]
     val = {r["step"]: r["val/tf_nll"] for r in rows if "val/tf_nll" in r}
     assert selected == min(val, key=val.get)
+    # Answer-aware questions (AQ models only): BLEU-4 and ROUGE-L against the gold questions; no METEOR without WordNet.
+    final = rows[-1]
+    if order == "AQ":
+        assert 0 <= final["final/qg_bleu4"] <= 1 and 0 <= final["final/qg_rouge_l"] <= 1 and final["final/qg_pairs"] >= 4
+    assert "final/qg_meteor" not in final and ("final/qg_bleu4" in final) == (order == "AQ")
     # Su's replication arm: the epoch (here 1 step) of lowest training loss, decoded with Su's decoding.
     losses = {r["step"]: r["train/epoch_loss"] for r in rows if "train/epoch_loss" in r}
     assert rows[-1]["train/su_step"] == max(s for s, v in losses.items() if v == min(losses.values()))
