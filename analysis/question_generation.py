@@ -448,20 +448,27 @@ def fig_order_effect(t: Tables):
             rows.append((label, scale * e["effect"], scale * e["low"], scale * e["high"]))
     if not rows:
         return None
-    fig, ax = style.plt.subplots(figsize=(6, 1 + 0.6 * len(rows)))
-    for i, (_, mid, lo, hi) in enumerate(rows):
-        ax.errorbar(mid, i, xerr=[[mid - lo], [hi - mid]], fmt="o", color=style.FLOODED)
+    fig, ax = _point_ranges(rows)
     ax.axvline(0, color="grey", lw=0.8)
     ax.axvline(100 * ORDER_GAIN, color=style.HIGHLIGHT, ls="--", lw=0.8, label="+2 points (Q2)")
-    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
     ax.set(xlabel="AQ - QA (95% CI)", title="Q2 order effect")
     ax.legend(fontsize=7)
     return "order_effect", fig
 
 
+def _point_ranges(rows: list[tuple[str, float, float, float]]):
+    """A point-range panel: one row per (label, estimate, low, high), labelled on the y axis."""
+    from analysis import style
+
+    fig, ax = style.plt.subplots(figsize=(6, 1 + 0.6 * len(rows)))
+    for i, (_, mid, lo, hi) in enumerate(rows):
+        ax.errorbar(mid, i, xerr=[[mid - lo], [hi - mid]], fmt="o", color=style.FLOODED)
+    ax.set_yticks(range(len(rows)), [row[0] for row in rows])
+    return fig, ax
+
+
 def fig_pretraining(t: Tables):
     """Figure 6 (full): round-trip EM under Su's decoding by init x order, point-range with 95% CIs (Q5)."""
-    from analysis import style
 
     r = runs(t)
     if r.empty or not (r["init"] == "pretrained").any():
@@ -475,10 +482,7 @@ def fig_pretraining(t: Tables):
                 rows.append((f"{init} {order}", 100 * e["effect"], 100 * e["low"], 100 * e["high"]))
     if not rows:
         return None
-    fig, ax = style.plt.subplots(figsize=(6, 1 + 0.6 * len(rows)))
-    for i, (_, mid, lo, hi) in enumerate(rows):
-        ax.errorbar(mid, i, xerr=[[mid - lo], [hi - mid]], fmt="o", color=style.FLOODED)
-    ax.set_yticks(range(len(rows)), [row[0] for row in rows])
+    fig, ax = _point_ranges(rows)
     ax.set(xlabel="round-trip EM, points (95% CI)", title="Q5 pre-trained vs random init")
     return "pretraining", fig
 

@@ -177,7 +177,7 @@ TRAIN = {
         "eval_every": 5000,
         "select": "best_val",
         "su_epoch": 1000,
-    },  # fmt: skip  # su_epoch: Su's replication checkpoint (epochs of 1000 steps)
+    },  # su_epoch: Su's replication checkpoint (epochs of 1000 steps)
 }
 DECODE = {  # decoding arms (inference only) and samples per passage
     "smoke": {"decodes": "su,greedy_both,sample_both", "samples": 3},
@@ -194,7 +194,7 @@ DECODE = {  # decoding arms (inference only) and samples per passage
             ]
         ),
         "samples": 10,
-    },  # fmt: skip  # spec 5.3's grid (su is p95_b1); beam_both has width 3
+    },  # spec 5.3's grid (su is p95_b1); beam_both has width 3
 }
 SEEDS = {"smoke": [0, 1], "local": [0, 1, 2], "full": [0, 1, 2]}  # local: 3 seeds after calibration (docstring)
 MASKS = {"smoke": ["unilm"], "local": ["unilm"], "full": ["unilm"]}
@@ -346,7 +346,7 @@ class Data:
                 f"WordNet 3.0 data.noun sha256 {sha256(path)[:12]}: {len(facts)} facts, {len(train_t)}/{len(test_t)} topics"
             )
         else:
-            raise ValueError(f"unknown data {config['data']!r}; expected synthetic, wordnet or squad")
+            raise ValueError(f"unknown data {config['data']!r}; expected synthetic or wordnet (squad, webqa: QAData)")
         self.vocab = [*SPECIALS, *sorted(words)]
         self.index = {w: i for i, w in enumerate(self.vocab)}
         self.test_gold = [self.language.sample_pair(p, rng) for p in self.test]
@@ -390,7 +390,7 @@ class QAData:
     """
 
     def __init__(self, config: dict, device: str):
-        root = Path(config["data_root"]) if config.get("data_root") else data_root()
+        self.root = root = Path(config["data_root"]) if config.get("data_root") else data_root()
         self.bert = root / config["bert"]
         if not (self.bert / "vocab.txt").exists():
             raise FileNotFoundError(f"{self.bert / 'vocab.txt'} is missing: see core.data.squad.SETUP")
@@ -453,12 +453,12 @@ class QAData:
         round-trip-exact pair over the passage's distinct gold answers; distinct_pair, distinct_2 as at local.
         Answers are compared as decoded word pieces on both sides.
         """
-        flat = [(j, a, q) for j, mine in enumerate(pairs) for a, q in mine]
+        flat = [(j, a, q) for j, mine in enumerate(pairs) for a, q in mine]  # passage-major: passage j's are a slice
         said = answer(self.qa, [q for _, _, q in flat], [list(self.test[j]) for j, _, _ in flat], self.max_a)
-        out = []
+        out, start = [], 0
         for j, mine in enumerate(pairs):
-            rows = [(a, q, said[i]) for i, (jj, a, q) in enumerate(flat) if jj == j]
-            texts = [(self.tok.decode(a), self.tok.decode(r)) for a, _, r in rows]
+            replies, start = said[start : start + len(mine)], start + len(mine)
+            texts = [(self.tok.decode(a), self.tok.decode(r)) for (a, _), r in zip(mine, replies, strict=True)]
             em = [exact_match(r, a) if a else 0.0 for a, r in texts]
             gold = {normalize(self.tok.decode(list(e.answer))) for e in self.gold[j]}
             hit = {normalize(a) for (a, _), e in zip(texts, em, strict=True) if e} & gold
@@ -517,7 +517,7 @@ def round_trip_model(data: QAData, config: dict, device: str) -> tuple[SpanQA, d
     """
     settings = {k: config[k] for k in ("qa_steps", "qa_lr", "qa_batch", "max_p", "max_a", "max_q", "test_share")}
     key = hashlib.sha256(json.dumps([settings, data.source_key()], sort_keys=True).encode()).hexdigest()[:16]
-    folder = (Path(config["data_root"]) if config.get("data_root") else data_root()) / "question_generation"
+    folder = data.root / "question_generation"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"round_trip_qa-{key}.pt"
     with open(folder / f"round_trip_qa-{key}.lock", "w") as lock:
