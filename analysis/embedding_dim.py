@@ -40,13 +40,16 @@ def su_dim(N: float) -> int:
     return math.ceil(SU * math.log(N))
 
 
-def _runs(t: Tables, corpus: str | None = None) -> pd.DataFrame:
-    """Finished word-vector runs of one corpus: `corpus`, or by default the main one (the corpus with the most runs;
-    the Chinese arm, a second corpus, is read by D-D3 only)."""
+def _runs(t: Tables, corpus: str | None = None, oov: str = "drop") -> pd.DataFrame:
+    """Finished word-vector runs of one corpus and OOV policy: `corpus`, or by default the main one (the corpus with
+    the most runs; the Chinese arm, a second corpus, is read by D-D3 only); out-of-vocabulary tokens dropped, or
+    mapped to `<unk>` (the full budget's ablation, read by D-D4 only; runs without `oov` in their config dropped)."""
     tr = t.trials
     if tr.empty or "config/task" not in tr:
         return pd.DataFrame()
     ok = tr[(tr["status"] == "ok") & (tr["config/task"] == "w2v")]
+    policy = ok["config/oov"].fillna("drop") if "config/oov" in ok else pd.Series("drop", index=ok.index)
+    ok = ok[policy == oov]
     ok = ok.rename(columns={f"config/{k}": k for k in ("corpus", "algo", "vocab_size", "tokens", "dim")})  # `seed` too
     if ok.empty:
         return ok
@@ -72,10 +75,10 @@ def quality(
     return wide.columns.to_numpy(float), sign * wide.to_numpy(float), [int(s) for s in wide.index]
 
 
-def conditions(t: Tables, corpus: str | None = None) -> pd.DataFrame:
+def conditions(t: Tables, corpus: str | None = None, oov: str = "drop") -> pd.DataFrame:
     """One row per (corpus, algo, N, T) condition with its knee on the primary metric (and Kneedle, sensitivity);
-    the main corpus unless `corpus` names another."""
-    runs = _runs(t, corpus)
+    the main corpus unless `corpus` names another, OOV dropped unless `oov = unk`."""
+    runs = _runs(t, corpus, oov)
     rows = []
     if runs.empty:
         return pd.DataFrame()
@@ -483,6 +486,24 @@ def check_dd3(t: Tables) -> Verdict:
     )
     detail = [{k: v for k, v in r.items() if k not in ("boot", "grid")} for r in c.to_dict("records")]
     return Verdict(INCONCLUSIVE, f"diagnostic: {text}", n_seeds=int(c["seeds"].min()), detail=detail)
+
+
+def check_dd4(t: Tables) -> Verdict:
+    """D-D4: knees with OOV tokens mapped to `<unk>` beside the knees with OOV dropped, per N (full only); no verdict."""
+    unk = conditions(t, oov="unk")
+    if unk.empty:
+        return Verdict(INCONCLUSIVE, "not_run_at_budget: no <unk> runs at this budget (the OOV ablation is full only)")
+    drop = conditions(t)
+    rows, parts = [], []
+    for r in unk.sort_values("N").itertuples():
+        same = drop[(drop["algo"] == r.algo) & (drop["N"] == r.N) & (drop["T"] == r.T)] if not drop.empty else drop
+        ref = same.iloc[0] if len(same) else None
+        shift = r.knee / ref["knee"] - 1 if ref is not None else math.nan
+        rows.append({"N": r.N, "T": r.T, "knee_unk": r.knee, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                     "knee_drop": ref["knee"] if ref is not None else math.nan, "shift": shift})  # fmt: skip
+        drop_text = f"drop {ref['knee']:g} ({shift:+.0%})" if ref is not None else "no drop arm"
+        parts.append(f"N={r.N}: <unk> {r.knee:g} [{r.ci_low:g}, {r.ci_high:g}] vs {drop_text}")
+    return Verdict(INCONCLUSIVE, "diagnostic: " + "; ".join(parts), n_seeds=int(unk["seeds"].min()), detail=rows)
 
 
 def check_dd2(t: Tables) -> Verdict:

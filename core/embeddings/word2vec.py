@@ -1,13 +1,17 @@
 """Training and scoring word vectors on a corpus: gensim's Word2Vec (SGNS, CBOW) or the full-softmax skip-gram.
 
-`prepare` builds everything that depends only on (corpus, N, T): the exact top-N vocabulary of the first T
-training tokens, the training paragraphs with out-of-vocabulary tokens dropped, and a fixed held-out sample
-of pairs with fixed negatives. `score` reads u (centre) and v (context) tables and returns every metric.
+`prepare` builds everything that depends only on (corpus, N, T) from paragraphs in memory: the exact top-N
+vocabulary of the first T training tokens, the training paragraphs with out-of-vocabulary tokens dropped, and a
+fixed held-out sample of pairs with fixed negatives. `prepare_stream` builds the same from a corpus file too large
+for memory (the training text stays on disk and is re-read on every pass). `score` reads u (centre) and v
+(context) tables and returns every metric.
 """
 
 import math
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,6 +19,7 @@ import torch
 from core.embeddings.corpus import cooccurrence, encode, heldout_sample, take_tokens, top_vocab, unigram_counts
 from core.embeddings.evaluate import analogy, similarity
 from core.embeddings.skipgram import fit_fullsoftmax, fullsoftmax_loss, sgns_loss
+from core.embeddings.stream import UNK, Stream, count_tokens, top_n
 
 SOFTMAX_CE_MAX_N = 5000
 """The held-out full-softmax cross-entropy needs an `[N, N]` table: scored up to this N on a CPU."""
@@ -25,11 +30,11 @@ class Prepared:
     """The training text and the fixed held-out sample at one (corpus, N, T)."""
 
     vocab: list[str]
-    """Exact top-N words of the training tokens, most frequent first."""
-    train: list[np.ndarray]
-    """Training paragraphs as ids, OOV dropped."""
+    """Exact top-N words of the training tokens, most frequent first (then `<unk>` under `oov = unk`)."""
+    train: Iterable[np.ndarray]
+    """Training paragraphs as ids, OOV dropped (or `<unk>`): a list, or a restartable `Stream` from disk."""
     counts: np.ndarray
-    """Training unigram counts `[N]`."""
+    """Training unigram counts `[N]` (of the ids, so `<unk>` counts every OOV token)."""
     heldout: list[np.ndarray]
     """Held-out paragraphs as ids, OOV dropped."""
     pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -70,9 +75,71 @@ def prepare(train: list[list[str]], heldout: list[list[str]], size: int, tokens:
     return Prepared(vocab, enc, counts, held, sample, sum(len(p) for p in text))
 
 
+Counts = tuple[dict[str, int], int, int]
+"""Training word counts (the top words at least), training tokens, held-out tokens: `stream.count_tokens`."""
+
+
+def prepare_stream(path: str | Path, size: int, tokens: int, oov: str = "drop", window: int = 5, pairs: int = 200_000,
+                   negatives: int = 5, heldout_tokens: int = 2_000_000,
+                   counts: Callable[[Path, float], Counts] | None = None) -> Prepared:  # fmt: skip
+    """`prepare` for a corpus file read from disk: one counting pass, the training text left on disk.
+
+    The T-token subset is a uniform hash sample of the training records (`stream.in_part`) of about `tokens`
+    tokens, T / (training tokens) of them; the vocabulary is its exact top N. The held-out pairs come from a hash
+    sample of about `heldout_tokens` held-out tokens.
+
+    Args:
+        path (str | Path):
+            Corpus file (see `stream.records`).
+        size (int):
+            Vocabulary size N (without `<unk>`).
+        tokens (int):
+            Training tokens T (all of the training part if it holds fewer).
+        oov (str):
+            `drop` or `unk` (out-of-vocabulary tokens become `<unk>`, an extra id N).
+        window (int):
+            Window radius of the held-out pairs.
+        pairs (int):
+            Held-out pairs sampled.
+        negatives (int):
+            Fixed negatives per held-out pair.
+        heldout_tokens (int):
+            Held-out tokens read for the sample (about).
+        counts (Callable):
+            `(path, fraction) -> Counts`, e.g. a cache of `stream.count_tokens` on disk; `count_tokens` by default.
+
+    Returns:
+        Prepared: the inputs of every trial at this (corpus, N, T, oov); `train` is a `Stream`.
+    """
+    count = counts or (lambda p, f: count_tokens(p, fraction=f))
+    _, train_total, held_total = count(Path(path), 1.0)
+    fraction = min(1.0, tokens / max(1, train_total))
+    words, raw, _ = count(Path(path), fraction)
+    vocab = top_n(words, size)
+    unigram = np.array([words[w] for w in vocab], dtype=np.int64)
+    if oov == "unk":
+        vocab, unigram = vocab + [UNK], np.append(unigram, raw - unigram.sum())
+    train = Stream(path, "train", vocab, oov, fraction=fraction)
+    held = list(Stream(path, "heldout", vocab, oov, fraction=min(1.0, heldout_tokens / max(1, held_total))))
+    sample = heldout_sample(held, unigram, window, pairs, negatives, seed=size)
+    return Prepared(vocab, train, unigram, held, sample, raw)
+
+
 def _crc_hash(text: str) -> int:
     """A process-independent string hash for gensim's per-word initial vectors (Python's `hash` is salted)."""
     return zlib.crc32(text.encode())
+
+
+class _Words:
+    """Id arrays as word lists for gensim, restartable like the paragraphs it wraps (no second copy in memory)."""
+
+    def __init__(self, paragraphs: Iterable[np.ndarray], vocab: list[str]) -> None:
+        self.paragraphs, self.vocab = paragraphs, vocab
+
+    def __iter__(self) -> Iterator[list[str]]:
+        vocab = self.vocab
+        for p in self.paragraphs:
+            yield [vocab[i] for i in p]
 
 
 def train_word2vec(prep: Prepared, dim: int, seed: int, algo: str = "sgns", window: int = 5, negative: int = 5,
@@ -106,22 +173,31 @@ def train_word2vec(prep: Prepared, dim: int, seed: int, algo: str = "sgns", wind
 
     if algo not in ("sgns", "cbow"):
         raise ValueError(f"algo must be sgns or cbow, got {algo!r}")
-    sentences = [[prep.vocab[i] for i in p] for p in prep.train]
     model = Word2Vec(
-        sentences=sentences, vector_size=dim, window=window, negative=negative, sample=sample, epochs=epochs,
-        alpha=alpha, min_count=1, workers=1, seed=seed, sg=int(algo == "sgns"), hs=0, hashfxn=_crc_hash,
+        sentences=_Words(prep.train, prep.vocab), vector_size=dim, window=window, negative=negative, sample=sample,
+        epochs=epochs, alpha=alpha, min_count=1, workers=1, seed=seed, sg=int(algo == "sgns"), hs=0, hashfxn=_crc_hash,
     )  # fmt: skip
     u = np.zeros((len(prep.vocab), dim), np.float32)
     v = np.zeros((len(prep.vocab), dim), np.float32)
-    rows = np.array([model.wv.key_to_index[w] for w in prep.vocab])  # every vocabulary word occurs in the text
-    u[:], v[:] = model.wv.vectors[rows], model.syn1neg[rows]
+    # Every vocabulary word occurs in the text, except `<unk>` when no token fell out of the vocabulary (it keeps
+    # zero vectors then).
+    for i, w in enumerate(prep.vocab):
+        j = model.wv.key_to_index.get(w)
+        if j is None and w != UNK:
+            raise RuntimeError(f"vocabulary word {w!r} is missing from the trained model")
+        if j is not None:
+            u[i], v[i] = model.wv.vectors[j], model.syn1neg[j]
     return u, v
 
 
 def train_fullsoftmax(prep: Prepared, dim: int, seed: int, window: int = 5, steps: int = 500, lr: float = 0.05,
-                      device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Full-softmax skip-gram on the training co-occurrence table, full-batch Adam (GPU for N up to ~50k)."""
-    counts = cooccurrence(prep.train, len(prep.vocab), window).to(device=device, dtype=torch.float32)
+                      device: str = "cpu", table: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Full-softmax skip-gram on the training co-occurrence table, full-batch Adam (GPU for N up to ~50k).
+
+    `table` is `cooccurrence(prep.train, N, window)` when the caller already has it (it is built here otherwise).
+    """
+    table = cooccurrence(prep.train, len(prep.vocab), window) if table is None else table
+    counts = table.to(device=device, dtype=torch.float32)
     u, v, _ = fit_fullsoftmax(counts, dim, steps, lr, seed, joint=False)
     return u.cpu().numpy(), v.cpu().numpy()
 
@@ -172,5 +248,5 @@ def score(prep: Prepared, u: np.ndarray, v: np.ndarray, benchmarks: dict, window
             rho, cov, k = similarity(u, index, items)
             out[f"bench/{name}"], out[f"coverage/{name}"], out[f"coverage/{name}_n"] = rho, cov, float(k)
     out["train/raw_tokens"] = float(prep.raw_tokens)
-    out["train/tokens"] = float(sum(len(p) for p in prep.train))
+    out["train/tokens"] = float(prep.counts.sum())  # after OOV dropping (every token under `<unk>`)
     return {k: (v_ if math.isfinite(v_) else float("nan")) for k, v_ in out.items()}

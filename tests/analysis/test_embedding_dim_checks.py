@@ -170,3 +170,20 @@ def test_the_chinese_arm_is_reported_apart_and_leaves_the_main_claims_alone():
     dd3 = ea.check_dd3(both)
     assert "N=1000 (T=900000): knee 16" in dd3.reason and "N=4000 (T=900000): knee 24" in dd3.reason
     assert ea.check_dd3(main).reason.startswith("not_run_at_budget")
+
+
+def test_the_unk_ablation_is_reported_apart_and_leaves_the_main_claims_alone():
+    main = planted(SU_KNEES)
+    main.trials["config/oov"] = "drop"
+    unk = planted({("sgns", 1000, 2_000_000): 32, ("sgns", 16000, 2_000_000): 96})  # same conditions, other knees
+    unk.trials["config/oov"] = "unk"
+    unk.trials["trial_id"] = "unk-" + unk.trials["trial_id"]
+    both = Tables("full", pd.concat([main.trials, unk.trials], ignore_index=True), main.metrics, main.checks)
+    for check in (ea.check_d1, ea.check_d2, ea.check_d3, ea.check_d5):
+        assert check(both).reason == check(main).reason  # <unk> runs never mix into a main condition
+    dd4 = ea.check_dd4(both)
+    assert dd4.verdict == INCONCLUSIVE and dd4.reason.startswith("diagnostic")
+    assert "N=1000: <unk> 32" in dd4.reason and "vs drop 58 (-45%)" in dd4.reason and "N=16000: <unk> 96" in dd4.reason
+    assert ea.check_dd4(main).reason.startswith("not_run_at_budget")
+    no_column = planted(SU_KNEES)  # tables from before the ablation (no config/oov) read as dropped
+    assert ea.check_d1(no_column).reason == ea.check_d1(main).reason

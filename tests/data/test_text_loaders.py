@@ -76,10 +76,31 @@ def test_pair_and_analogy_parsers_skip_headers():
     }
 
 
-def test_text8_reader(tmp_path, monkeypatch):
+def test_streamed_corpus_paths(tmp_path, monkeypatch):
     root = _cache(tmp_path, monkeypatch)
     with pytest.raises(FileNotFoundError, match="text8"):
-        text.read_text8()
-    (root / "text8").write_text(" ".join(["anarchism", "originated"] * 1100))
-    chunks = text.read_text8()
-    assert [len(c) for c in chunks] == [1000, 1000, 200] and chunks[0][:2] == ["anarchism", "originated"]
+        text.corpus_path("text8")
+    with pytest.raises(FileNotFoundError, match="python -m core.data.text enwiki"):
+        text.corpus_path("enwiki")
+    with pytest.raises(ValueError, match="unknown streamed corpus"):
+        text.corpus_path("gcide")
+    (root / "text8").write_text(" anarchism originated")
+    assert text.corpus_path("text8") == root / "text8"
+
+
+def test_wikipedia_dump_to_one_article_a_line(tmp_path):
+    """gensim's shortened English dump (real XML) through the data stage's converter and its CLI."""
+    pytest.importorskip("gensim")
+    from gensim.corpora.wikicorpus import WikiCorpus
+
+    dump = text._gensim_file("wiki_excerpt")
+    articles, tokens = text.write_wiki_text(dump, tmp_path / "enwiki.txt", processes=1)
+    lines = (tmp_path / "enwiki.txt").read_text().splitlines()
+    assert len(lines) == articles > 10 and sum(len(line.split()) for line in lines) == tokens
+    default = [list(d) for d in WikiCorpus(str(dump), dictionary={}, processes=1).get_texts()]  # tokens of >= 2 chars
+    assert len(default) == articles and all(set(d) <= set(line.split()) for d, line in zip(default, lines, strict=True))
+    assert "a" in lines[0].split() and lines[0] == lines[0].lower() and "<" not in lines[0]  # one-letter words kept
+    assert not list(tmp_path.glob("*.partial"))
+    assert text.main(["enwiki", str(tmp_path / "missing.xml.bz2")]) == 2
+    assert text.main(["enwiki", str(dump), str(tmp_path / "cli.txt"), "--processes", "1"]) == 0
+    assert (tmp_path / "cli.txt").read_text() == (tmp_path / "enwiki.txt").read_text()

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from core.data.text import CORPUS_FILES
 from studies import embedding_dim as ed
 from studies import expand, validate
 
@@ -26,11 +27,18 @@ def test_grids_match_the_spec():
     assert len(d5) == 2 * 8 * 2 and {(c["algo"], c["tokens"]) for c in d5} == {("sgns", 500_000), ("cbow", 2_000_000)}
     assert {c["algo"] for c in w2v} == {"sgns", "cbow"} and {c["vocab_size"] for c in w2v if c["algo"] == "cbow"} == {4000}
     assert max(c["vocab_size"] for c in local if c["task"] == "tree") == 1024
-    full = expand(ed.get_study("full").param_space)
-    assert max(c["vocab_size"] for c in full) == 100_000 and "fullsoftmax" in {c["algo"] for c in full}
-    assert {c["corpus"] for c in full if c["task"] == "w2v"} == {"text8"} and {
-        c["epochs"] for c in full if c["task"] == "w2v"
-    } == {5}
+    full = [c for c in expand(ed.get_study("full").param_space) if c["task"] == "w2v"]
+    assert {c["corpus"] for c in full} == {"enwiki"} and {c["epochs"] for c in full} == {5}
+    main = [c for c in full if c["algo"] == "sgns" and c["tokens"] == 500_000_000 and c["oov"] == "drop"]
+    Ns = [1000, 3000, 10000, 30000, 100_000, 300_000, 1_000_000]  # spec 5.3
+    assert sorted({c["vocab_size"] for c in main}) == Ns and {c["seed"] for c in main} == {0, 1, 2}
+    assert len(main) == sum(3 * len(ed.grid_dims(N, "full")) for N in Ns)
+    assert {c["tokens"] for c in full if c["algo"] == "sgns" and c["vocab_size"] == 30000} == {10**8, 5 * 10**8, 2 * 10**9}
+    assert {c["vocab_size"] for c in full if c["oov"] == "unk"} == {1000, 30000, 1_000_000}
+    soft = [c for c in full if c["algo"] == "fullsoftmax"]
+    assert max(c["vocab_size"] for c in soft) == 30000 and {c["tokens"] for c in soft} == {10**8}
+    assert all("oov" in c for c in expand(ed.get_study("full").param_space))
+    assert "oov" in ed.get_study("full").scientific and "oov" not in ed.get_study("local").scientific
 
 
 def test_su_dims():
@@ -44,36 +52,54 @@ def test_smallest_dimension_by_bisection():
 
 
 def _tiny_corpus(tmp_path, monkeypatch):
-    """A text8-format file with a few topics, so words co-occur non-uniformly."""
+    """A text8-format file and an enwiki.txt-format one (a document a line) with a few topics, so words co-occur
+    non-uniformly."""
     rng = np.random.default_rng(0)
     topics = [[f"w{t}x{i}" for i in range(8)] for t in range(5)]
     words = [w for _ in range(2500) for w in rng.choice(topics[rng.integers(5)], 6)]
     (tmp_path / "text8").write_text(" ".join(words))
+    (tmp_path / "enwiki.txt").write_text("".join(" ".join(words[i : i + 300]) + "\n" for i in range(0, len(words), 300)))
     monkeypatch.setenv("CLAIMBENCH_DATA", str(tmp_path))
-    for f in (ed._corpus, ed._prepared, ed._benchmarks):
-        f.cache_clear()
+    _clear()
     benchmarks = {"ws353": [("w0x0", "w0x1", 9.0), ("w0x0", "w3x1", 1.0), ("w1x2", "w1x3", 8.0), ("w2x0", "w4x4", 0.5)],
                   "google": [("w0x0", "w0x1", "w1x0", "w1x1")]}  # fmt: skip
     monkeypatch.setattr(ed, "_benchmarks", lambda corpus: benchmarks)
 
 
-@pytest.mark.parametrize("algo", ["fullsoftmax", "sgns", "cbow"])
-def test_word_vector_trial_on_a_tiny_text8(tmp_path, monkeypatch, algo):
+def _clear():
+    for f in (ed._corpus, ed._prepared, ed._cooccurrence):
+        f.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "algo,corpus,oov",
+    [("fullsoftmax", "enwiki", "drop"), ("sgns", "enwiki", "drop"), ("cbow", "enwiki", "drop"), ("sgns", "enwiki", "unk"),
+     ("fullsoftmax", "text8", "unk"), ("sgns", "text8", "drop")],
+)  # fmt: skip
+def test_word_vector_trial_on_a_tiny_corpus(tmp_path, monkeypatch, algo, corpus, oov):
     if algo != "fullsoftmax":
         pytest.importorskip("gensim")
     _tiny_corpus(tmp_path, monkeypatch)
     full = [c for c in expand(ed.get_study("full").param_space) if c["task"] == "w2v" and c["algo"] == algo]
-    cfg = {**full[0], "vocab_size": 40, "tokens": 3000, "dim": 4, "steps": 50, "epochs": 2}
+    cfg = {**full[0], "corpus": corpus, "oov": oov, "vocab_size": 40, "tokens": 3000, "dim": 4, "steps": 50, "epochs": 2}
     reports = []
     try:
         ed.word_vectors(cfg, reports.append)
     finally:
-        ed._corpus.cache_clear()
-        ed._prepared.cache_clear()
+        _clear()
     r = reports[-1]
-    assert r["vocab/size"] == 40 and 0 < r["heldout/sgns_loss"] < 20 and math.isfinite(r["heldout/softmax_ce"])
+    assert (
+        r["vocab/size"] == 40 + (oov == "unk") and 0 < r["heldout/sgns_loss"] < 20 and math.isfinite(r["heldout/softmax_ce"])
+    )
     assert r["coverage/ws353"] == 1.0 and -1 <= r["bench/ws353"] <= 1 and r["coverage/google"] == 1.0
-    assert r["train/raw_tokens"] >= 3000
+    assert 3000 <= r["train/raw_tokens"] < 6000  # a hash sample of whole records of about T tokens
+    assert list((tmp_path / "cache" / "counts").glob(f"counts-{CORPUS_FILES[corpus]}-*.parquet"))  # counted once, kept
+
+
+def test_oov_needs_a_streamed_corpus(tmp_path, monkeypatch):
+    _tiny_corpus(tmp_path, monkeypatch)
+    with pytest.raises(ValueError, match="streamed corpus"):
+        ed._prepared("gcide", 40, 3000, "unk")
 
 
 def test_tree_trial_reports_kl_per_dimension():

@@ -1,0 +1,192 @@
+"""Corpora too large for memory (Wikipedia, ~3B tokens): read from disk in records, split and subsampled by hash.
+
+A corpus file is whitespace-separated tokens, one document per line (`enwiki.txt`), or one long line (`text8`).
+`records` cuts it into records of at most `chunk` tokens (gensim truncates longer sentences at 10k), each named by
+(line, chunk). The held-out split and the T-token subset are decided per record by a BLAKE2 hash of its name, so
+they need no state, are the same in every process and every pass, and the subsets of several T are nested
+(a smaller T's records are part of every larger T's). `Stream` is a restartable iterable of one part (gensim
+reads it once to build the vocabulary and once per epoch); `count_tokens` is the one counting pass per (corpus, T)
+that gives the exact top-N for every N.
+"""
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+HELDOUT = 0.1
+"""Fraction of records held out."""
+UNK = "<unk>"
+"""The word out-of-vocabulary tokens become under `oov = unk`."""
+_SPACE = (" ", "\n", "\t", "\r")
+
+
+def records(path: str | Path, chunk: int = 1000, block: int = 1 << 20) -> Iterator[tuple[str, list[str]]]:
+    """Records of a whitespace-tokenised file: `(name, tokens)` with at most `chunk` tokens each, in file order.
+
+    A line is cut into consecutive chunks (its last one may be shorter); the name is `"line:chunk"`. The file is
+    read `block` characters at a time, so memory does not grow with the length of a line.
+
+    Args:
+        path (str | Path):
+            UTF-8 text (undecodable bytes are replaced).
+        chunk (int):
+            Tokens per record at most.
+        block (int):
+            Characters read at a time.
+
+    Yields:
+        tuple[str, list[str]]: the record's name and its tokens (records with no token are skipped).
+    """
+    if chunk < 1 or block < 1:
+        raise ValueError(f"chunk and block must be positive, got {chunk} and {block}")
+    line, k, pending, carry = 0, 0, [], ""
+    with open(path, encoding="utf8", errors="replace") as fh:
+        while True:
+            data = fh.read(block)
+            text = carry + data
+            if data:  # keep a token cut by the block boundary for the next block
+                cut = max(text.rfind(c) for c in _SPACE) + 1
+                text, carry = text[:cut], text[cut:]
+            else:
+                carry = ""
+            lines = text.split("\n")
+            for i, part in enumerate(lines):
+                pending += part.split()
+                last = i == len(lines) - 1
+                while len(pending) >= chunk or (pending and not last):
+                    yield f"{line}:{k}", pending[:chunk]
+                    pending, k = pending[chunk:], k + 1
+                if not last:
+                    line, k = line + 1, 0
+            if not data:
+                if pending:
+                    yield f"{line}:{k}", pending
+                return
+
+
+def unit_hash(name: str, salt: str = "") -> float:
+    """A record's place in [0, 1): 64 bits of BLAKE2b of `salt + name` (the same in every process).
+
+    Not crc32: CRC is affine in its input, so the hashes of `"0:0"`, `"1:0"`, ... are far from uniform over a few
+    hundred names, and two salts give correlated hashes.
+    """
+    digest = hashlib.blake2b((salt + name).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def in_part(name: str, part: str, heldout: float = HELDOUT, fraction: float = 1.0) -> bool:
+    """Whether a record is in the training part (`train`) or held out (`heldout`), and in the `fraction` subset.
+
+    The split uses one hash (held out below `heldout`), the subset of the training part a second, salted hash
+    (kept below `fraction`), so a training subset is a uniform sample of the training records whatever the file
+    order. For the held-out part `fraction` keeps the records whose split hash is below `heldout * fraction`, again
+    a uniform sample.
+    """
+    h = unit_hash(name)
+    if part == "heldout":
+        return h < heldout * fraction
+    if part == "train":
+        return h >= heldout and (fraction >= 1.0 or unit_hash(name, "tokens:") < fraction)
+    raise ValueError(f"part must be train or heldout, got {part!r}")
+
+
+class Stream:
+    """One part of a corpus file as a restartable iterable of id arrays (OOV dropped, or mapped to `<unk>`).
+
+    Args:
+        path (str | Path):
+            Corpus file.
+        part (str):
+            `train` or `heldout`.
+        vocab (list[str]):
+            The vocabulary; ids are positions in it.
+        oov (str):
+            `drop` removes out-of-vocabulary tokens; `unk` maps them to the id of `<unk>` (which must be in `vocab`).
+        heldout (float):
+            Fraction of records held out.
+        fraction (float):
+            The subset of the part kept (see `in_part`).
+        chunk (int):
+            Tokens per record at most.
+    """
+
+    def __init__(self, path: str | Path, part: str, vocab: list[str], oov: str = "drop", heldout: float = HELDOUT,
+                 fraction: float = 1.0, chunk: int = 1000) -> None:  # fmt: skip
+        if oov not in ("drop", "unk"):
+            raise ValueError(f"oov must be drop or unk, got {oov!r}")
+        if oov == "unk" and UNK not in vocab:
+            raise ValueError(f"oov = unk needs {UNK!r} in the vocabulary")
+        self.path, self.part, self.oov = Path(path), part, oov
+        self.heldout, self.fraction, self.chunk = heldout, fraction, chunk
+        self.index = {w: i for i, w in enumerate(vocab)}
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        index, unk = self.index, self.index.get(UNK, -1)
+        for name, tokens in records(self.path, self.chunk):
+            if not in_part(name, self.part, self.heldout, self.fraction):
+                continue
+            ids = [index[w] for w in tokens if w in index] if self.oov == "drop" else [index.get(w, unk) for w in tokens]
+            if ids:
+                yield np.array(ids, dtype=np.int64)
+
+
+def count_tokens(path: str | Path, heldout: float = HELDOUT, fraction: float = 1.0,
+                 chunk: int = 1000) -> tuple[Counter, int, int]:  # fmt: skip
+    """Word counts of the training subset, its token count, and the held-out part's token count (one pass).
+
+    Returns:
+        tuple[Counter, int, int]: training word counts, training tokens, held-out tokens (the whole held-out part).
+    """
+    counts: Counter = Counter()
+    train = held = 0
+    for name, tokens in records(path, chunk):
+        if in_part(name, "heldout", heldout):
+            held += len(tokens)
+        elif in_part(name, "train", heldout, fraction):
+            counts.update(tokens)
+            train += len(tokens)
+    return counts, train, held
+
+
+def top_n(counts: Counter | dict[str, int], size: int) -> list[str]:
+    """The exact `size` most frequent words, ties broken alphabetically (the same order as `corpus.top_vocab`)."""
+    return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
+
+
+def cached_counts(path: str | Path, fraction: float, keep: int, cache: str | Path) -> tuple[dict[str, int], int, int]:
+    """`count_tokens` through a Parquet cache on disk: the first process on a machine counts, the others read.
+
+    Only the `keep` most frequent words are stored (exact for every N <= keep: `top_n` of them is the top N of
+    all). The cache file is named by the corpus file's name, size and modification time, the fraction and `keep`;
+    a lock file serialises the processes that ask at once, and the file is written whole then renamed.
+
+    Returns:
+        tuple[dict[str, int], int, int]: top word counts, training tokens, held-out tokens.
+    """
+    import fcntl
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path, cache = Path(path), Path(cache)
+    st = path.stat()
+    file = cache / f"counts-{path.name}-{st.st_size}-{st.st_mtime_ns}-f{fraction:.9f}-k{keep}.parquet"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{file.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not file.exists():
+            counts, train, held = count_tokens(path, fraction=fraction)
+            words = top_n(counts, keep)
+            table = pa.table({"word": words, "count": [counts[w] for w in words]})
+            table = table.replace_schema_metadata({"train_tokens": str(train), "heldout_tokens": str(held)})
+            tmp = file.with_suffix(f".tmp{os.getpid()}")
+            pq.write_table(table, tmp)
+            os.replace(tmp, file)
+    table = pq.read_table(file)
+    meta = table.schema.metadata
+    words = dict(zip(table.column("word").to_pylist(), table.column("count").to_pylist(), strict=True))
+    return words, int(meta[b"train_tokens"]), int(meta[b"heldout_tokens"])
