@@ -6,7 +6,8 @@ Claims:  D1 the "enough" dimension grows like ln N; D2 it is about 8.33 ln N; D3
          the plateau and well below it is not; D4 attention head size ~ 8.33 ln L (full only);
          D5 the knee does not depend on corpus size or algorithm. Controls D-P1 (h_n quadrature reproduces the
          article's table and limit), D-P2 (the knee finder recovers a planted tree's ordering); diagnostics D-D1
-         (exact vs approximate entropy), D-D2 (tied-vector capacity).
+         (exact vs approximate entropy), D-D2 (tied-vector capacity), D-D3 (the Chinese arm), D-D4 (<unk> vs
+         dropped OOV tokens, full only).
 Run:     python -m studies run embedding_dim --budget smoke|local|full
 Full:    English Wikipedia (~3B tokens, `python -m core.data.text enwiki DUMP` on the data stage) read from disk
          in records (core/embeddings/stream.py): N to 1M at T = 0.5B, D5 at T = 0.1B / 2B and CBOW, the <unk>
@@ -15,7 +16,9 @@ Full:    English Wikipedia (~3B tokens, `python -m core.data.text enwiki DUMP` o
          fixed). Chinese Wikipedia (jieba) is not implemented; text8 streams the same way (CORPUS = "text8").
 Cost:    smoke 46 s measured on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local 22 min measured
          on 2 idle CPU cores (8 tree fits, 72 + 16 + 16 gensim Word2Vec runs on GCIDE, 32 on PKU; bench/README.md);
-         full ~100-300 CPU-node-hours plus ~200-500 GPU-hours for the full-softmax arm and D4 (spec estimate).
+         full: 657 gensim runs, 1.9e12 token-epochs, ~2,200-3,400 core-hours at the ~240k words/s of one gensim
+         worker here (~140-210 16-core node-hours; bench/README.md), plus ~200-500 GPU-hours for the full-softmax
+         arm and D4 (spec estimate).
 
 One trial is one trained model: a (corpus, N, T, algorithm, [oov,] n, seed) Word2Vec run (55 s median wall here,
 under load), or, for the planted tree, one (b, N, seed) fit that trains every n of the grid (the fits take 0.1-5 s each, so a
@@ -82,7 +85,8 @@ RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 1, "gpu":
 COST = {
     "smoke": "46 s measured on 2 CPU cores",
     "local": "22 min measured on 2 idle CPU cores (bench/README.md)",
-    "full": "~100-300 CPU-node-hours (SGNS grid) + ~200-500 GPU-hours (full softmax and D4) (spec estimate)",
+    "full": "~140-210 16-core node-hours (657 gensim runs, 1.9e12 token-epochs at ~240k words/s a core, measured) + "
+    "~200-500 GPU-hours (full softmax and D4, spec estimate)",
 }
 
 

@@ -56,9 +56,11 @@ def records(path: str | Path, chunk: int = 1000, block: int = 1 << 20) -> Iterat
             for i, part in enumerate(lines):
                 pending += part.split()
                 last = i == len(lines) - 1
-                while len(pending) >= chunk or (pending and not last):
-                    yield f"{line}:{k}", pending[:chunk]
-                    pending, k = pending[chunk:], k + 1
+                at = 0  # cut by index, not by re-slicing the rest (a text8 block holds ~150k tokens)
+                while len(pending) - at >= chunk or (at < len(pending) and not last):
+                    yield f"{line}:{k}", pending[at : at + chunk]
+                    at, k = at + chunk, k + 1
+                pending = pending[at:]
                 if not last:
                     line, k = line + 1, 0
             if not data:
@@ -125,12 +127,33 @@ class Stream:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         index, unk = self.index, self.index.get(UNK, -1)
-        for name, tokens in records(self.path, self.chunk):
-            if not in_part(name, self.part, self.heldout, self.fraction):
-                continue
+        for tokens in self._records():
             ids = [index[w] for w in tokens if w in index] if self.oov == "drop" else [index.get(w, unk) for w in tokens]
             if ids:
                 yield np.array(ids, dtype=np.int64)
+
+    def _records(self) -> Iterator[list[str]]:
+        for name, tokens in records(self.path, self.chunk):
+            if in_part(name, self.part, self.heldout, self.fraction):
+                yield tokens
+
+    def words(self) -> "Words":
+        """The same paragraphs as word lists (what gensim reads), without a round trip through ids."""
+        return Words(self)
+
+
+class Words:
+    """A `Stream`'s paragraphs as lists of words (OOV dropped or `<unk>`), restartable like the stream."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[list[str]]:
+        index, drop = self.stream.index, self.stream.oov == "drop"
+        for tokens in self.stream._records():
+            words = [w for w in tokens if w in index] if drop else [w if w in index else UNK for w in tokens]
+            if words:
+                yield words
 
 
 def count_tokens(path: str | Path, heldout: float = HELDOUT, fraction: float = 1.0,

@@ -173,8 +173,9 @@ def train_word2vec(prep: Prepared, dim: int, seed: int, algo: str = "sgns", wind
 
     if algo not in ("sgns", "cbow"):
         raise ValueError(f"algo must be sgns or cbow, got {algo!r}")
+    sentences = prep.train.words() if isinstance(prep.train, Stream) else _Words(prep.train, prep.vocab)
     model = Word2Vec(
-        sentences=_Words(prep.train, prep.vocab), vector_size=dim, window=window, negative=negative, sample=sample,
+        sentences=sentences, vector_size=dim, window=window, negative=negative, sample=sample,
         epochs=epochs, alpha=alpha, min_count=1, workers=1, seed=seed, sg=int(algo == "sgns"), hs=0, hashfxn=_crc_hash,
     )  # fmt: skip
     u = np.zeros((len(prep.vocab), dim), np.float32)

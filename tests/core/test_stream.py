@@ -115,7 +115,9 @@ def test_stream_is_restartable_and_encodes_like_the_list_path(tmp_path):
     assert len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
     expected = C.encode(train, vocab)
     assert len(first) == len(expected) and all(np.array_equal(a, b) for a, b in zip(first, expected, strict=True))
+    assert list(stream.words()) == [[vocab[i] for i in a] for a in first] == list(stream.words())  # restartable too
     unk = S.Stream(path, "train", vocab + [S.UNK], oov="unk")
+    assert list(unk.words()) == [[unk_vocab[i] for i in a] for a in unk for unk_vocab in [vocab + [S.UNK]]]
     ids = np.concatenate(list(unk))
     assert len(ids) == sum(map(len, train)) and (ids == len(vocab)).sum() == sum(w not in vocab for r in train for w in r)
     with pytest.raises(ValueError, match="<unk>"):
