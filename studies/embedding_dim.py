@@ -286,10 +286,11 @@ def tree_fit(config: dict, report) -> None:
 
 @functools.lru_cache(maxsize=2)
 def _corpus(name: str):
-    from core.data.text import load_gcide, load_pku, read_text8
+    """A corpus small enough for memory (the local budget's), split into training and held-out paragraphs."""
+    from core.data.text import load_gcide, load_pku
     from core.embeddings.corpus import split_paragraphs
 
-    paragraphs = {"gcide": load_gcide, "pku": load_pku, "text8": read_text8}[name]()
+    paragraphs = {"gcide": load_gcide, "pku": load_pku}[name]()
     return split_paragraphs(paragraphs)
 
 
