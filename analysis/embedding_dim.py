@@ -27,7 +27,7 @@ METRICS = {  # metric column -> (label, sign that makes it higher-is-better)
     "bench/men": ("MEN rho", 1.0),
     "bench/google": ("Google analogy acc.", 1.0),
 }
-ZH_CORPUS = "pku"
+ZH_CORPORA = ("pku", "zhwiki")  # the Chinese arm: PKU People's Daily (local), Chinese Wikipedia (full)
 NOT_RUN = "not_run_at_budget: no word-vector runs at this budget (smoke runs the exact checks and the planted tree only)"
 
 
@@ -41,8 +41,8 @@ def su_dim(N: float) -> int:
 
 
 def _runs(t: Tables, corpus: str | None = None, oov: str = "drop") -> pd.DataFrame:
-    """Finished word-vector runs of one corpus and OOV policy: `corpus`, or by default the main one (the corpus with
-    the most runs; the Chinese arm, a second corpus, is read by D-D3 only); out-of-vocabulary tokens dropped, or
+    """Finished word-vector runs of one corpus and OOV policy: `corpus`, or by default the main one (the non-Chinese
+    corpus with the most runs; the Chinese arm's corpora are read by D-D3 only); out-of-vocabulary tokens dropped, or
     mapped to `<unk>` (the full budget's ablation, read by D-D4 only; runs without `oov` in their config dropped)."""
     tr = t.trials
     if tr.empty or "config/task" not in tr:
@@ -51,9 +51,12 @@ def _runs(t: Tables, corpus: str | None = None, oov: str = "drop") -> pd.DataFra
     policy = ok["config/oov"].fillna("drop") if "config/oov" in ok else pd.Series("drop", index=ok.index)
     ok = ok[policy == oov]
     ok = ok.rename(columns={f"config/{k}": k for k in ("corpus", "algo", "vocab_size", "tokens", "dim")})  # `seed` too
-    if ok.empty:
-        return ok
-    return ok[ok["corpus"] == (corpus or ok["corpus"].value_counts().idxmax())]
+    if corpus is None:
+        main = ok["corpus"][~ok["corpus"].isin(ZH_CORPORA)]
+        if main.empty:
+            return ok.iloc[0:0]
+        corpus = main.value_counts().idxmax()
+    return ok[ok["corpus"] == corpus]
 
 
 def quality(
@@ -475,13 +478,14 @@ def check_dd1(t: Tables) -> Verdict:
 
 def check_dd3(t: Tables) -> Verdict:
     """D-D3: the Chinese arm's knees per N (held-out SGNS loss), beside 8.33 ln N; no verdict."""
-    c = conditions(t, ZH_CORPUS)
-    if c.empty:
-        return Verdict(INCONCLUSIVE, "not_run_at_budget: no Chinese (PKU) runs at this budget")
-    c = c.sort_values("N")
+    parts = [conditions(t, corpus) for corpus in ZH_CORPORA]
+    c = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(not p.empty for p in parts) else None
+    if c is None:
+        return Verdict(INCONCLUSIVE, "not_run_at_budget: no Chinese (PKU, Chinese Wikipedia) runs at this budget")
+    c = c.sort_values(["corpus", "N"])
     text = "; ".join(
-        f"N={r.N} (T={r.T}): knee {r.knee:g} [{r.ci_low:g}, {r.ci_high:g}]{' (non-monotone)' if r.non_monotone else ''}, "
-        f"n_eps / 8.33 ln N = {r.knee / r.su:.2f}"
+        f"{r.corpus} N={r.N} (T={r.T}): knee {r.knee:g} [{r.ci_low:g}, {r.ci_high:g}]"
+        f"{' (non-monotone)' if r.non_monotone else ''}, n_eps / 8.33 ln N = {r.knee / r.su:.2f}"
         for r in c.itertuples()
     )
     detail = [{k: v for k, v in r.items() if k not in ("boot", "grid")} for r in c.to_dict("records")]

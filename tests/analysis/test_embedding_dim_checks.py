@@ -187,3 +187,18 @@ def test_the_unk_ablation_is_reported_apart_and_leaves_the_main_claims_alone():
     assert ea.check_dd4(main).reason.startswith("not_run_at_budget")
     no_column = planted(SU_KNEES)  # tables from before the ablation (no config/oov) read as dropped
     assert ea.check_d1(no_column).reason == ea.check_d1(main).reason
+
+
+def test_a_larger_chinese_arm_never_becomes_the_main_corpus():
+    main = planted({("sgns", 1000, 2_000_000): 58, ("sgns", 16000, 2_000_000): 81}, seeds=(0, 1))
+    zh = planted({("sgns", N, 200_000_000): 24 for N in (1000, 3000, 10000, 30000)})  # more runs than the main grid
+    zh.trials["config/corpus"] = "zhwiki"
+    zh.trials["trial_id"] = "zh-" + zh.trials["trial_id"]
+    both = Tables("full", pd.concat([main.trials, zh.trials], ignore_index=True), main.metrics, main.checks)
+    assert len(zh.trials) > len(main.trials)
+    for check in (ea.check_d1, ea.check_d2, ea.check_d3):
+        assert check(both).reason == check(main).reason
+    dd3 = ea.check_dd3(both)
+    assert "zhwiki N=1000 (T=200000000): knee 24" in dd3.reason and "zhwiki N=30000" in dd3.reason
+    only_zh = Tables("full", zh.trials, main.metrics, main.checks)
+    assert ea.check_d1(only_zh).reason.startswith("not_run_at_budget")  # Chinese runs alone decide no main claim

@@ -104,3 +104,44 @@ def test_wikipedia_dump_to_one_article_a_line(tmp_path):
     assert text.main(["enwiki", str(tmp_path / "missing.xml.bz2")]) == 2
     assert text.main(["enwiki", str(dump), str(tmp_path / "cli.txt"), "--processes", "1"]) == 0
     assert (tmp_path / "cli.txt").read_text() == (tmp_path / "enwiki.txt").read_text()
+
+
+ZH_PAGE = """<page><title>{title}</title><ns>0</ns><id>{id}</id><revision><id>{id}</id>
+<text xml:space="preserve">'''{title}'''是一门学科。{body}
+== 参见 ==
+* [[数学]]
+[[Category:学科]]</text></revision></page>"""
+
+
+def _zh_dump(path):
+    """A tiny Chinese Wikipedia dump in MediaWiki's export format (two articles, one redirect, one talk page)."""
+    import bz2
+
+    body = "数学是利用符号语言研究数量、结构、变化以及空间等概念的一门学科，从某种角度看属于形式科学的一种。" * 6
+    pages = [
+        ZH_PAGE.format(title="数学", id=1, body=body + "[[代数|代数学]]与Python 3.11。"),
+        ZH_PAGE.format(title="物理学", id=2, body="物理学是研究物质、能量的本质与性质的自然科学。" * 8),
+        ZH_PAGE.format(title="算术", id=3, body="#REDIRECT [[数学]]"),
+        ZH_PAGE.format(title="Talk:数学", id=4, body=body).replace("<ns>0</ns>", "<ns>1</ns>"),
+    ]
+    xml = '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="zh">' + "".join(pages) + "</mediawiki>"
+    path.write_bytes(bz2.compress(xml.encode("utf8")))
+    return path
+
+
+def test_chinese_wikipedia_dump_to_jieba_words(tmp_path):
+    pytest.importorskip("gensim")
+    jieba = pytest.importorskip("jieba")
+    dump = _zh_dump(tmp_path / "zhwiki.xml.bz2")
+    articles, tokens = text.write_wiki_text(dump, tmp_path / "zhwiki.txt", processes=1, language="zh")
+    lines = (tmp_path / "zhwiki.txt").read_text(encoding="utf8").splitlines()
+    assert articles == len(lines) == 2  # the redirect, the talk page and nothing else skipped
+    words = lines[0].split()
+    assert tokens == sum(len(line.split()) for line in lines)
+    assert {"数学", "符号语言", "学科", "python", "代数学"} <= set(words)  # jieba's words; links keep their label
+    assert not {"，", "。", "3.11", "Category"} & set(words) and "[[" not in lines[0]  # punctuation, digits, markup gone
+    assert [w for w in jieba.lcut("研究数量、结构") if text.WORD_ONLY.fullmatch(w)] == ["研究", "数量", "结构"]
+    with pytest.raises(ValueError, match="language"):
+        text.write_wiki_text(dump, tmp_path / "x.txt", processes=1, language="ja")
+    assert text.main(["zhwiki", str(dump), str(tmp_path / "cli.txt"), "--processes", "1"]) == 0
+    assert (tmp_path / "cli.txt").read_text(encoding="utf8") == (tmp_path / "zhwiki.txt").read_text(encoding="utf8")

@@ -29,7 +29,13 @@ def test_grids_match_the_spec():
     assert {c["algo"] for c in w2v} == {"sgns", "cbow"} and {c["vocab_size"] for c in w2v if c["algo"] == "cbow"} == {4000}
     assert max(c["vocab_size"] for c in local if c["task"] == "tree") == 1024
     full = [c for c in expand(ed.get_study("full").param_space) if c["task"] == "w2v"]
-    assert {c["corpus"] for c in full} == {"enwiki"} and {c["epochs"] for c in full} == {5}
+    assert {c["corpus"] for c in full} == {"enwiki", "zhwiki"} and {c["epochs"] for c in full} == {5}
+    zh = [c for c in full if c["corpus"] == "zhwiki"]
+    assert {c["vocab_size"] for c in zh} == {1000, 3000, 10000, 30000, 100_000, 300_000} and {c["algo"] for c in zh} == {
+        "sgns"
+    }
+    assert ed._benchmarks("zhwiki") == {} and ed._benchmarks("pku") == {}  # held-out metrics only, no file read
+    full = [c for c in full if c["corpus"] == "enwiki"]
     main = [c for c in full if c["algo"] == "sgns" and c["tokens"] == 500_000_000 and c["oov"] == "drop"]
     Ns = [1000, 3000, 10000, 30000, 100_000, 300_000, 1_000_000]  # spec 5.3
     assert sorted({c["vocab_size"] for c in main}) == Ns and {c["seed"] for c in main} == {0, 1, 2}
