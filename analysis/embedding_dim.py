@@ -22,6 +22,8 @@ PRIMARY = "heldout/sgns_loss"
 METRICS = {  # metric column -> (label, sign that makes it higher-is-better)
     "heldout/sgns_loss": ("-held-out SGNS loss", -1.0),
     "heldout/softmax_ce": ("-held-out softmax CE", -1.0),
+    "heldout/pmi_rho": ("held-out PMI rho (M3)", 1.0),
+    "heldout/mrr": ("held-out retrieval MRR (M3)", 1.0),
     "bench/ws353": ("WS-353 rho", 1.0),
     "bench/simlex": ("SimLex-999 rho", 1.0),
     "bench/men": ("MEN rho", 1.0),

@@ -16,8 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.embeddings.corpus import cooccurrence, encode, heldout_sample, take_tokens, top_vocab, unigram_counts
-from core.embeddings.evaluate import analogy, similarity
+from core.embeddings.corpus import (
+    cooccurrence,
+    encode,
+    heldout_sample,
+    take_tokens,
+    top_vocab,
+    unigram_counts,
+    window_pairs,
+)
+from core.embeddings.evaluate import analogy, pmi_correlation, retrieval_mrr, similarity
 from core.embeddings.skipgram import fit_fullsoftmax, fullsoftmax_loss, sgns_loss
 from core.embeddings.stream import UNK, Stream, count_tokens, top_n
 
@@ -204,7 +212,7 @@ def train_fullsoftmax(prep: Prepared, dim: int, seed: int, window: int = 5, step
 
 
 def score(prep: Prepared, u: np.ndarray, v: np.ndarray, benchmarks: dict, window: int = 5,
-          max_analogies: int = 2000, chunk: int = 10_000) -> dict[str, float]:  # fmt: skip
+          max_analogies: int = 2000, chunk: int = 10_000, mrr_pairs: int = 2000) -> dict[str, float]:  # fmt: skip
     """Every metric of one trained model.
 
     Args:
@@ -222,9 +230,12 @@ def score(prep: Prepared, u: np.ndarray, v: np.ndarray, benchmarks: dict, window
             Covered analogy questions scored (a fixed subsample beyond that, seeded by N).
         chunk (int):
             Held-out pairs scored at a time.
+        mrr_pairs (int):
+            Held-out pairs ranked for the retrieval MRR.
 
     Returns:
-        dict[str, float]: `heldout/sgns_loss`, `heldout/softmax_ce` (N <= 5k), `bench/<name>`, `coverage/<name>`.
+        dict[str, float]: `heldout/sgns_loss` (M1), `heldout/softmax_ce` (N <= 5k), `heldout/pmi_rho` and
+        `heldout/mrr` (M3), `bench/<name>` (M4), `coverage/<name>`.
     """
     ut, vt = torch.from_numpy(u).double(), torch.from_numpy(v).double()
     c, o, neg = prep.pairs
@@ -232,6 +243,11 @@ def score(prep: Prepared, u: np.ndarray, v: np.ndarray, benchmarks: dict, window
               for i in range(0, len(c), chunk)]  # fmt: skip
     sgns = sum(loss * k for loss, k in chunks) / max(1, len(c))  # chunked: [P, K, n] gathers stay small
     out = {"heldout/sgns_loss": sgns, "vocab/size": float(len(prep.vocab))}
+    hc, ho = window_pairs(prep.heldout, window)  # M3, split-half: held-out PMI of frequent pairs, retrieval MRR
+    out["heldout/pmi_rho"], pmi_pairs = pmi_correlation(u, v, hc, ho, len(prep.vocab))
+    out["heldout/pmi_pairs"] = float(pmi_pairs)
+    k = min(len(c), mrr_pairs)  # the first pairs of the fixed random sample; [B, N] scores kept to ~128 MiB
+    out["heldout/mrr"] = retrieval_mrr(u, v, c[:k].numpy(), o[:k].numpy(), chunk=max(1, 2**24 // len(prep.vocab)))
     if len(prep.vocab) <= SOFTMAX_CE_MAX_N:
         table = cooccurrence(prep.heldout, len(prep.vocab), window)
         out["heldout/softmax_ce"] = float(fullsoftmax_loss(ut.float(), vt.float(), table.float()))

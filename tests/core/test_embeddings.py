@@ -191,3 +191,35 @@ def test_score_is_independent_of_the_chunk_size_and_matches_the_loss():
     want = float(naive_sgns_loss(torch.from_numpy(u).double(), torch.from_numpy(v).double(), c, o, neg))
     assert a["heldout/sgns_loss"] == pytest.approx(b["heldout/sgns_loss"], rel=1e-12) == pytest.approx(want, rel=1e-12)
     assert len(prep.vocab) == 10 and a["vocab/size"] == 10 and len(c) <= 500
+
+
+def test_split_half_metrics_match_their_references():
+    from core.embeddings.evaluate import naive_pmi_correlation, naive_retrieval_mrr, pmi_correlation, retrieval_mrr
+
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((13, 3)).astype(np.float32), rng.standard_normal((13, 3)).astype(np.float32)
+    enc = [rng.integers(0, 13, int(rng.integers(1, 40))) for _ in range(60)]
+    c, o = C.window_pairs(enc, 2)
+    for top, min_count in ((13, 2), (7, 3), (5, 1), (2, 50)):
+        got = pmi_correlation(u, v, c, o, 13, top, min_count)
+        ref = naive_pmi_correlation(u, v, c, o, 13, top, min_count)
+        assert got[1] == ref[1] and (got[0] == pytest.approx(ref[0]) or math.isnan(got[0]) and math.isnan(ref[0]))
+    v[3] = v[4]  # a tie
+    for chunk in (1, 7, 1000):
+        assert retrieval_mrr(u, v, c[:50], o[:50], chunk) == pytest.approx(naive_retrieval_mrr(u, v, c[:50], o[:50]))
+    same = np.ones((13, 3), np.float32)
+    assert retrieval_mrr(same, same, c[:20], o[:20]) == pytest.approx(1 / 7)  # all tied: the mid-rank (13 + 1) / 2
+
+
+def test_pmi_correlation_is_one_for_vectors_that_factorise_the_heldout_pmi():
+    from core.embeddings.evaluate import pmi_correlation
+
+    rng = np.random.default_rng(1)
+    enc = [rng.integers(0, 6, 400) for _ in range(20)]
+    c, o = C.window_pairs(enc, 2)
+    table = np.bincount(c * 6 + o, minlength=36).reshape(6, 6).astype(np.float64)
+    pmi = np.log(table * len(c) / np.outer(table.sum(1), table.sum(0)))
+    u, v = np.eye(6), pmi.T.copy()  # u_i . v_j = pmi[i, j] exactly
+    rho, pairs = pmi_correlation(u, v, c, o, 6, 6, 1)
+    assert pairs == 36 and rho == pytest.approx(1.0)
+    assert pmi_correlation(u, -v, c, o, 6, 6, 1)[0] == pytest.approx(-1.0)

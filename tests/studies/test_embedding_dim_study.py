@@ -100,6 +100,7 @@ def test_word_vector_trial_on_a_tiny_corpus(tmp_path, monkeypatch, algo, corpus,
         r["vocab/size"] == 40 + (oov == "unk") and 0 < r["heldout/sgns_loss"] < 20 and math.isfinite(r["heldout/softmax_ce"])
     )
     assert r["coverage/ws353"] == 1.0 and -1 <= r["bench/ws353"] <= 1 and r["coverage/google"] == 1.0
+    assert 1 / (r["vocab/size"] + 1) < r["heldout/mrr"] <= 1 and -1 <= r["heldout/pmi_rho"] <= 1 and r["heldout/pmi_pairs"] > 3
     if corpus in CORPUS_FILES:
         assert 3000 <= r["train/raw_tokens"] < 6000  # a hash sample of whole records of about T tokens
         assert list((tmp_path / "cache" / "counts").glob(f"counts-{CORPUS_FILES[corpus]}-*.parquet"))  # counted, kept
