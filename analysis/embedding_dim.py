@@ -512,6 +512,28 @@ def check_dd4(t: Tables) -> Verdict:
     return Verdict(INCONCLUSIVE, "diagnostic: " + "; ".join(parts), n_seeds=int(unk["seeds"].min()), detail=rows)
 
 
+def check_dd5(t: Tables) -> Verdict:
+    """D-D5: the PIP-optimal dimension (M5) per (N, T) beside the M1 knee at the same condition; no verdict."""
+    tr = t.trials
+    if tr.empty or "config/task" not in tr or "pip/dim" not in tr:
+        return Verdict(INCONCLUSIVE, "not_run_at_budget: no PIP-optimal dimension (M5) at this budget")
+    pip = tr[(tr["status"] == "ok") & (tr["config/task"] == "pip")].sort_values(["config/vocab_size", "config/tokens"])
+    if pip.empty:
+        return Verdict(INCONCLUSIVE, "no finished PIP fits")
+    c = conditions(t)
+    rows, parts = [], []
+    for _, r in pip.iterrows():
+        N, T, corpus = int(r["config/vocab_size"]), int(r["config/tokens"]), r["config/corpus"]
+        at = c[(c["algo"] == "sgns") & (c["N"] == N) & (c["T"] == T) & (c["corpus"] == corpus)] if not c.empty else c
+        knee_ = float(at["knee"].iloc[0]) if len(at) else math.nan
+        lo, hi = r.get("pip/dim_lo", math.nan), r.get("pip/dim_hi", math.nan)
+        rows.append({"corpus": corpus, "N": N, "T": T, "pip_dim": r["pip/dim"], "pip_lo": lo, "pip_hi": hi,
+                     "sigma": r["pip/sigma"], "knee": knee_, "su": SU * math.log(N)})  # fmt: skip
+        parts.append(f"N={N} T={T}: PIP {r['pip/dim']:g} [{lo:g}, {hi:g}] (sigma {r['pip/sigma']:.3f}), knee {knee_:g}, "
+                     f"8.33 ln N {SU * math.log(N):.1f}")  # fmt: skip
+    return Verdict(INCONCLUSIVE, "diagnostic: " + "; ".join(parts), detail=rows)
+
+
 def check_dd2(t: Tables) -> Verdict:
     """D-D2: capacity fits n_0.9 = slope ln N + intercept for random and sphere-fitted tied vectors."""
     Ns = t.check("dd2/N")

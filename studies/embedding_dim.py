@@ -7,7 +7,7 @@ Claims:  D1 the "enough" dimension grows like ln N; D2 it is about 8.33 ln N; D3
          D5 the knee does not depend on corpus size or algorithm. Controls D-P1 (h_n quadrature reproduces the
          article's table and limit), D-P2 (the knee finder recovers a planted tree's ordering); diagnostics D-D1
          (exact vs approximate entropy), D-D2 (tied-vector capacity), D-D3 (the Chinese arm), D-D4 (<unk> vs
-         dropped OOV tokens, full only).
+         dropped OOV tokens, full only), D-D5 (Yin and Shen's PIP-optimal dimension, M5).
 Run:     python -m studies run embedding_dim --budget smoke|local|full
 Full:    English Wikipedia (~3B tokens, `python -m core.data.text enwiki DUMP` on the data stage) read from disk
          in records (core/embeddings/stream.py): N to 1M at T = 0.5B, D5 at T = 0.1B / 2B and CBOW, the <unk>
@@ -75,6 +75,11 @@ OOV = {"full": {"N": [1000, 30000, 1000000], "seeds": [0, 1, 2]}}  # <unk> vs dr
 # The full-softmax arm builds the N x N co-occurrence table of its T tokens (a pass over the text per process and N;
 # 0.1B tokens estimate it well for N <= 30k) and keeps the last one, so a worker's runs at one N share it.
 FULLSOFTMAX = {"full": {"N": [1000, 3000, 10000, 30000], "T": 100_000_000, "seeds": [0, 1, 2], "steps": 2000, "lr": 0.05}}
+PIP = {  # M5: Yin and Shen's PIP-optimal dimension per (N, T), a competing predictor (D-D5); dense N x N SVDs, N <= 10k
+    "local": {"cells": [(1000, 2_000_000), (4000, 2_000_000), (4000, 500_000)], "draws": 3, "max_dim": 1000},
+    "full": {"cells": [(1000, 500_000_000), (3000, 500_000_000), (10000, 500_000_000), (10000, 100_000_000),
+                       (10000, 2_000_000_000)], "draws": 3, "max_dim": 1000},
+}  # fmt: skip
 COUNT_KEEP = 1_000_000  # words kept in the counting cache: the top N is exact for every N up to this
 HEADS = {  # D4 (spec 5.3): decoder LMs on WikiText-103 bytes; the same tokens per step at every context length L
     "full": {"L": [128, 512, 2048, 8192], "head_dim": [16, 24, 32, 48, 64, 96, 128], "arms": ["d_model", "heads"],
@@ -199,6 +204,15 @@ CLAIMS = (
         "shift. Full budget only.",
         "diagnostic",
         ea.check_dd4,
+    ),
+    Claim(
+        "D-D5",
+        "A competing predictor (M5): Yin and Shen's PIP-optimal dimension, which grows with the corpus, beside the knee.",
+        "Reported without a verdict: per (N, T), the PIP-optimal dimension of the training text's shifted PMI (noise "
+        "from two halves of the text, 3 Monte-Carlo draws; the range within 1% of its minimum) beside the 5%-knee of "
+        "the held-out SGNS loss at the same (N, T) and 8.33 ln N. N <= 10k (dense SVDs).",
+        "diagnostic",
+        ea.check_dd5,
     ),
     Claim(
         "D-D2",
@@ -350,6 +364,26 @@ def word_vectors(config: dict, report) -> None:
     report({"step": 0, **score(prep, u, v, _benchmarks(config["corpus"]))})
 
 
+def pip_fit(config: dict, report) -> None:
+    """M5: the PIP-optimal dimension of the training text at (corpus, N, T) (Yin and Shen; core/embeddings/pip.py).
+
+    The noise comes from the co-occurrence tables of the even and odd training paragraphs; the whole text's table
+    is their sum. The PMI shift is 1 (Yin and Shen's default: their estimate drifts for larger shifts).
+    """
+    import itertools
+
+    from core.embeddings.corpus import cooccurrence
+    from core.embeddings.pip import pip_optimal_dim
+
+    prep = _prepared(config["corpus"], config["vocab_size"], config["tokens"], config.get("oov", "drop"))
+    size, window = len(prep.vocab), W2V["window"]
+    half_a = cooccurrence(itertools.islice(prep.train, 0, None, 2), size, window)
+    half_b = cooccurrence(itertools.islice(prep.train, 1, None, 2), size, window)
+    out = pip_optimal_dim(half_a + half_b, half_a, half_b, max_dim=config["max_dim"], draws=config["draws"],
+                          seed=config["seed"], device=trial_device())  # fmt: skip
+    report({"step": 0, **out, "vocab/size": float(size)})
+
+
 def head_lm(config: dict, report) -> None:
     """D4: a decoder LM at context L and one head size, trained on bytes; reports validation nats per byte.
 
@@ -398,8 +432,8 @@ def head_lm(config: dict, report) -> None:
 
 
 def train(config: dict) -> None:
-    """Ray Tune trainable: a planted-tree fit, a word-vector run or (D4) a decoder LM at one head size."""
-    {"tree": tree_fit, "w2v": word_vectors, "head": head_lm}[config["task"]](config, tune.report)
+    """Ray Tune trainable: a planted-tree fit, a word-vector run, a PIP-optimal dimension (M5) or (D4) a decoder LM."""
+    {"tree": tree_fit, "w2v": word_vectors, "pip": pip_fit, "head": head_lm}[config["task"]](config, tune.report)
 
 
 HEAD_BLANK = {"arm": "none", "context": 0, "head_dim": 0}  # D4's factors, blank in the other cells
@@ -433,6 +467,13 @@ def _cells(budget: str) -> list[dict]:
             base | {"corpus": zh["corpus"], "algo": "sgns", "vocab_size": N, "tokens": zh["T"], "dim": n, "seed": s}
             for N in zh["N"] for n in grid_dims(N, budget) for s in zh["seeds"]
         ]  # fmt: skip
+    if budget in PIP:
+        pp = PIP[budget]
+        runs += [
+            base | {"task": "pip", "algo": "pip", "vocab_size": N, "tokens": T, "seed": 0, "draws": pp["draws"],
+                    "max_dim": pp["max_dim"]}
+            for N, T in pp["cells"]
+        ]  # fmt: skip
     if budget in OOV:
         ov = OOV[budget]
         runs += [
@@ -453,7 +494,7 @@ def _cells(budget: str) -> list[dict]:
     out = cells + runs + head_cells(budget)
     if budget in OOV:  # the policy is a factor at full only (the local and smoke configs, and their hashes, unchanged)
         for c in out:
-            c.setdefault("oov", "drop" if c["task"] == "w2v" else "none")
+            c.setdefault("oov", "drop" if c["task"] in ("w2v", "pip") else "none")
     return out
 
 

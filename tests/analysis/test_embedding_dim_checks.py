@@ -202,3 +202,19 @@ def test_a_larger_chinese_arm_never_becomes_the_main_corpus():
     assert "zhwiki N=1000 (T=200000000): knee 24" in dd3.reason and "zhwiki N=30000" in dd3.reason
     only_zh = Tables("full", zh.trials, main.metrics, main.checks)
     assert ea.check_d1(only_zh).reason.startswith("not_run_at_budget")  # Chinese runs alone decide no main claim
+
+
+def test_pip_dimensions_are_reported_beside_the_knees():
+    t = planted(SU_KNEES)
+    assert ea.check_dd5(t).reason.startswith("not_run_at_budget")
+    pip_rows = pd.DataFrame(
+        [{"trial_id": f"pip-{N}", "status": "ok", "seed": 0, "config/task": "pip", "config/corpus": "gcide",
+          "config/algo": "pip", "config/vocab_size": N, "config/tokens": 2_000_000, "config/dim": 0, "pip/dim": d,
+          "pip/dim_lo": d - 1, "pip/dim_hi": d + 2, "pip/sigma": 0.5} for N, d in ((1000, 40), (4000, 55))]
+    )  # fmt: skip
+    both = Tables("local", pd.concat([t.trials, pip_rows], ignore_index=True), t.metrics, t.checks)
+    for check in (ea.check_d1, ea.check_d2, ea.check_d3, ea.check_d5):
+        assert check(both).reason == check(t).reason  # PIP fits are not word-vector runs
+    v = ea.check_dd5(both)
+    assert v.verdict == INCONCLUSIVE and "N=1000 T=2000000: PIP 40 [39, 42] (sigma 0.500), knee 58" in v.reason
+    assert "N=4000 T=2000000: PIP 55 [54, 57]" in v.reason and "knee 70" in v.reason

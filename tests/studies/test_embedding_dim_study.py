@@ -108,6 +108,23 @@ def test_word_vector_trial_on_a_tiny_corpus(tmp_path, monkeypatch, algo, corpus,
         assert 3000 <= r["train/raw_tokens"] < 3050  # the first T tokens of the shuffled paragraphs
 
 
+@pytest.mark.parametrize("corpus", ["gcide", "enwiki"])
+def test_pip_trial_on_a_tiny_corpus(tmp_path, monkeypatch, corpus):
+    _tiny_corpus(tmp_path, monkeypatch)
+    local = [c for c in expand(ed.get_study("local").param_space) if c["task"] == "pip"]
+    assert {(c["vocab_size"], c["tokens"]) for c in local} == {(1000, 2_000_000), (4000, 2_000_000), (4000, 500_000)}
+    assert {(c["vocab_size"], c["tokens"]) for c in expand(ed.get_study("full").param_space) if c["task"] == "pip"} == {
+        (1000, 5 * 10**8), (3000, 5 * 10**8), (10000, 5 * 10**8), (10000, 10**8), (10000, 2 * 10**9)}  # fmt: skip
+    reports = []
+    try:
+        ed.pip_fit({**local[0], "corpus": corpus, "vocab_size": 40, "tokens": 10_000, "draws": 2}, reports.append)
+    finally:
+        _clear()
+    r = reports[-1]
+    assert r["vocab/size"] == 40 and 1 <= r["pip/dim_lo"] <= r["pip/dim"] <= r["pip/dim_hi"] <= r["pip/rank"] <= 40
+    assert r["pip/sigma"] > 0
+
+
 def test_oov_needs_a_streamed_corpus(tmp_path, monkeypatch):
     _tiny_corpus(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match="streamed corpus"):
