@@ -42,17 +42,15 @@ def _orthonormal(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
     return q
 
 
-def _simulate(spectrum: np.ndarray, size: int, sigma: float, seed: int, device: str = "cpu"):
-    """A random signal with the given spectrum, plus Gaussian noise; the truth's and the estimate's SVDs (float64,
-    drawn on the CPU so every device sees the same matrices, decomposed on `device`)."""
+def _draw(spectrum: np.ndarray, size: int, sigma: float, seed: int, device: str = "cpu"):
+    """A random signal U diag(spectrum) V^T and the same plus Gaussian noise (float64, drawn on the CPU so every
+    device sees the same matrices). Returns U, the spectrum, V and the noisy matrix, on `device`."""
     gen = torch.Generator().manual_seed(seed)
     k = len(spectrum)
+    u, v = _orthonormal(size, k, gen), _orthonormal(size, k, gen)
     d = torch.as_tensor(spectrum, dtype=torch.float64)
-    x = ((_orthonormal(size, k, gen) * d) @ _orthonormal(size, k, gen).T).to(device)
-    y = x + sigma * torch.randn(size, size, generator=gen, dtype=torch.float64).to(device)
-    u_true, d_true, _ = torch.linalg.svd(x)
-    u_est, d_est, _ = torch.linalg.svd(y)
-    return u_true[:, :k], d_true[:k], u_est, d_est
+    y = (u * d) @ v.T + sigma * torch.randn(size, size, generator=gen, dtype=torch.float64)
+    return u.to(device), d.to(device), v.to(device), y.to(device)
 
 
 def pip_loss_curve(spectrum: np.ndarray, size: int, sigma: float, alpha: float = 0.5, max_dim: int | None = None,
@@ -81,8 +79,9 @@ def pip_loss_curve(spectrum: np.ndarray, size: int, sigma: float, alpha: float =
     Returns:
         np.ndarray: PIP loss `[max_dim]` for k = 1 ... max_dim.
     """
-    u_true, d_true, u_est, d_est = _simulate(spectrum, size, sigma, seed, device)
-    truth = u_true * d_true**alpha  # E [N, rank]
+    u_true, d_true, _, y = _draw(spectrum, size, sigma, seed, device)
+    truth = u_true * d_true**alpha  # E [N, rank]: the signal's SVD is known (the spectrum is sorted), no need to take it
+    u_est, d_est, _ = torch.linalg.svd(y)
     s2 = d_est ** (2 * alpha)
     max_dim = max_dim or len(spectrum)
     overlap = ((truth.T @ u_est[:, :max_dim]) ** 2).sum(0)  # ||E^T u_k||^2
@@ -91,9 +90,11 @@ def pip_loss_curve(spectrum: np.ndarray, size: int, sigma: float, alpha: float =
 
 
 def naive_pip_loss_curve(spectrum, size, sigma, alpha=0.5, max_dim=None, seed=0) -> np.ndarray:
-    """`pip_loss_curve` by forming both Gram matrices for every k (the reference)."""
-    u_true, d_true, u_est, d_est = _simulate(spectrum, size, sigma, seed)
-    truth = u_true * d_true**alpha
+    """`pip_loss_curve` by decomposing the signal too and forming both Gram matrices for every k (the reference)."""
+    u, d, v, y = _draw(spectrum, size, sigma, seed)
+    u_true, d_true, _ = torch.linalg.svd((u * d) @ v.T)
+    u_est, d_est, _ = torch.linalg.svd(y)
+    truth = u_true[:, : len(spectrum)] * d_true[: len(spectrum)] ** alpha
     gram = truth @ truth.T
     out = []
     for k in range(1, (max_dim or len(spectrum)) + 1):
