@@ -15,8 +15,9 @@ Full:    English Wikipedia (~3B tokens, `python -m core.data.text enwiki DUMP` o
          T = 0.1B; D4's decoder LMs on WikiText-103 bytes (L = 128 ... 8192, head_dim 16 ... 128, d_model or heads
          fixed); the Chinese arm on Chinese Wikipedia segmented by jieba (N to 300k at T = 0.2B; D-D3); text8 streams
          the same way (CORPUS = "text8") for quick iterations.
-Cost:    smoke 46 s measured on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local 22 min measured
-         on 2 idle CPU cores (8 tree fits, 72 + 16 + 16 gensim Word2Vec runs on GCIDE, 32 on PKU; bench/README.md);
+Cost:    smoke 46 s measured on 2 CPU cores (exact checks + 5 planted-tree fits, no corpus); local 15 min 22 s
+         measured on 2 idle CPU cores (8 tree fits, 72 + 16 + 16 gensim Word2Vec runs on GCIDE, 32 on PKU, 3 PIP fits;
+         21 min 38 s without the PIP fits on an earlier, slower machine; bench/README.md);
          full: 957 gensim runs (657 English, 300 Chinese), 2.2e12 token-epochs, ~2,600-3,900 core-hours at the
          ~240k words/s of one gensim worker here (~160-250 16-core node-hours; bench/README.md), plus ~200-500
          GPU-hours for the full-softmax arm and D4 (spec estimate).
@@ -91,7 +92,7 @@ HEADS = {  # D4 (spec 5.3): decoder LMs on WikiText-103 bytes; the same tokens p
 RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 1, "gpu": 0.25}}
 COST = {
     "smoke": "46 s measured on 2 CPU cores",
-    "local": "22 min measured on 2 idle CPU cores (bench/README.md)",
+    "local": "15-25 min measured on 2 idle CPU cores (bench/README.md)",
     "full": "~160-250 16-core node-hours (957 gensim runs, 2.2e12 token-epochs at ~240k words/s a core, measured) + "
     "~200-500 GPU-hours (full softmax and D4, spec estimate)",
 }
