@@ -8,6 +8,8 @@ arm in a fresh process and prints its peak resident memory (`ru_maxrss`) and wal
 - `memory`: the in-memory path (read the file into paragraphs, shuffle-split, `prepare`), as local budgets do;
 - `stream`: `prepare_stream` (one counting pass for the split totals, one for the T subset; the training text
   stays on disk), as the full budget does;
+- `pass-filter` / `pass-part`: one pass over a 10% T subset as gensim reads it, filtering the whole file by hash
+  and reading the subset written once to its own file (`stream.write_part`, the study's cache);
 - `w2v-list` / `w2v-stream`: one gensim epoch (SGNS, one worker, n = `--dim`) over the first `--w2v-tokens` tokens,
   from a list in memory and from a `Stream`, in words per second (the cost of re-reading and encoding per pass).
 
@@ -54,6 +56,16 @@ def arm(name: str, path: str, size: int, tokens: int, dim: int, w2v_tokens: int)
     elif name == "stream":
         prep = prepare_stream(path, size, tokens)
         out["train_tokens"] = int(prep.counts.sum())
+    elif name in ("pass-filter", "pass-part"):  # one gensim-style pass over a 10% T subset, as words
+        from core.embeddings.stream import Stream, count_tokens, top_n, write_part
+
+        vocab = top_n(count_tokens(path, fraction=0.1)[0], size)
+        stream = Stream(path, "train", vocab, fraction=0.1)
+        if name == "pass-part":
+            write_part(path, Path(path).with_name("part.txt"), "train", 0.1)
+            stream = Stream(Path(path).with_name("part.txt"), "all", vocab)
+        t0 = time.perf_counter()
+        out["train_tokens"] = sum(len(w) for w in stream.words())
     else:
         from dataclasses import replace
 
@@ -76,7 +88,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=30_000)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--w2v-tokens", type=int, default=2_000_000)
-    p.add_argument("--arms", nargs="+", default=["memory", "stream", "w2v-list", "w2v-stream"])
+    p.add_argument("--arms", nargs="+", default=["memory", "stream", "pass-filter", "pass-part", "w2v-list", "w2v-stream"])
     p.add_argument("--arm", help=argparse.SUPPRESS)
     p.add_argument("--path", help=argparse.SUPPRESS)
     a = p.parse_args()

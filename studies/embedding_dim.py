@@ -318,12 +318,13 @@ def _prepared(corpus: str, N: int, T: int, oov: str = "drop"):
     """The inputs of every run at (corpus, N, T, oov): in memory (gcide, pku), or streamed from disk (text8, enwiki)."""
     from core.data import data_root
     from core.data.text import CORPUS_FILES, corpus_path
-    from core.embeddings.stream import cached_counts
+    from core.embeddings.stream import cached_counts, cached_part
     from core.embeddings.word2vec import prepare, prepare_stream
 
-    if corpus in CORPUS_FILES:
-        cache = data_root() / "cache" / "counts"
-        return prepare_stream(corpus_path(corpus), N, T, oov, counts=lambda p, f: cached_counts(p, f, COUNT_KEEP, cache))
+    if corpus in CORPUS_FILES:  # counts and each T subset made once per machine, then read by every run
+        cache = data_root() / "cache"
+        return prepare_stream(corpus_path(corpus), N, T, oov, counts=lambda p, f: cached_counts(p, f, COUNT_KEEP, cache),
+                              parts=lambda p, part, f: cached_part(p, part, f, cache))  # fmt: skip
     if oov != "drop":
         raise ValueError(f"oov = {oov!r} needs a streamed corpus ({', '.join(CORPUS_FILES)}), not {corpus!r}")
     train_p, held = _corpus(corpus)

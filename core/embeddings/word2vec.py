@@ -44,7 +44,7 @@ class Prepared:
     counts: np.ndarray
     """Training unigram counts `[N]` (of the ids, so `<unk>` counts every OOV token)."""
     heldout: list[np.ndarray]
-    """Held-out paragraphs as ids, OOV dropped."""
+    """Held-out paragraphs as ids, OOV dropped (or `<unk>`)."""
     pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     """Held-out centres `[P]`, contexts `[P]`, fixed negatives `[P, K]`."""
     raw_tokens: int
@@ -89,7 +89,8 @@ Counts = tuple[dict[str, int], int, int]
 
 def prepare_stream(path: str | Path, size: int, tokens: int, oov: str = "drop", window: int = 5, pairs: int = 200_000,
                    negatives: int = 5, heldout_tokens: int = 2_000_000,
-                   counts: Callable[[Path, float], Counts] | None = None) -> Prepared:  # fmt: skip
+                   counts: Callable[[Path, float], Counts] | None = None,
+                   parts: Callable[[Path, str, float], Path] | None = None) -> Prepared:  # fmt: skip
     """`prepare` for a corpus file read from disk: one counting pass, the training text left on disk.
 
     The T-token subset is a uniform hash sample of the training records (`stream.in_part`) of about `tokens`
@@ -115,20 +116,31 @@ def prepare_stream(path: str | Path, size: int, tokens: int, oov: str = "drop", 
             Held-out tokens read for the sample (about).
         counts (Callable):
             `(path, fraction) -> Counts`, e.g. a cache of `stream.count_tokens` on disk; `count_tokens` by default.
+        parts (Callable):
+            `(path, part, fraction) -> file` holding just that part (`stream.cached_part`), read instead of
+            filtering the whole corpus on every pass; by default the corpus is filtered.
 
     Returns:
         Prepared: the inputs of every trial at this (corpus, N, T, oov); `train` is a `Stream`.
     """
+    path = Path(path)
     count = counts or (lambda p, f: count_tokens(p, fraction=f))
-    _, train_total, held_total = count(Path(path), 1.0)
-    fraction = min(1.0, tokens / max(1, train_total))
-    words, raw, _ = count(Path(path), fraction)
+    words, raw, held_total = count(path, 1.0)
+    fraction = min(1.0, tokens / max(1, raw))
+    if fraction < 1.0:
+        words, raw, _ = count(path, fraction)
     vocab = top_n(words, size)
     unigram = np.array([words[w] for w in vocab], dtype=np.int64)
     if oov == "unk":
         vocab, unigram = vocab + [UNK], np.append(unigram, raw - unigram.sum())
-    train = Stream(path, "train", vocab, oov, fraction=fraction)
-    held = list(Stream(path, "heldout", vocab, oov, fraction=min(1.0, heldout_tokens / max(1, held_total))))
+
+    def part(name: str, f: float) -> Stream:
+        if parts is None:
+            return Stream(path, name, vocab, oov, fraction=f)
+        return Stream(parts(path, name, f), "all", vocab, oov)
+
+    train = part("train", fraction)
+    held = list(part("heldout", min(1.0, heldout_tokens / max(1, held_total))))
     sample = heldout_sample(held, unigram, window, pairs, negatives, seed=size)
     return Prepared(vocab, train, unigram, held, sample, raw)
 

@@ -173,6 +173,30 @@ def test_cached_counts_are_the_counts_and_survive_a_new_process(tmp_path):
     assert prep.vocab == direct.vocab and np.array_equal(prep.counts, direct.counts) and prep.raw_tokens == direct.raw_tokens
 
 
+def test_a_written_part_streams_like_the_filtered_corpus(tmp_path):
+    path = _corpus(tmp_path)
+    vocab = S.top_n(S.count_tokens(path)[0], 20)
+    for part, fraction in (("train", 1.0), ("train", 0.3), ("heldout", 1.0), ("heldout", 0.5)):
+        out = tmp_path / f"{part}-{fraction}.txt"
+        tokens = S.write_part(path, out, part, fraction)
+        filtered = [r for n, r in S.records(path) if S.in_part(n, part, fraction=fraction)]
+        assert [r for _, r in S.records(out)] == filtered and tokens == sum(map(len, filtered))
+        for oov, v in (("drop", vocab), ("unk", vocab + [S.UNK])):
+            a = list(S.Stream(out, "all", v, oov))
+            b = list(S.Stream(path, part, v, oov, fraction=fraction))
+            assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    cache = tmp_path / "cache"
+    file = S.cached_part(path, "train", 0.3, cache)
+    stamp = file.stat().st_mtime_ns
+    assert S.cached_part(path, "train", 0.3, cache) == file and file.stat().st_mtime_ns == stamp  # made once
+    assert file.read_text() == (tmp_path / "train-0.3.txt").read_text() and not list(cache.glob("*.partial"))
+    direct = prepare_stream(path, 25, 3000, oov="unk", pairs=500)
+    cached = prepare_stream(path, 25, 3000, oov="unk", pairs=500, parts=lambda p, part, f: S.cached_part(p, part, f, cache))
+    assert cached.vocab == direct.vocab and np.array_equal(cached.counts, direct.counts)
+    assert all(np.array_equal(x, y) for x, y in zip(cached.train, direct.train, strict=True))
+    assert all(torch.equal(x, y) for x, y in zip(cached.pairs, direct.pairs, strict=True))
+
+
 def test_word2vec_reads_a_stream_like_a_list(tmp_path):
     pytest.importorskip("gensim")
     from dataclasses import replace

@@ -103,7 +103,9 @@ def test_word_vector_trial_on_a_tiny_corpus(tmp_path, monkeypatch, algo, corpus,
     assert 1 / (r["vocab/size"] + 1) < r["heldout/mrr"] <= 1 and -1 <= r["heldout/pmi_rho"] <= 1 and r["heldout/pmi_pairs"] > 3
     if corpus in CORPUS_FILES:
         assert 3000 <= r["train/raw_tokens"] < 6000  # a hash sample of whole records of about T tokens
-        assert list((tmp_path / "cache" / "counts").glob(f"counts-{CORPUS_FILES[corpus]}-*.parquet"))  # counted, kept
+        name = CORPUS_FILES[corpus]
+        assert list((tmp_path / "cache").glob(f"counts-{name}-*.parquet"))  # counted once, kept
+        assert list((tmp_path / "cache").glob(f"train-{name}-*.txt")) and list((tmp_path / "cache").glob(f"heldout-{name}-*"))
     else:
         assert 3000 <= r["train/raw_tokens"] < 3050  # the first T tokens of the shuffled paragraphs
 
