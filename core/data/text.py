@@ -42,7 +42,7 @@ SETUP = {
     "gensim": "pip install -e '.[data]' (gensim ships WordSim-353, SimLex-999 and the Google analogies)",
     "text8": "put text8 (10^8 characters, a-z and spaces) in $CLAIMBENCH_DATA (the cluster's data stage)",
     "enwiki": "put enwiki-latest-pages-articles.xml.bz2 on the cluster's data stage, then run "
-    'python -m core.data.text enwiki that.xml.bz2 "$CLAIMBENCH_DATA/enwiki.txt" (gensim WikiCorpus, ~1 h on 16 cores)',
+    'python -m core.data.text enwiki that.xml.bz2 "$CLAIMBENCH_DATA/enwiki.txt" (gensim WikiCorpus; one pass over the dump)',
 }
 SETUP["zhwiki"] = (
     "put zhwiki-latest-pages-articles.xml.bz2 on the cluster's data stage, then run "
