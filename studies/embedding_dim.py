@@ -490,9 +490,12 @@ def _cells(budget: str) -> list[dict]:
             for N in fs["N"] for n in grid_dims(N, budget) for s in fs["seeds"]
         ]  # fmt: skip
     # The main grid first, then corpus size and algorithm; seed by seed within each, so a run stopped early leaves
-    # complete curves with fewer seeds; the costliest runs first within a seed, so the end is not one long run.
+    # complete curves with fewer seeds; the costliest runs first within a seed, so the end is not one long run. The
+    # full-softmax runs of one N come together, so a worker's next run usually reuses its co-occurrence table.
+    softmax_n = lambda c: -c["vocab_size"] if c["algo"] == "fullsoftmax" else 0  # noqa: E731
     runs.sort(key=lambda c: (c["tokens"] != main["T"] or c["algo"] != "sgns" or c["corpus"] != CORPUS[budget]
-                             or c.get("oov", "drop") != "drop", c["seed"], -c["tokens"] * (1 + c["dim"] / 64)))  # fmt: skip
+                             or c.get("oov", "drop") != "drop", c["seed"], c["algo"] == "fullsoftmax", softmax_n(c),
+                             -c["tokens"] * (1 + c["dim"] / 64)))  # fmt: skip
     out = cells + runs + head_cells(budget)
     if budget in OOV:  # the policy is a factor at full only (the local and smoke configs, and their hashes, unchanged)
         for c in out:
