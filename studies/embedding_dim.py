@@ -315,7 +315,7 @@ def _corpus(name: str):
 
 @functools.lru_cache(maxsize=4)
 def _prepared(corpus: str, N: int, T: int, oov: str = "drop"):
-    """The inputs of every run at (corpus, N, T, oov): in memory (gcide, pku), or streamed from disk (text8, enwiki)."""
+    """The inputs of every run at (corpus, N, T, oov): in memory (gcide, pku) or streamed from disk (text8, [en|zh]wiki)."""
     from core.data import data_root
     from core.data.text import CORPUS_FILES, corpus_path
     from core.embeddings.stream import cached_counts, cached_part
