@@ -480,11 +480,10 @@ def check_dd1(t: Tables) -> Verdict:
 
 def check_dd3(t: Tables) -> Verdict:
     """D-D3: the Chinese arm's knees per N (held-out SGNS loss), beside 8.33 ln N; no verdict."""
-    parts = [conditions(t, corpus) for corpus in ZH_CORPORA]
-    c = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(not p.empty for p in parts) else None
-    if c is None:
+    parts = [p for p in (conditions(t, corpus) for corpus in ZH_CORPORA) if not p.empty]
+    if not parts:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no Chinese (PKU, Chinese Wikipedia) runs at this budget")
-    c = c.sort_values(["corpus", "N"])
+    c = pd.concat(parts, ignore_index=True).sort_values(["corpus", "N"])
     text = "; ".join(
         f"{r.corpus} N={r.N} (T={r.T}): knee {r.knee:g} [{r.ci_low:g}, {r.ci_high:g}]"
         f"{' (non-monotone)' if r.non_monotone else ''}, n_eps / 8.33 ln N = {r.knee / r.su:.2f}"

@@ -105,7 +105,7 @@ class Stream:
         path (str | Path):
             Corpus file.
         part (str):
-            `train` or `heldout`.
+            `train`, `heldout`, or `all` (a file holding one part already, from `write_part`).
         vocab (list[str]):
             The vocabulary; ids are positions in it.
         oov (str):
