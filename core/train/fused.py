@@ -171,9 +171,9 @@ def optimizer_step(
         state.update({name: [torch.zeros_like(p) for p in params] for name in names})
     lr, wd, momentum, decay = hp["lr"], hp["weight_decay"], hp["momentum"], hp["decoupled_weight_decay"]
     if any(decay):
-        factor = torch.tensor([1 - r * d if on else 1.0 for r, d, on in zip(lr, decay, active, strict=True)])
+        factor = [1 - r * d if on else 1.0 for r, d, on in zip(lr, decay, active, strict=True)]
         for p in params:
-            p.mul_(_col(factor.to(p.device), p))
+            p.mul_(_col(torch.tensor(factor, dtype=p.dtype, device=p.device), p))
     members = [j for j in range(k) if active[j]]
     shared = len(members) == k and len({(lr[j], wd[j], momentum[j], state["steps"][j]) for j in members}) == 1
     for j in [None] if shared else members:  # None: the whole stack in one call
@@ -185,8 +185,8 @@ def optimizer_step(
             torch._fused_sgd_(*tensors, bufs, weight_decay=wd[i], momentum=momentum[i], lr=lr[i], dampening=0.0,
                               nesterov=False, maximize=False, is_first_step=state["steps"][i] == 0)  # fmt: skip
         else:
-            # the kernel takes this step's number (torch.optim counts it up before the call)
-            steps = [torch.tensor(float(state["steps"][i] + 1)) for _ in params]
+            # the kernel takes this step's number (torch.optim counts it up before the call), on the params' device
+            steps = [torch.tensor(float(state["steps"][i] + 1), dtype=torch.float32, device=p.device) for p in params]
             fused_op = torch._fused_adam_ if kind == "adam" else torch._fused_adamw_
             fused_op(*tensors, [at(m) for m in state["m"]], [at(v) for v in state["v"]], [], steps, lr=lr[i],
                      beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], weight_decay=wd[i], eps=ADAM_EPS, amsgrad=False,
@@ -235,7 +235,7 @@ def curvature_stacked(
     logits = forward(template, params, xs.expand(k, *xs.shape))
     loss = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1).sum()
     grads = torch.autograd.grad(loss, params, create_graph=True)
-    eig = torch.zeros(k, dtype=torch.float64)
+    eig = torch.zeros(k, dtype=torch.float64, device=params[0].device)
     for _ in range(20):
         norm = torch.sqrt(sum((v * v).flatten(1).sum(1) for v in vec))
         vec = [v / _col(norm, v) for v in vec]

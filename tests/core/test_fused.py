@@ -11,8 +11,11 @@ from core.regularizers.weissi import weissi
 from core.train.classifier import FitConfig, fit_classifier
 from core.train.fused import fit_fused, forward, fusable, member, optimizer_step, stack, weissi_stacked
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+"""Every equivalence below holds on each device: fused and alone both on the CPU, or both on the GPU."""
 
-def _alone_and_fused(cfgs, sizes=(64, 32, 24, 10), activation="relu"):
+
+def _alone_and_fused(cfgs, sizes=(64, 32, 24, 10), activation="relu", device="cpu"):
     data = load("digits")
 
     def build(c):
@@ -22,7 +25,7 @@ def _alone_and_fused(cfgs, sizes=(64, 32, 24, 10), activation="relu"):
     alone = []
     for c in cfgs:
         rows = []
-        fit_classifier(build(c), data, c, rows.append)
+        fit_classifier(build(c), data, c, rows.append, device=device)
         alone.append(rows)
     fused = [[] for _ in cfgs]
 
@@ -32,7 +35,7 @@ def _alone_and_fused(cfgs, sizes=(64, 32, 24, 10), activation="relu"):
             if m is not None:
                 fused[j].append(m)
 
-    fit_fused([build(c) for c in cfgs], data, cfgs, report)
+    fit_fused([build(c) for c in cfgs], data, cfgs, report, device=device)
     return alone, fused
 
 
@@ -52,8 +55,9 @@ def _assert_same(alone, fused, n_train):
                     assert got == pytest.approx(want, rel=2e-3, abs=1e-6), (key, want, got)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "adamw"])
-def test_each_member_follows_the_trajectory_it_has_alone_with_every_per_member_option(optimizer):
+def test_each_member_follows_the_trajectory_it_has_alone_with_every_per_member_option(optimizer, device):
     common = {"epochs": 3, "batch_size": 100, "optimizer": optimizer, "curvature_examples": 200, "log_weight_norms": True}
     cfgs = [
         FitConfig(**common, lr=1e-3 if optimizer != "sgd" else 0.05, seed=0),
@@ -62,41 +66,46 @@ def test_each_member_follows_the_trajectory_it_has_alone_with_every_per_member_o
         FitConfig(**common, lr=2e-3 if optimizer != "sgd" else 0.02, seed=2, momentum=0.5, decoupled_weight_decay=0.1,
                   weissi_lam1=1e-3, weissi_lam2=1e-4, label_noise=0.4),
     ]  # fmt: skip
-    alone, fused = _alone_and_fused(cfgs)
+    alone, fused = _alone_and_fused(cfgs, device=device)
     _assert_same(alone, fused, len(load("digits").y_train))
     assert "train/lambda_max" in fused[0][-1] and "weights/norm_0" in fused[0][0]
 
 
-def test_cosine_schedule_robustness_metrics_and_other_activations_match_too():
+@pytest.mark.parametrize("device", DEVICES)
+def test_cosine_schedule_robustness_metrics_and_other_activations_match_too(device):
     common = {"epochs": 2, "batch_size": 64, "schedule": "cosine", "attack_eps": (0.1,), "curvature_examples": 0}
     cfgs = [FitConfig(**common, lr=2e-3, seed=5), FitConfig(**common, lr=1e-3, seed=6, label_noise=0.1)]
-    alone, fused = _alone_and_fused(cfgs, sizes=(64, 17, 10), activation="softplus")
+    alone, fused = _alone_and_fused(cfgs, sizes=(64, 17, 10), activation="softplus", device=device)
     _assert_same(alone, fused, len(load("digits").y_train))
     assert "test/fgsm_acc@0.1" in fused[1][-1]
 
 
-def test_a_diverging_member_is_recorded_nan_and_frozen_while_the_others_go_on_unchanged():
-    common = {"epochs": 3, "batch_size": 100, "optimizer": "sgd", "curvature_examples": 0}
-    good = [FitConfig(**common, lr=0.05, seed=0), FitConfig(**common, lr=0.02, seed=1, flood_level=0.2)]
-    bad = FitConfig(**common, lr=1e4, seed=2)
-    alone, fused = _alone_and_fused([good[0], bad, good[1]])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_diverging_member_is_recorded_nan_and_frozen_while_the_others_go_on_unchanged(optimizer, device):
+    common = {"epochs": 3, "batch_size": 100, "optimizer": optimizer, "curvature_examples": 0}
+    scale = 1.0 if optimizer == "sgd" else 0.02  # Adam's step is ~lr, SGD's ~lr x gradient
+    good = [FitConfig(**common, lr=0.05 * scale, seed=0), FitConfig(**common, lr=0.02 * scale, seed=1, flood_level=0.2)]
+    bad = FitConfig(**common, lr=1e4 if optimizer == "sgd" else 1e30, seed=2)
+    alone, fused = _alone_and_fused([good[0], bad, good[1]], device=device)
     assert math.isnan(alone[1][-1]["train/loss"]), "the control config must diverge alone"
     assert fused[1] == [] or fused[1][-1]["step"] == alone[1][-1]["step"]
     assert len(fused[1]) == len(alone[1]) and math.isnan(fused[1][-1]["train/loss"])
     _assert_same([alone[0], alone[2]], [fused[0], fused[2]], len(load("digits").y_train))
     # and exactly what the two good members give in a bundle without the diverging one
-    _, pair = _alone_and_fused(good)
+    _, pair = _alone_and_fused(good, device=device)
     for a, b in zip(pair, [fused[0], fused[2]], strict=True):
         for ra, rb in zip(a, b, strict=True):
             assert ra == pytest.approx(rb, rel=1e-5, abs=1e-7)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["adam", "sgd", "adamw"])
 @pytest.mark.parametrize("same_hp", [True, False])
-def test_the_stacked_optimisers_equal_torch_optim_per_member_and_freeze_inactive_members(kind, same_hp):
+def test_the_stacked_optimisers_equal_torch_optim_per_member_and_freeze_inactive_members(kind, same_hp, device):
     gen = torch.Generator().manual_seed(0)
     k = 3
-    params = [torch.randn(k, 5, 4, generator=gen), torch.randn(k, 4, generator=gen)]
+    params = [torch.randn(k, 5, 4, generator=gen).to(device), torch.randn(k, 4, generator=gen).to(device)]
     hp = {"lr": [1e-3, 3e-3, 1e-2], "weight_decay": [0.0, 1e-2, 1e-1], "momentum": [0.0, 0.9, 0.5],
           "decoupled_weight_decay": [0.0, 0.0, 0.1]}  # fmt: skip
     if same_hp:  # one kernel call over the whole stack until a member freezes
@@ -111,7 +120,7 @@ def test_the_stacked_optimisers_equal_torch_optim_per_member_and_freeze_inactive
     state, fused = {}, [p.clone() for p in params]
     active = [True, True, True]
     for it in range(30):
-        grads = [torch.randn(p.shape, generator=gen) * 10.0 ** -(it % 4) for p in params]
+        grads = [(torch.randn(p.shape, generator=gen) * 10.0 ** -(it % 4)).to(device) for p in params]
         if it == 20:
             active = [True, False, True]  # member 1 freezes: its params and state must stay put
             frozen = (
