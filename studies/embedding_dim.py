@@ -294,6 +294,7 @@ def tree_fit(config: dict, report) -> None:
 
     p = tree_joint(config["b"], config["depth"])
     h = entropy(p)
+    p = p.to(trial_device())
     pf = p.float()
     kls = {}
     for n in config["dims"]:

@@ -266,10 +266,11 @@ def estimator_stats(config: dict, report) -> None:
     ZO term on accuracy).
     """
     data = load(config["dataset"])
-    dtype = getattr(torch, config["stat_dtype"])
-    x, y = torch.as_tensor(data.x_train[:256]).to(dtype), torch.as_tensor(data.y_train[:256])
+    dtype, device = getattr(torch, config["stat_dtype"]), trial_device()
+    x = torch.as_tensor(data.x_train[:256]).to(device, dtype)
+    y = torch.as_tensor(data.y_train[:256]).to(device)
     torch.manual_seed(config["seed"])
-    model = build_model(config["model"], data.x_train[0].size, data.num_classes).to(dtype)
+    model = build_model(config["model"], data.x_train[0].size, data.num_classes).to(device, dtype)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     F_ce = batched(model, lambda fwd: F.cross_entropy(fwd(x), y))
     F_acc = batched(model, lambda fwd: _accuracy(fwd, x, y))
@@ -291,7 +292,7 @@ def estimator_stats(config: dict, report) -> None:
                 cos[q].append(float(est @ g / (est.norm() * g.norm())))
         if point == 0:  # Z1 at scale, in the trial's dtype
             for rep in range(10):
-                u = directions(rep, 1, theta.numel(), dtype)[0]
+                u = directions(rep, 1, theta.numel(), dtype, theta.device)[0]
                 pg = gaussian_policy_term(lambda th: F_acc(th[None])[0], theta, u, 0.05, float(F_acc(theta[None])[0]))
                 zo = zo_terms(F_acc, theta, 0.05, u[None], antithetic=False)[0]
                 z1 = max(z1, float((pg - zo).abs().max()))
