@@ -85,11 +85,12 @@ class Fusion:
     keys: tuple[str, ...]
     """Config keys whose values may differ inside a bundle (seed, learning rate, flood level, ...)."""
     member_bytes: Callable[[dict], int]
-    """Memory one member adds to a bundle, for sizing bundles."""
-    can_fuse: Callable[[dict], bool] = lambda config: True
-    """Whether a config can be fused at all (e.g. MLPs only); the others run one per Ray trial."""
+    """Memory one member adds to a bundle, for sizing bundles (host memory on CPU, GPU memory on a GPU)."""
+    can_fuse: Callable[[dict, bool], bool] = lambda config, gpu: True
+    """`can_fuse(config, gpu)`: whether a config can be fused at all (e.g. MLPs only, and on CPU only models small
+    enough to gain); `gpu` says whether the trial holds a GPU. The others run one per Ray trial."""
     max_members: int = 32
-    """Largest bundle."""
+    """Largest bundle on CPU. On a GPU a bundle holds as many members as fit in the trial's share of GPU memory."""
 
 
 @dataclass(frozen=True)

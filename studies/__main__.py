@@ -3,19 +3,31 @@
     python -m studies list
     python -m studies run flooding --budget local [--results DIR|s3://bucket/prefix] [--address auto] [--force]
     python -m studies check-cluster [cluster.yaml] [--results s3://bucket/prefix]
-    python -m studies run all --budget smoke
+    python -m studies run all --budget smoke [--gpus-per-trial 0.125]
     python -m studies status flooding [--budget local] [--results DIR]
 
 Bad input prints one line `studies: error: …` and exits 2; a run always keeps what it already recorded.
 """
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
 
 from analysis.store import join, results_location
 from studies import BUDGETS, StudyError, discover, load
+
+
+def gpu_share(text: str) -> float:
+    """`--gpus-per-trial`: a share of one GPU in (0, 1], or a whole number of GPUs (Ray's rule for fractions)."""
+    try:
+        share = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (0 < share <= 1 or (share > 1 and share.is_integer())):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a share of one GPU in (0, 1] (e.g. 0.125) or a whole number")
+    return share
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         "--no-fuse",
         action="store_true",
         help="run every trial in its own Ray trial (default: a study's fusable trials train in bundles)",
+    )
+    run.add_argument(
+        "--gpus-per-trial",
+        type=gpu_share,
+        default=None,
+        metavar="F",
+        help="give every trial of the smoke or local budget F GPUs (e.g. 0.125: eight trials share a GPU); "
+        "refused where there is no GPU. The full budget keeps the resources each study declares",
     )
     status = sub.add_parser("status", help="trials done/planned and verdicts so far")
     status.add_argument("name")
@@ -67,6 +87,9 @@ def cmd_run(args) -> None:
 
     names = list(discover()) if args.name == "all" else [args.name]
     chosen = [load(name, args.budget) for name in names]  # every study validates before any runs
+    if args.gpus_per_trial is not None:
+        check_gpu_share(args)
+        chosen = [dataclasses.replace(s, resources={**s.resources, "gpu": args.gpus_per_trial}) for s in chosen]
     command = "python -m studies " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     for study in chosen:
         summary = run(study, args.results, address=args.address, force=args.force, command=command, fuse=not args.no_fuse)
@@ -75,6 +98,24 @@ def cmd_run(args) -> None:
             f"ran {summary['ok']} ok, {summary['diverged']} diverged, {summary['failed']} failed, "
             f"{summary['retried']} retried after a lost worker, {summary['bundles']} fused bundles; "
             f"results in {join(args.results, study.name)}"
+        )
+
+
+def check_gpu_share(args) -> None:
+    """Refuse `--gpus-per-trial` at the full budget, and on a machine without CUDA when Ray is embedded (a cluster's
+    GPUs are checked against its nodes by the runner, before anything runs)."""
+    if args.budget == "full":
+        raise StudyError(
+            "--gpus-per-trial is for the smoke and local budgets; the full budget keeps each study's own resources"
+        )
+    if args.address:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise StudyError(
+            f"--gpus-per-trial {args.gpus_per_trial:g}: this machine has no CUDA GPU (torch {torch.__version__}, "
+            f"CUDA build {torch.version.cuda or 'none'}); drop the option to run on the CPU"
         )
 
 

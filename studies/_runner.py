@@ -582,28 +582,59 @@ def slots_and_memory(study: Study, address: str | None) -> tuple[int, float]:
     return slots, 0.5 * float(have.get("memory", 8 * 2**30)) / slots
 
 
+def gpu_share_bytes(study: Study) -> float | None:
+    """GPU memory (bytes) one trial of the study may use: half its share of its GPU's memory, or `None` if unknown.
+
+    Asked of the GPU itself by a task with the trial's GPU share (the driver may have none, e.g. a cluster's head);
+    half, as for host memory, leaves room for the data, the framework and the CUDA context. A logical GPU without
+    CUDA behind it (a test cluster) gives `None`.
+    """
+    import ray
+
+    def total() -> int | None:
+        import torch
+
+        return torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else None
+
+    share = float(study.resources["gpu"])
+    probe = ray.remote(num_cpus=0, num_gpus=min(share, 1.0))(total).remote()
+    ready, _ = ray.wait([probe], timeout=120)
+    if not ready:
+        ray.cancel(probe, force=True)
+        return None  # no GPU came free in time: size bundles as on CPU
+    memory = ray.get(probe)
+    return None if memory is None else 0.5 * memory * min(share, 1.0)  # a bundle trains on one device
+
+
 def bundles(study: Study, pending: list[Planned], address: str | None) -> list[list[Planned]]:
     """Group fusable pending trials into bundles; the rest run alone.
 
-    Trials go in one group when their configs agree outside `Fusion.keys`. A group is cut into equal bundles of
-    at most `max_members` members and at most what a slot's memory holds (`Fusion.member_bytes`), and into at
-    least as many bundles as there are slots (a multiple of them when it has more), so that every slot works.
+    Trials go in one group when their configs agree outside `Fusion.keys`. A group is cut into equal bundles of at
+    most what a slot's memory holds (`Fusion.member_bytes`): on CPU host memory and at most `max_members` members, on
+    a GPU the trial's share of GPU memory (`gpu_share_bytes`) with no other cap. It is also cut into at least as many
+    bundles as there are slots (a multiple of them when it has more), so that every slot works.
 
     Returns:
         list[list[Planned]]: units in grid order of their first member; a unit of one runs unfused.
     """
     fusion = study.fusion
     slots, memory = slots_and_memory(study, address)
+    gpu = float(study.resources.get("gpu", 0)) > 0
+    device_memory = gpu_share_bytes(study) if gpu else None
     groups: dict[str, list[Planned]] = {}
     units: list[list[Planned]] = []
     for p in pending:
-        if not fusion.can_fuse(p.config):
+        if not fusion.can_fuse(p.config, gpu):
             units.append([p])
             continue
         key = json.dumps({k: v for k, v in p.config.items() if k not in fusion.keys}, sort_keys=True, default=repr)
         groups.setdefault(key, []).append(p)
     for members in groups.values():
-        cap = max(1, min(fusion.max_members, int(memory // max(1, fusion.member_bytes(members[0].config)))))
+        each = max(1, fusion.member_bytes(members[0].config))
+        if device_memory is not None:
+            cap = max(1, int(device_memory // each))
+        else:
+            cap = max(1, min(fusion.max_members, int(memory // each)))
         count = math.ceil(len(members) / cap)
         count = min(len(members), slots * math.ceil(count / slots))
         cuts = [round(i * len(members) / count) for i in range(count + 1)]  # sizes differ by at most one

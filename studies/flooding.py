@@ -208,11 +208,11 @@ def member_bytes(config: dict) -> int:
     return fused.member_bytes(model_of(config, data), fit_config(config), len(data.y_train) + len(data.y_val))
 
 
-def can_fuse(config: dict) -> bool:
-    """MLP runs without augmentation, small enough that fusing them gains on CPU (`core.train.fused.worth_fusing`)."""
+def can_fuse(config: dict, gpu: bool = False) -> bool:
+    """MLP runs without augmentation; on CPU only those small enough to gain (`core.train.fused.worth_fusing`)."""
     if config["model"] != "mlp" or config.get("augment"):
         return False
-    return fused.worth_fusing(model_of(config, load(config["dataset"])), gpu=False)  # MLP budgets run on CPU
+    return fused.worth_fusing(model_of(config, load(config["dataset"])), gpu=gpu)
 
 
 FUSION = Fusion(train_fused, keys=("label_noise", "flood_level", "seed"), member_bytes=member_bytes, can_fuse=can_fuse)

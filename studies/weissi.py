@@ -227,9 +227,9 @@ def member_bytes(config: dict) -> int:
     return fused.member_bytes(model_of(config, data), fit_config(config), len(data.y_train) + len(data.y_val))
 
 
-def can_fuse(config: dict) -> bool:
-    """MLP runs small enough that fusing them gains on CPU (`core.train.fused.worth_fusing`)."""
-    return config["model"] == "mlp" and fused.worth_fusing(model_of(config, load(config["dataset"])), gpu=False)
+def can_fuse(config: dict, gpu: bool = False) -> bool:
+    """MLP runs; on CPU only those small enough to gain (`core.train.fused.worth_fusing`)."""
+    return config["model"] == "mlp" and fused.worth_fusing(model_of(config, load(config["dataset"])), gpu=gpu)
 
 
 FUSION = Fusion(

@@ -25,6 +25,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["run", "flooding", "--budget", "huge"], "unknown budget 'huge'"),
         (["status", "nope"], "unknown study 'nope'"),
         (["frobnicate"], "invalid choice"),
+        (["run", "flooding", "--gpus-per-trial", "1.5"], "give a share of one GPU in (0, 1]"),
+        (["run", "flooding", "--gpus-per-trial", "0"], "give a share of one GPU in (0, 1]"),
+        (["run", "flooding", "--budget", "full", "--gpus-per-trial", "0.5"], "the full budget keeps each study's own"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_2(args, message, tmp_path):
@@ -103,3 +106,12 @@ def test_a_gpu_request_no_node_can_meet_is_refused_before_anything_is_written(tm
     assert res.returncode == 2 and [ln for ln in lines if ln.startswith("studies: error:")] == lines[-1:], res.stderr
     assert "asks for 0.25 GPU a trial, but no node of the embedded Ray (this machine) has more than 0" in lines[-1]
     assert kept.read_bytes() == b"an earlier run's table" and sorted(os.listdir(kept.parent)) == ["trials.parquet"]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_share_is_refused_in_one_line_on_a_machine_without_a_gpu(tmp_path):
+    res = run_cli("run", "all", "--gpus-per-trial", "0.125", "--results", str(tmp_path))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith("studies: error: --gpus-per-trial 0.125: this machine has no CUDA GPU")
+    assert not any(tmp_path.iterdir())

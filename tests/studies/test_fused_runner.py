@@ -1,14 +1,16 @@
 """The runner's fused bundles: members land as ordinary trials, equal to the same trials run one by one."""
 
+import dataclasses
 import math
 
 import pandas as pd
+import pytest
 
 from analysis.load import tables_for
 from analysis.schema import read_metrics, read_trials
 from analysis.verdict import evaluate
 from studies import _synthetic
-from studies._runner import bundles, plan, run
+from studies._runner import bundles, gpu_share_bytes, plan, run
 
 
 def _table(root):
@@ -26,6 +28,28 @@ def test_bundles_group_by_everything_but_the_fusable_keys_and_fill_every_slot(ra
     assert sorted(p.trial_id for u in units for p in u) == sorted(p.trial_id for p in plan(study))
     one = _synthetic.get_study(seeds=7, fused=1)
     assert all(len(u) == 1 for u in bundles(one, plan(one), None))
+
+
+def test_on_a_gpu_a_bundle_holds_what_fits_in_the_trials_share_of_gpu_memory(ray_session, monkeypatch):
+    study = _synthetic.get_study(seeds=7, fused=3, gpu=0.5)  # max_members = 3 caps CPU bundles only
+    asked = []
+    fusion = dataclasses.replace(study.fusion, can_fuse=lambda config, gpu: asked.append(gpu) or True)
+    study = dataclasses.replace(study, fusion=fusion)
+    monkeypatch.setattr("studies._runner.gpu_share_bytes", lambda s: 100.0)  # room for 100 one-byte members
+    assert sorted(len(u) for u in bundles(study, plan(study), None)) == [7, 7]  # one slot (no GPU here): one an arm
+    monkeypatch.setattr("studies._runner.gpu_share_bytes", lambda s: 3.0)
+    assert sorted(len(u) for u in bundles(study, plan(study), None)) == [2, 2, 2, 2, 3, 3]  # ceil(7 / 3) an arm
+    assert set(asked) == {True}  # the study is told its trials hold a GPU (on CPU only small models gain)
+    monkeypatch.setattr("studies._runner.gpu_share_bytes", lambda s: None)  # unknown: sized as on CPU
+    assert max(len(u) for u in bundles(study, plan(study), None)) == 3
+
+
+@pytest.mark.gpu
+def test_on_a_real_gpu_a_trials_share_of_gpu_memory_is_asked_of_the_gpu(ray_session):
+    import torch
+
+    study = _synthetic.get_study(seeds=2, fused=3, gpu=0.25)
+    assert gpu_share_bytes(study) == 0.5 * 0.25 * torch.cuda.get_device_properties(0).total_memory
 
 
 def test_fused_members_are_ordinary_trials_equal_to_unfused_runs(tmp_path, ray_session, monkeypatch, capsys):
