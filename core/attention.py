@@ -11,7 +11,9 @@ Kernel variants compute o_i = phi(q_i) . sum_j phi(k_j) v_j^T / (phi(q_i) . sum_
   backward keeps O(T C + (T / C) D M) instead of the O(T D M) of a cumsum over outer products;
 - `cumsum_linear` (the parallel prefix-sum form), `quadratic_linear` (the masked T x T weights) and
   `recurrent_linear` (a loop over t) are the same function, kept as references and for the memory study;
-- `recurrent_linear_step` is the decode path: constant cost per token.
+- `recurrent_linear_step` is the decode path: constant cost per token;
+- `fla_linear_elu` hands the same elu + 1 features to flash-linear-attention's Triton chunked kernel (CUDA, the
+  `gpu` extra): the state of the art on a GPU, timed beside ours; the project's forms stay the portable reference.
 Normalisers and prefix sums run in float32 when the inputs are half precision (and autocast is off inside);
 padded keys get zero features, otherwise positive feature maps leak them into numerator and denominator.
 """
@@ -209,6 +211,32 @@ def recurrent_linear(fq, fk, v, eps: float = EPS) -> torch.Tensor:
         out, state = recurrent_linear_step(state, fq[:, :, t], fk[:, :, t], v[:, :, t], eps)
         outs.append(out)
     return torch.stack(outs, dim=2)
+
+
+def fla_available() -> bool:
+    """Whether fla's Triton kernels can run here: a CUDA device, Triton, and `fla-core` (`pip install '.[gpu]'`)."""
+    import importlib.util
+
+    return torch.cuda.is_available() and all(importlib.util.find_spec(m) is not None for m in ("triton", "fla"))
+
+
+def fla_linear_elu(q, k, v, *, causal: bool = True) -> torch.Tensor:
+    """Causal `linear_elu` attention by fla's Triton kernel (`fla.ops.linear_attn.chunk_linear_attn`), CUDA only.
+
+    Fed the features `kernel_attention("linear_elu", ...)` computes (q and k scaled by d^(-1/4), then elu + 1), with
+    fla's own scale off and its normaliser on, so it is the same function as the project's causal forms (fla adds
+    1e-10 to the normaliser where they add `EPS`). Inputs stay in their dtype (fla accumulates in float32); the
+    `[B, H, T, D]` layout is transposed to fla's `[B, T, H, D]` and back, and that copy is part of its time.
+    """
+    if not causal:
+        raise ValueError("fla_linear_elu is the causal kernel; non-causal linear attention is one matmul (associative)")
+    from fla.ops.linear_attn import chunk_linear_attn
+
+    fq, fk = features("linear_elu", q, k)
+    out, _ = chunk_linear_attn(
+        *(x.transpose(1, 2).contiguous() for x in (fq, fk, v)), scale=1.0, normalize=True, output_final_state=False
+    )
+    return out.transpose(1, 2)
 
 
 def kernel_attention(

@@ -50,6 +50,8 @@ from core.attention import (
     attention_weights,
     efficient,
     features,
+    fla_available,
+    fla_linear_elu,
     future_leak,
     kernel_attention,
     linformer,
@@ -78,7 +80,9 @@ VARIANTS = {  # smoke keeps the three that L5 and L6 compare
     "local": ("softmax", "linear_elu", "linear_cos", "taylor2", "softmax_per_token"),
     "full": ("softmax", "linear_elu", "linear_cos", "taylor2", "softmax_per_token"),
 }
-IMPLS = {False: ("softmax", "sdpa", "linear"), True: ("softmax", "sdpa", "linear", "cumsum")}  # by causal
+IMPLS = {False: ("softmax", "sdpa", "linear"), True: ("softmax", "sdpa", "linear", "cumsum", "fla")}  # by causal
+"""Timed forms. `linear` is the project's chunked elu + 1 form, `cumsum` its prefix-sum form; `fla` is the same function
+by flash-linear-attention's Triton kernel, timed on CUDA with the gpu extra and recorded as skipped elsewhere."""
 SCALING = {
     "smoke": {"n": [2**i for i in range(5, 12)], "d": [16, 32], "reps": 5, "bwd_max": 1024},
     "local": {"n": [2**i for i in range(6, 14)], "d": [32, 64], "reps": 7, "bwd_max": 8192},
@@ -291,6 +295,8 @@ def _layer(impl: str, causal: bool):
         return functools.partial(kernel_attention, "linear_elu", causal=causal, form="chunked")
     if impl == "cumsum":
         return functools.partial(kernel_attention, "linear_elu", causal=True, form="cumsum")
+    if impl == "fla":
+        return functools.partial(fla_linear_elu, causal=causal)
     raise ValueError(f"unknown impl {impl!r}")
 
 
@@ -341,6 +347,10 @@ def scaling(config: dict, report) -> None:
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     impl, d, heads = config["impl"], config["d_head"], config.get("heads", 1)
     layer = _layer(impl, config["causal"])
+    if impl == "fla" and (device != "cuda" or not fla_available()):  # fla's Triton kernel: CUDA and the gpu extra
+        for n in config["n_grid"]:
+            report({"step": n, "time/skipped": 1.0})
+        return
     for n in config["n_grid"]:
         estimate = _estimated_bytes(impl, n, d, heads)
         if estimate > config["memory_limit"]:  # recorded as skipped, with the estimate that ruled it out
@@ -352,8 +362,10 @@ def scaling(config: dict, report) -> None:
 def decode(config: dict, report) -> None:
     """Per-token latency at positions 0 ... max_pos: RNN linear step, KV-cached softmax, uncached softmax."""
     d, max_pos, every = config["d_head"], config["max_pos"], config["every"]
+    device = trial_device()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, 1, max_pos + 1, d, generator=g) for _ in range(3))
+    q, k, v = (torch.randn(1, 1, max_pos + 1, d, generator=g).to(device) for _ in range(3))
     fq, fk = features("linear_elu", q, k)
     reps = 25  # per-token steps take microseconds: many repeats, median
     with torch.no_grad():
@@ -361,13 +373,9 @@ def decode(config: dict, report) -> None:
         for pos in range(max_pos + 1):
             if pos % every == 0:
                 s0 = state
-                rnn = _time(
-                    lambda s0=s0, p=pos: recurrent_linear_step(s0, fq[:, :, p], fk[:, :, p], v[:, :, p]), reps, lambda: None
-                )
-                kv = _time(lambda p=pos: softmax(q[:, :, p : p + 1], k[:, :, : p + 1], v[:, :, : p + 1]), reps, lambda: None)
-                full = _time(
-                    lambda p=pos: softmax(q[:, :, : p + 1], k[:, :, : p + 1], v[:, :, : p + 1], causal=True), 3, lambda: None
-                )
+                rnn = _time(lambda s0=s0, p=pos: recurrent_linear_step(s0, fq[:, :, p], fk[:, :, p], v[:, :, p]), reps, sync)
+                kv = _time(lambda p=pos: softmax(q[:, :, p : p + 1], k[:, :, : p + 1], v[:, :, : p + 1]), reps, sync)
+                full = _time(lambda p=pos: softmax(q[:, :, : p + 1], k[:, :, : p + 1], v[:, :, : p + 1], causal=True), 3, sync)
                 report({"step": pos, "decode/rnn_ms": statistics.median(rnn), "decode/kv_ms": statistics.median(kv),
                         "decode/uncached_ms": statistics.median(full)})  # fmt: skip
             _, state = recurrent_linear_step(state, fq[:, :, pos], fk[:, :, pos], v[:, :, pos])

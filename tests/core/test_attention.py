@@ -170,3 +170,62 @@ def test_cuda_matches_cpu_in_float32_and_bfloat16(name):
     with torch.autocast("cuda", dtype=torch.bfloat16):
         half = ATTENTION[name](q.cuda(), k.cuda(), v.cuda(), causal=True)
     assert float((half.float().cpu() - ref).abs().max()) < 5e-2
+
+
+def _fla_naive():
+    """fla's naive recurrent reference (`fla/ops/linear_attn/naive.py`), loaded by path: importing `fla.ops` needs
+    Triton, which CPU machines lack, while this file needs only torch and einops."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fla")  # finds the package without running its __init__
+    if spec is None or importlib.util.find_spec("einops") is None:
+        pytest.skip("fla-core (and einops) not installed: pip install -e '.[dev]'")
+    path = next(iter(spec.submodule_search_locations)) + "/ops/linear_attn/naive.py"
+    naive = importlib.util.spec_from_file_location("fla_linear_attn_naive", path)
+    module = importlib.util.module_from_spec(naive)
+    naive.loader.exec_module(module)
+    return module.naive_recurrent_linear_attn
+
+
+@pytest.mark.parametrize("shape", SHAPES[1:])
+def test_our_causal_forms_equal_fla_naive_recurrent_reference(shape):
+    naive = _fla_naive()
+    q, k, v = _qkv(*shape)
+    fq, fk = features("linear_elu", q, k)  # the features fla_linear_elu hands to fla: scaled, elu + 1
+    ref, _ = naive(*(x.transpose(1, 2) for x in (fq, fk, v)), scale=1.0, normalize=True)  # computes in float32
+    ref = ref.transpose(1, 2).double()
+    t = shape[2]
+    # fla's reference sums T float32 outer products into its state; outputs are normalised averages of v (|v| ~ 1),
+    # so each keeps ~T float32 roundings: T * eps32 bounds the gap (our forms here run in float64)
+    tol = t * torch.finfo(torch.float32).eps
+    for form in (*FORMS, "quadratic"):
+        ours = kernel_attention("linear_elu", q, k, v, causal=True, form=form)
+        torch.testing.assert_close(ours, ref, atol=tol, rtol=tol)
+
+
+def _cuda_grads(fn, q, k, v):
+    q, k, v = (x.detach().cuda().requires_grad_() for x in (q, k, v))
+    out = fn(q, k, v)
+    w = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
+    return [t.float().cpu() for t in (out, *torch.autograd.grad((out * w).sum(), (q, k, v)))]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(2, 3, 300, 32, 32), (1, 8, 1000, 64, 64)])  # T not a multiple of fla's chunk
+def test_fla_triton_kernel_equals_our_chunked_form_on_cuda(shape, dtype):
+    from core.attention import fla_available, fla_linear_elu
+
+    if not fla_available():
+        pytest.skip("fla's Triton kernel needs the gpu extra: pip install -e '.[gpu]'")
+    q, k, v = _qkv(*shape, dtype=torch.float32)
+    q, k, v = (x.to(dtype) for x in (q, k, v))
+    ours = _cuda_grads(lambda *a: kernel_attention("linear_elu", *a, causal=True, form="chunked"), q, k, v)
+    theirs = _cuda_grads(fla_linear_elu, q, k, v)
+    # fla's float32 dots may run in TF32 (10-bit mantissa); bfloat16 inputs and outputs have 8 bits. Outputs are
+    # normalised averages of v and gradients are compared relative to their largest entry: a few units of the
+    # coarser format's eps bound both
+    eps = 2.0**-10 if dtype == torch.float32 else 2.0**-7
+    for name, a, b in zip(("out", "dq", "dk", "dv"), ours, theirs, strict=True):
+        scale = float(a.abs().max())
+        assert float((a - b).abs().max()) <= 4 * eps * scale, name
