@@ -1,6 +1,7 @@
 """Fused trials: the same flooding-style sweep through the runner, fused into bundles and one Ray trial per run.
 
-    python bench/fused_trials.py [--sweeps digits,mnist_5k] [--seeds N]
+    python bench/fused_trials.py [--sweeps digits,mnist_5k] [--seeds N] [--epochs N]
+    python bench/fused_trials.py --device cuda --sweeps digits --seeds 11 --cpus 16   # one GPU, 264 runs
 
 Each sweep is the flooding study's trainable at fixed shapes (an MLP, Adam, batch 128) over the local budget's
 label noise x flood levels x seeds (digits: 3 x 8 x 4 = 96 runs of 60 epochs; MNIST-5k: 1 x 8 x 2 = 16 runs of
@@ -9,6 +10,10 @@ Ray trial per run, as before) and `fuse=True` (the runner's bundles, `core.train
 Parquet as a study does; the final metrics of the two runs are compared (they train the same models). Peak
 memory is the largest sum of the resident memory of Ray's worker processes, sampled every 0.2 s. The last line
 is `fused speedup: <ratio>x` for the digits sweep.
+
+With `--device cuda` every trial of both modes holds `--gpus-per-trial` of the GPU (default 1/8: eight slots), as
+`python -m studies run ... --gpus-per-trial` gives it: lone runs train on the GPU one per Ray trial, and bundles hold
+as many members as fit in a trial's share of GPU memory (then cut so every slot works).
 """
 
 import argparse
@@ -36,13 +41,15 @@ SWEEPS = {  # flooding's local design (label noise x flood levels) at small shap
 }  # fmt: skip
 
 
-def study_for(name: str, seeds: int | None = None):
+def study_for(name: str, seeds: int | None = None, epochs: int | None = None, gpu: float = 0.0):
     spec = SWEEPS[name]
     base = flooding.get_study("smoke")
     cells = [{"label_noise": eta, "flood_level": b} for eta, levels in spec["levels"].items() for b in levels]
-    fixed = {**flooding.FIXED["smoke"], "dataset": spec["dataset"], "widths": spec["widths"], "epochs": spec["epochs"]}
+    fixed = {**flooding.FIXED["smoke"], "dataset": spec["dataset"], "widths": spec["widths"],
+             "epochs": epochs or spec["epochs"]}  # fmt: skip
     space = {"cell": tune.grid_search(cells), "seed": tune.grid_search(list(range(seeds or spec["seeds"]))), **fixed}
-    return dataclasses.replace(base, name=f"bench_{name}", param_space=space, checks=None)
+    resources = {**base.resources, **({"gpu": gpu} if gpu else {})}
+    return dataclasses.replace(base, name=f"bench_{name}", param_space=space, checks=None, resources=resources)
 
 
 class PeakRSS:
@@ -86,15 +93,26 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--sweeps", default="digits,mnist_5k")
     p.add_argument("--seeds", type=int, default=None, help="seeds per sweep (default: 4 digits, 2 mnist_5k)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 60 digits, 10 mnist_5k)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--gpus-per-trial", type=float, default=0.125, help="each trial's GPU share with --device cuda")
+    p.add_argument("--cpus", type=int, default=2, help="CPUs of the embedded Ray")
     args = p.parse_args()
+    gpu = args.gpus_per_trial if args.device == "cuda" else 0.0
+    if gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            sys.exit("bench/fused_trials.py: error: --device cuda: this machine has no CUDA GPU")
+        print(f"device: {torch.cuda.get_device_name()}, {gpu:g} GPU a trial, {args.cpus} CPUs")
     t0 = time.perf_counter()
-    init_ray(None, num_cpus=2)
+    init_ray(None, num_cpus=args.cpus)
     print(f"ray.init: {time.perf_counter() - t0:.1f} s (not timed below)")
     print("| sweep | mode | trials | bundles | wall s | trials/hour | peak worker MiB | fused/unfused |")
     print("|---|---|---|---|---|---|---|---|")
     speedups = {}
     for name in args.sweeps.split(","):
-        study = study_for(name, args.seeds)
+        study = study_for(name, args.seeds, args.epochs, gpu)
         with tempfile.TemporaryDirectory() as d:
             walls = {}
             for fuse in (False, True):
