@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from tolerance import tol
 from torch import nn
 
 from core.estimators.policy_gradient import gaussian_policy_term, gumbel_noise_score, optimal_baseline, reinforce_surrogate
@@ -46,13 +47,15 @@ def test_q_directions_average_and_chunking_does_not_change_the_estimate():
 
 def test_directions_regenerate_exactly_and_in_place_perturbation_restores_within_rounding():
     assert torch.equal(directions(11, 4, 50), directions(11, 4, 50))
-    for dtype, bound in [(torch.float64, 1e-14), (torch.float32, 1e-5)]:
+    for dtype in (torch.float64, torch.float32):
         params = [torch.randn(3, 4, dtype=dtype), torch.randn(5, dtype=dtype)]
         before = [p.clone() for p in params]
         for scale in (1e-3, -2e-3, 1e-3):
             perturb_(params, seed=4, scale=scale)
         drift = max(float((p - b).abs().max()) for p, b in zip(params, before, strict=True))
-        assert drift <= bound
+        # +d, -2d, +d cancel exactly (2e-3 z is 2 x 1e-3 z in binary); each of the three in-place additions rounds
+        # by at most half an ulp of theta, eps |theta| / 2: 3 eps max|theta| leaves a factor 2 for the excursions.
+        assert drift <= tol(dtype, max(float(b.abs().max()) for b in before), ulps=3)
 
 
 def test_gaussian_policy_reinforce_equals_the_forward_difference_sample_by_sample():
