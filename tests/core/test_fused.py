@@ -94,9 +94,8 @@ def test_a_diverging_member_is_recorded_nan_and_frozen_while_the_others_go_on_un
     _assert_same([alone[0], alone[2]], [fused[0], fused[2]], len(load("digits").y_train))
     # and exactly what the two good members give in a bundle without the diverging one
     _, pair = _alone_and_fused(good, device=device)
-    for a, b in zip(pair, [fused[0], fused[2]], strict=True):
-        for ra, rb in zip(a, b, strict=True):
-            assert ra == pytest.approx(rb, rel=1e-5, abs=1e-7)
+    # a bundle of two and one of three may run different batched-matmul kernels: the same trajectory bound as alone
+    _assert_same(pair, [fused[0], fused[2]], len(load("digits").y_train))
 
 
 @pytest.mark.parametrize("device", DEVICES)

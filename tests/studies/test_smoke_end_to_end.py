@@ -82,7 +82,9 @@ def test_pg_vs_zo_smoke_runs_and_reports(tmp_path, ray_session):
 
 def test_attention_scaling_smoke_runs_and_reports(tmp_path, ray_session):
     summary = run(load("attention_scaling", "smoke"), tmp_path / "results")
-    assert summary["ok"] == 29 and summary["failed"] == 0  # 16 timing (fla recorded as skipped on CPU), 1 decode, 6 LM, 6 recall
+    assert (
+        summary["ok"] == 29 and summary["failed"] == 0
+    )  # 16 timing (fla: skipped on CPU), 1 decode, 6 LM, 6 recall
     report_all(tmp_path / "results", tmp_path / "reports")
     verdicts = read_verdicts(tmp_path / "results" / "attention_scaling").set_index("claim_id")
     for claim in ("L2", "L4"):
