@@ -70,7 +70,8 @@ def detail_rows(detail: str) -> pd.DataFrame:
 def draw_figures(study: Study, tables: Tables, fig_dir: Path) -> dict[str, Path]:
     """Draw the study's figures and the generic ones into `fig_dir`.
 
-    A figure that fails is reported on stderr and skipped, so one broken plot never loses the report.
+    A figure that fails, drawing or saving, is reported on stderr and skipped, so one broken plot never loses the
+    report. Every figure is closed once saved, and whatever a failed one opened is closed too: none stays open.
 
     Args:
         study (Study):
@@ -87,15 +88,15 @@ def draw_figures(study: Study, tables: Tables, fig_dir: Path) -> dict[str, Path]
     drawn = {}
     draws = [*study.figures, *GENERIC] + ([lambda t: fig_nuisance_axes(t, study.tuning)] if study.tuning else [])
     for draw in draws:
-        try:
-            made = draw(tables)
-        except Exception as exc:  # noqa: BLE001
-            print(f"analysis: warning: {study.name}/{study.budget} figure {draw.__name__} failed: {exc}", file=sys.stderr)
-            continue
-        if made is not None:
-            stem, fig = made
-            style.save(fig, fig_dir / f"{stem}.png")
-            drawn[stem] = fig_dir / f"{stem}.png"
+        with style.closing_figures():
+            try:
+                made = draw(tables)
+                if made is not None:
+                    stem, fig = made
+                    style.save(fig, fig_dir / f"{stem}.png")
+                    drawn[stem] = fig_dir / f"{stem}.png"
+            except Exception as exc:  # noqa: BLE001
+                print(f"analysis: warning: {study.name}/{study.budget} figure {draw.__name__} failed: {exc}", file=sys.stderr)
     return drawn
 
 

@@ -1,11 +1,16 @@
 """Every plot style of claimbench lives here: theme, arm colours, palettes, saving."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")  # figures are files; no display is needed or wanted
 
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 BASELINE = "#222222"
 """The b = 0 / off arm: black."""
@@ -52,7 +57,36 @@ def seed_palette(n: int) -> list:
     return sns.color_palette("muted", n_colors=n)
 
 
-def save(fig, path) -> None:
-    """Save a figure as PNG at 120 dpi and close it."""
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+def save(fig: Figure, path: Path) -> None:
+    """Save a figure as PNG at 120 dpi and close it, also when saving fails: every figure file is written here.
+
+    pyplot keeps each figure it made until it is closed, so a report that left them open would hold every figure
+    it drew in memory until the process ends.
+
+    Args:
+        fig (Figure):
+            The figure, as a figure function returns it.
+        path (Path):
+            The PNG file.
+    """
+    try:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+
+
+@contextmanager
+def closing_figures() -> Iterator[None]:
+    """Close every pyplot figure opened inside the block when it ends, also when it raises.
+
+    A figure function that fails after opening its figure returns nothing to `save`; this closes what it left.
+
+    Yields:
+        None: nothing; figures open before the block stay open.
+    """
+    before = set(plt.get_fignums())
+    try:
+        yield
+    finally:
+        for num in set(plt.get_fignums()) - before:
+            plt.close(num)

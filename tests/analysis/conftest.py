@@ -2,7 +2,9 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from analysis import style
 from analysis.schema import upsert_trials, write_metrics
 from analysis.verdict import Tables
 
@@ -23,6 +25,13 @@ GOOD_CHECKS = pd.DataFrame(
     ],
     columns=["step", "metric", "value"],
 )
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test drew to look at, so they never pile up over the suite (the report closes its own)."""
+    yield
+    style.plt.close("all")
 
 
 def planted(

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from analysis import question_generation as qa
+from analysis import style
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables
 
 PASSAGES = 200
@@ -152,7 +153,7 @@ def test_figures_draw(tmp_path):
         qa.fig_diversity,
     ):
         name, f = fig(t)
-        f.savefig(tmp_path / f"{name}.png")
+        style.save(f, tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
 
 
@@ -198,7 +199,7 @@ def test_full_budget_figures_draw(tmp_path):
     assert qa.fig_pretraining(_tables(_arms(), _arms())) is None  # no pretrained models below full
     for fig in (qa.fig_pretraining, qa.fig_order_effect):
         name, f = fig(t)
-        f.savefig(tmp_path / f"{name}.png")
+        style.save(f, tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
 
 
