@@ -1,6 +1,7 @@
 """`python -m analysis [--results DIR|URI] [--out DIR]`: verdicts, figures and Markdown reports from Parquet alone.
 
-`--results` is a local folder or a URI (`s3://bucket/prefix`, `gs://…`, `file://…`); the reports go to a local `--out`.
+`--results` is a local folder or a URI (`s3://bucket/prefix`, `gs://…`, `file://…`), only ever read; the reports and
+`<out>/<study>/verdicts.parquet` go to a local `--out`. A damaged or foreign table is one line, exit 2, nothing written.
 """
 
 import argparse
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 
 from analysis.report import report_all
-from analysis.store import exists, first_line, results_location
+from analysis.store import ResultsError, exists, first_line, results_location
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     if not found:
         print(f"analysis: error: no results directory {args.results}", file=sys.stderr)
         return 2
-    index = report_all(args.results, args.out)
+    try:
+        index = report_all(args.results, args.out)
+    except ResultsError as exc:  # a damaged or foreign table, named with what to do; read before anything is written
+        print(f"analysis: error: {exc}", file=sys.stderr)
+        return 2
     print(index.read_text())
     if args.screenshot:
         from analysis.html import screenshot

@@ -1,8 +1,9 @@
 """Verdicts, figures, Markdown and a self-contained HTML report for every study, from the Parquet files alone.
 
-`collect` evaluates each study at each budget it has results for (writing `verdicts.parquet`) and draws its
-figures once; `write_markdown` and `analysis.html.write_html` render the same sections. Studies without
-results still appear, marked not run, so the overview shows every claim of every article.
+`collect` reads every study's tables, then evaluates each study at each budget it has results for (writing
+`<out>/<study>/verdicts.parquet`) and draws its figures once; `write_markdown` and `analysis.html.write_html`
+render the same sections. Studies without results still appear, marked not run, so the overview shows every claim
+of every article. The results are only read: everything is written under `out`.
 """
 
 import json
@@ -103,28 +104,35 @@ def draw_figures(study: Study, tables: Tables, fig_dir: Path) -> dict[str, Path]
 def collect(results: Path | str, out: Path) -> list[StudySection]:
     """Evaluate and draw every discovered study at every budget it has results for.
 
+    Every table is read before anything is written: a damaged or foreign one (`analysis.store.ResultsError`)
+    stops the analysis with nothing written. `results` is only read.
+
     Args:
         results (Path | str):
             Results root, a local path or a URI.
         out (Path):
-            Report directory (figures go to `out/<study>/<budget>/`).
+            Report directory (verdicts go to `out/<study>/verdicts.parquet`, figures to `out/<study>/<budget>/`).
 
     Returns:
         list[StudySection]: one per discovered study, in name order.
     """
-    sections = []
+    loaded = []
     for name, module in discover().items():
         study_dir = join(results, name)
-        section = StudySection(name, module.get_study("smoke"))
         trials = read_trials(study_dir)
-        for budget in [b for b in BUDGETS if ((trials["budget"] == b) & (trials["phase"] != "checks")).any()]:
+        budgets = [b for b in BUDGETS if ((trials["budget"] == b) & (trials["phase"] != "checks")).any()]
+        meta = {b: read_json(join(study_dir, "metadata", f"{b}.json")) for b in budgets}
+        loaded.append((name, module, [(b, tables_for(study_dir, b), meta[b]) for b in budgets]))
+    sections = []
+    for name, module, per_budget in loaded:
+        section = StudySection(name, module.get_study("smoke"))
+        for budget, tables, meta in per_budget:
             study = module.get_study(budget)
-            tables = tables_for(study_dir, budget)
             verdicts = evaluate(study, tables)
-            write_verdicts(study_dir, verdicts)
-            meta = read_json(join(study_dir, "metadata", f"{budget}.json"))
             figures = draw_figures(study, tables, out / name / budget)
             section.budgets.append(BudgetSection(budget, study, tables, verdicts, figures, meta))
+        all_verdicts = pd.concat([b.verdicts for b in section.budgets], ignore_index=True) if section.budgets else None
+        write_verdicts(out / name, all_verdicts)  # None: no results, so no verdicts of an earlier analysis stay
         sections.append(section)
     return sections
 
@@ -212,7 +220,7 @@ def report_all(results: Path | str, out: Path) -> Path:
     """
     from analysis.html import write_html
 
+    sections = collect(results, out)  # reads every table first: a damaged one leaves `out` untouched
     out.mkdir(parents=True, exist_ok=True)
-    sections = collect(results, out)
     write_html(sections, results, out)
     return write_markdown(sections, results, out)

@@ -2,13 +2,16 @@
 
     results/<study>/trials.parquet      one row per trial (latest attempt wins)
     results/<study>/metrics/<trial>.parquet   long metrics of one trial: trial_id, step, metric, value
-    results/<study>/verdicts.parquet    one row per (budget, claim), written by `python -m analysis`
     results/<study>/metadata/<budget>.json   commit, versions, data sources, command of the latest run at that budget
+    reports/<study>/verdicts.parquet    one row per (budget, claim), written by `python -m analysis` beside its report
 
 `results` is a local folder or a URI (`s3://bucket/prefix`, `gs://…`, `file://…`); `analysis.store` does the I/O.
 Every file is written to a hidden temporary name and renamed into place (on object stores, uploaded in one
 request, which is just as atomic), so a reader never sees a torn file; pyarrow's dataset reader skips the hidden
-names. Trial rows land as trials finish.
+names. Trial rows land as trials finish. The analysis only reads `results`: its verdicts go to its own `--out`.
+
+A table that is there but damaged (it does not parse) or foreign (it lacks the columns below) is never read as
+empty or as something else: the readers raise `ResultsError`, one line naming the file and what to do.
 """
 
 import io
@@ -19,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.store import exists, join, listdir, read_parsed, write_bytes
+from analysis.store import ResultsError, delete, exists, first_line, join, listdir, move, name, read_parsed, write_bytes
 
 TRIAL_COLUMNS = [
     "study",
@@ -96,12 +99,28 @@ def write_json_atomic(obj: dict, path: Path | str) -> None:
 
 def read_json(path: Path | str) -> dict:
     """A JSON file written by `write_json_atomic`, or `{}` if there is none."""
-    return read_parsed(path, json.loads) if exists(path) else {}
+    remedy = "move it aside (the next run of that budget writes it again)"
+    return read_parsed(path, json.loads, remedy=remedy) if exists(path) else {}
 
 
-def read_parquet(path: Path | str) -> pd.DataFrame:
-    """A whole Parquet file, fetched and parsed from memory (`analysis.store.read_parsed`)."""
-    return read_parsed(path, lambda data: pd.read_parquet(io.BytesIO(data)))
+def read_parquet(path: Path | str, remedy: str = "move it aside") -> pd.DataFrame:
+    """A whole Parquet file, fetched and parsed from memory (`analysis.store.read_parsed`).
+
+    Raises:
+        ResultsError: the file is damaged (`remedy` says what to do).
+    """
+    return read_parsed(path, lambda data: pd.read_parquet(io.BytesIO(data)), remedy=remedy)
+
+
+def _rerun(study_dir: Path | str) -> str:
+    """What rewrites a study's tables: its run with `--force`."""
+    return f"python -m studies run {name(study_dir)} --budget BUDGET --force"
+
+
+def _lacks(path: Path | str, what: str, missing: list[str], remedy: str) -> ResultsError:
+    """The error for a foreign table: which columns it lacks."""
+    shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+    return ResultsError(f"{path} is not a claimbench {what} (it lacks {shown}); {remedy}")
 
 
 def _to_arrow(df: pd.DataFrame) -> pa.Table:
@@ -123,11 +142,19 @@ def read_trials(study_dir: Path | str) -> pd.DataFrame:
 
     Returns:
         pd.DataFrame: one row per trial.
+
+    Raises:
+        ResultsError: the table is damaged or foreign (not read as empty: a run would then redo, and an analysis
+        misreport, every trial).
     """
     path = join(study_dir, "trials.parquet")
     if not exists(path):
         return pd.DataFrame(columns=TRIAL_COLUMNS)
-    df = read_parquet(path)
+    remedy = f"move it aside, or rebuild it with `{_rerun(study_dir)}`"
+    df = read_parquet(path, remedy)
+    missing = [c for c in TRIAL_COLUMNS if c not in df and c != "phase"]  # `phase` came later (below)
+    if missing:
+        raise _lacks(path, "trials table", missing, remedy)
     if "phase" not in df:  # tables written before tuning existed: exact checks had arm "checks", the rest ran the grid
         df.insert(df.columns.get_loc("arm"), "phase", df["arm"].map(lambda a: "checks" if a == "checks" else "main"))
     return df
@@ -152,6 +179,27 @@ def upsert_trials(study_dir: Path | str, rows: list[dict]) -> None:
         + sorted(c for c in df.columns if c not in TRIAL_COLUMNS and not c.startswith("config/"))
     )
     write_atomic(_to_arrow(df.reindex(columns=cols)), join(study_dir, "trials.parquet"))  # missing fixed columns: null
+
+
+def set_aside_trials(study_dir: Path | str, stamp: str) -> str | Path | None:
+    """Move a damaged or foreign trial table out of the way (for `studies run --force`), keeping its bytes.
+
+    Args:
+        study_dir (Path | str):
+            `results/<study>`, a local path or a URI.
+        stamp (str):
+            Tells this set-aside copy from earlier ones: `trials.parquet.damaged-<stamp>`, a name no reader reads.
+
+    Returns:
+        str | Path | None: where the table went, or `None` if it is readable (or absent) and stays.
+    """
+    try:
+        read_trials(study_dir)
+        return None
+    except ResultsError:
+        aside = join(study_dir, f"trials.parquet.damaged-{stamp}")
+        move(join(study_dir, "trials.parquet"), aside)
+        return aside
 
 
 def write_metrics(study_dir: Path | str, trial_id: str, rows: list[tuple[int, str, float]]) -> None:
@@ -192,34 +240,47 @@ def read_metrics(study_dir: Path | str, trial_ids: list[str] | None = None) -> p
         files = [f for f in files if f in wanted]
     if not files:
         return METRIC_SCHEMA.empty_table().to_pandas()
-    tables = [read_parsed(join(d, f), lambda data: pq.read_table(pa.BufferReader(data), schema=METRIC_SCHEMA)) for f in files]
-    return pa.concat_tables(tables).to_pandas()
+    return pa.concat_tables([_metric_table(join(d, f), study_dir) for f in files]).to_pandas()
 
 
-def read_verdicts(study_dir: Path | str) -> pd.DataFrame:
-    """The verdict table, or an empty frame.
+def _metric_table(path: Path | str, study_dir: Path | str) -> pa.Table:
+    """One trial's metrics file, checked against `METRIC_SCHEMA` (a foreign file is refused, not read as nulls)."""
+    remedy = f"rewrite it with `{_rerun(study_dir)}` at that trial's budget"
+    table = read_parsed(path, lambda data: pq.read_table(pa.BufferReader(data)), remedy=remedy)
+    missing = [c for c in METRIC_SCHEMA.names if c not in table.column_names]
+    if missing:
+        raise _lacks(path, "metrics file", missing, remedy)
+    try:
+        return table.select(METRIC_SCHEMA.names).cast(METRIC_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ResultsError(f"{path} is not a claimbench metrics file ({first_line(exc)}); {remedy}") from exc
+
+
+def read_verdicts(report_dir: Path | str) -> pd.DataFrame:
+    """The verdict table the analysis wrote for one study, or an empty frame.
 
     Args:
-        study_dir (Path | str):
-            `results/<study>`, a local path or a URI.
+        report_dir (Path | str):
+            `reports/<study>` (the analysis's `--out`, never the results).
 
     Returns:
         pd.DataFrame: one row per (budget, claim).
     """
-    path = join(study_dir, "verdicts.parquet")
-    return read_parquet(path) if exists(path) else pd.DataFrame(columns=VERDICT_COLUMNS)
+    path = join(report_dir, "verdicts.parquet")
+    return read_parquet(path, "run `python -m analysis` again") if exists(path) else pd.DataFrame(columns=VERDICT_COLUMNS)
 
 
-def write_verdicts(study_dir: Path | str, df: pd.DataFrame) -> None:
-    """Replace the verdict rows of the budgets in `df`, keep the others.
+def write_verdicts(report_dir: Path | str, df: pd.DataFrame | None) -> None:
+    """Replace one study's verdict table with `df` (every budget the analysis evaluated); `None` removes it.
 
     Args:
-        study_dir (Path | str):
-            `results/<study>`, a local path or a URI.
-        df (pd.DataFrame):
-            New verdict rows.
+        report_dir (Path | str):
+            `reports/<study>` (the analysis's `--out`, never the results).
+        df (pd.DataFrame | None):
+            Verdict rows, or `None` for a study without results (no verdicts of an earlier analysis stay behind).
     """
-    old = read_verdicts(study_dir)
-    old = old[~old["budget"].isin(df["budget"].unique())]
-    out = pd.concat([old, df], ignore_index=True) if len(old) else df
-    write_atomic(pa.Table.from_pandas(out[VERDICT_COLUMNS], preserve_index=False), join(study_dir, "verdicts.parquet"))
+    path = join(report_dir, "verdicts.parquet")
+    if df is None:
+        delete(path)
+        return
+    write_atomic(pa.Table.from_pandas(df[VERDICT_COLUMNS], preserve_index=False), path)

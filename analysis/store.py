@@ -88,21 +88,45 @@ def read_bytes(where) -> bytes:
         return f.readall()
 
 
-def read_parsed(where, parse, attempts: int = 5):
+class ResultsError(ValueError):
+    """A results file that is there but cannot be used: damaged (it does not parse) or foreign (not the table
+    expected). The message is one line naming the file and what to do; the command lines print it and exit 2."""
+
+
+def _why(exc: BaseException) -> str:
+    """pyarrow's reason a file does not parse, short: `Parquet magic bytes not found in footer`."""
+    text = first_line(exc).removeprefix("Could not open Parquet input source '<Buffer>': ")
+    return text.split(". ")[0].rstrip(".")
+
+
+def read_parsed(where, parse, attempts: int = 5, remedy: str = "move it aside"):
     """`parse(read_bytes(where))`, read again if an object store handed over a mix of two versions.
 
     pyarrow reads an S3 object as a HEAD (its size) then a ranged GET: if the object is replaced in between, the
     bytes are a prefix of the new version, which never parses (a Parquet file ends with its footer, JSON with its
     closing brace). Such a read is retried; on a local disk the rename makes every read whole, so none is needed.
+    Bytes that still do not parse then are a damaged file: `ResultsError` names it and says `remedy`. A file that
+    cannot be read at all raises the store's `OSError`.
     """
     filesystem, _ = resolve(where)
     for attempt in range(attempts):
+        data = None
         try:
-            return parse(read_bytes(where))
-        except (OSError, ValueError):  # pyarrow.ArrowInvalid and json.JSONDecodeError are ValueErrors
-            if filesystem.type_name not in OBJECT_STORES or attempt == attempts - 1:
+            data = read_bytes(where)
+            return parse(data)
+        except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid and json.JSONDecodeError are ValueErrors
+            if filesystem.type_name in OBJECT_STORES and attempt < attempts - 1:
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            if data is None:
                 raise
-            time.sleep(0.05 * (attempt + 1))
+            raise ResultsError(f"{where} is damaged ({_why(exc)}); {remedy}") from exc
+
+
+def move(src, dst) -> None:
+    """Rename a file (on object stores: a copy, then a delete of the original)."""
+    filesystem, a = resolve(src)
+    filesystem.move(a, resolve(dst)[1])
 
 
 def write_bytes(data: bytes, where) -> None:

@@ -79,7 +79,7 @@ if wants smoke; then
   for f in "$LOGS"/*.log; do echo "--- $f"; grep -v "done, .* running\|reporting, " "$f" | tail -25; done >"$OUT/smoke_logs.txt"
   timeout 300 python3 -m analysis --results "$RESULTS" --out "$RESULTS/report" >/dev/null
   check "analysis"
-  python3 - "$RESULTS" "$OUT/gpu_verdicts.csv" <<'PY'
+  python3 - "$RESULTS/report" "$OUT/gpu_verdicts.csv" <<'PY'
 import sys
 from pathlib import Path
 

@@ -15,7 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from analysis.store import join, results_location
+from analysis.store import ResultsError, join, results_location
 from studies import BUDGETS, StudyError, discover, load
 
 
@@ -138,11 +138,12 @@ def cmd_status(args) -> None:
         planned = {p.trial_id for p in plan(study, best_nuisance(study, study_dir))}
         rows = trials[(trials["budget"] == budget) & trials["trial_id"].isin(planned)]
         counts = rows["status"].value_counts().to_dict()
+        tables = tables_for(study_dir, budget)  # read before printing: a damaged file is one line on stderr, alone
         print(
             f"{args.name}/{budget}: {len(rows)}/{len(planned)} trials recorded "
             f"({counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed)"
         )
-        for _, v in evaluate(study, tables_for(study_dir, budget)).iterrows():
+        for _, v in evaluate(study, tables).iterrows():
             print(f"  {v['claim_id']:6s} {v['verdict']:12s} {v['reason']}")
 
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             "status": lambda: cmd_status(args),
             "check-cluster": lambda: cmd_check_cluster(args),
         }[args.cmd]()
-    except StudyError as exc:
+    except (StudyError, ResultsError) as exc:  # ResultsError: a damaged or foreign table, named with what to do
         print(f"studies: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from analysis.schema import FINISHED, read_trials, upsert_trials, write_json_atomic, write_metrics
+from analysis.schema import FINISHED, read_trials, set_aside_trials, upsert_trials, write_json_atomic, write_metrics
 from analysis.store import OBJECT_STORES, check_writable, first_line, join, resolve
 from studies import Study, StudyError, config_hash, validate
 
@@ -496,7 +496,8 @@ def run(
         address (str | None):
             Ray address, or `None` for the embedded default.
         force (bool):
-            Re-run finished trials too.
+            Re-run finished trials too; a damaged or foreign trial table (refused without it, `ResultsError`, before
+            anything is written) is moved aside to `trials.parquet.damaged-<time>` and the study starts afresh.
         command (str):
             The command line, for the metadata.
         fuse (bool):
@@ -512,7 +513,11 @@ def run(
     if address:
         connect(address)
     check_resources(study, address)
+    if not force:  # a damaged or foreign table: `ResultsError` before anything is written (and the embedded Ray starts)
+        read_trials(study_dir)
     with exclusive(study_dir):
+        if force and (aside := set_aside_trials(study_dir, now().replace(":", ""))):
+            print(f"[{study.name}/{study.budget}] the trial table was damaged or foreign; kept it as {aside}", file=sys.stderr)
         common = {
             "study": study.name,
             "budget": study.budget,

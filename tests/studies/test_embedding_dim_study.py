@@ -149,7 +149,7 @@ def test_embedding_dim_smoke_runs_and_reports(tmp_path, ray_session):
     summary = run(load("embedding_dim", "smoke"), tmp_path / "results")
     assert summary["ok"] == 5 and summary["failed"] == 0
     report_all(tmp_path / "results", tmp_path / "reports")
-    verdicts = read_verdicts(tmp_path / "results" / "embedding_dim").set_index("claim_id")
+    verdicts = read_verdicts(tmp_path / "reports" / "embedding_dim").set_index("claim_id")
     assert verdicts.loc["D-P1", "verdict"] == "PASS" and verdicts.loc["D-P2", "verdict"] == "PASS", verdicts["reason"]
     assert verdicts["controls_ok"].all()
     for claim in ("D1", "D2", "D3", "D4", "D5"):

@@ -1,9 +1,13 @@
 """The flooding study at smoke budget through Ray, then the analysis from Parquet alone."""
 
+import pytest
+
 from analysis.report import report_all
 from analysis.schema import read_trials, read_verdicts
 from studies import expand, load
 from studies._runner import run
+
+pytestmark = pytest.mark.slow  # every study's smoke budget end to end: the second tier
 
 
 def test_flooding_smoke_runs_and_reports(tmp_path, ray_session):
@@ -12,7 +16,7 @@ def test_flooding_smoke_runs_and_reports(tmp_path, ray_session):
     trials = read_trials(tmp_path / "results" / "flooding")
     assert (trials["status"] == "ok").all() and len(trials) == 13  # 12 runs and the exact checks
     index = report_all(tmp_path / "results", tmp_path / "reports")
-    verdicts = read_verdicts(tmp_path / "results" / "flooding").set_index("claim_id")
+    verdicts = read_verdicts(tmp_path / "reports" / "flooding").set_index("claim_id")
     # Exact claims and controls are decided at smoke; the controls behave, so the study is valid.
     assert verdicts.loc["F4", "verdict"] == "SUPPORTED"
     assert verdicts.loc["F-P1", "verdict"] == "PASS" and verdicts.loc["F-P2", "verdict"] == "PASS"
@@ -26,7 +30,7 @@ def test_flooding_smoke_runs_and_reports(tmp_path, ray_session):
     alone = run(load("flooding", "smoke"), tmp_path / "alone", fuse=False)
     assert alone["ok"] == 12 and alone["bundles"] == 0
     report_all(tmp_path / "alone", tmp_path / "reports_alone")
-    unfused = read_verdicts(tmp_path / "alone" / "flooding").set_index("claim_id")
+    unfused = read_verdicts(tmp_path / "reports_alone" / "flooding").set_index("claim_id")
     assert unfused["verdict"].to_dict() == verdicts["verdict"].to_dict()
     assert unfused["n_seeds"].to_dict() == verdicts["n_seeds"].to_dict()
 
@@ -35,7 +39,7 @@ def test_lr_finiteness_smoke_runs_and_reports(tmp_path, ray_session):
     summary = run(load("lr_finiteness", "smoke"), tmp_path / "results")
     assert summary["ok"] + summary["diverged"] == 28 and summary["failed"] == 0
     report_all(tmp_path / "results", tmp_path / "reports")
-    verdicts = read_verdicts(tmp_path / "results" / "lr_finiteness").set_index("claim_id")
+    verdicts = read_verdicts(tmp_path / "reports" / "lr_finiteness").set_index("claim_id")
     for claim in ("I1", "I2", "I3"):
         assert verdicts.loc[claim, "verdict"] == "SUPPORTED", verdicts.loc[claim, "reason"]
     assert (verdicts.loc[["I-P1", "I-P2", "I-P3"], "verdict"] == "PASS").all() and verdicts["controls_ok"].all()
@@ -50,11 +54,11 @@ def test_weissi_smoke_runs_and_reports(tmp_path, ray_session):
     summary = run(load("weissi", "smoke"), tmp_path / "results")
     assert summary["ok"] == 22 and summary["failed"] == 0 and summary["bundles"] >= 2  # fused per optimiser
     report_all(tmp_path / "results", tmp_path / "reports")
-    verdicts = read_verdicts(tmp_path / "results" / "weissi").set_index("claim_id")
+    verdicts = read_verdicts(tmp_path / "reports" / "weissi").set_index("claim_id")
     alone = run(load("weissi", "smoke"), tmp_path / "alone", fuse=False)  # the same verdicts with every run alone
     assert alone["ok"] == 22 and alone["bundles"] == 0
     report_all(tmp_path / "alone", tmp_path / "reports_alone")
-    unfused = read_verdicts(tmp_path / "alone" / "weissi").set_index("claim_id")
+    unfused = read_verdicts(tmp_path / "reports_alone" / "weissi").set_index("claim_id")
     assert unfused["verdict"].to_dict() == verdicts["verdict"].to_dict()
     for claim in ("W1", "W2", "W3", "W4"):
         assert verdicts.loc[claim, "verdict"] == "SUPPORTED", verdicts.loc[claim, "reason"]
@@ -70,7 +74,7 @@ def test_pg_vs_zo_smoke_runs_and_reports(tmp_path, ray_session):
     summary = run(load("pg_vs_zo", "smoke"), tmp_path / "results")
     assert summary["ok"] == 5 and summary["failed"] == 0
     report_all(tmp_path / "results", tmp_path / "reports")
-    verdicts = read_verdicts(tmp_path / "results" / "pg_vs_zo").set_index("claim_id")
+    verdicts = read_verdicts(tmp_path / "reports" / "pg_vs_zo").set_index("claim_id")
     for claim in ("Z1", "Z2", "Z3", "Z4"):
         assert verdicts.loc[claim, "verdict"] == "SUPPORTED", verdicts.loc[claim, "reason"]
     assert verdicts.loc["Z-C1", "verdict"] == "FAIL" and verdicts.loc["Z-C2", "verdict"] == "FAIL"
@@ -82,11 +86,9 @@ def test_pg_vs_zo_smoke_runs_and_reports(tmp_path, ray_session):
 
 def test_attention_scaling_smoke_runs_and_reports(tmp_path, ray_session):
     summary = run(load("attention_scaling", "smoke"), tmp_path / "results")
-    assert (
-        summary["ok"] == 29 and summary["failed"] == 0
-    )  # 16 timing (fla: skipped on CPU), 1 decode, 6 LM, 6 recall
+    assert summary["ok"] == 29 and summary["failed"] == 0  # 16 timing (fla: skipped on CPU), 1 decode, 6 LM, 6 recall
     report_all(tmp_path / "results", tmp_path / "reports")
-    verdicts = read_verdicts(tmp_path / "results" / "attention_scaling").set_index("claim_id")
+    verdicts = read_verdicts(tmp_path / "reports" / "attention_scaling").set_index("claim_id")
     for claim in ("L2", "L4"):
         assert verdicts.loc[claim, "verdict"] == "SUPPORTED", verdicts.loc[claim, "reason"]
     assert verdicts.loc["L-C1", "verdict"] == "FAIL" and verdicts.loc["L-C2", "verdict"] == "FAIL"
@@ -102,7 +104,7 @@ def test_fast_mlm_smoke_runs_and_reports(tmp_path, ray_session):
     summary = run(load("fast_mlm", "smoke"), tmp_path / "results")
     assert summary["ok"] == 8 and summary["failed"] == 0  # 7 HMM runs and the timing run
     report_all(tmp_path / "results", tmp_path / "reports")
-    verdicts = read_verdicts(tmp_path / "results" / "fast_mlm").set_index("claim_id")
+    verdicts = read_verdicts(tmp_path / "reports" / "fast_mlm").set_index("claim_id")
     assert verdicts.loc["T2", "verdict"] == "SUPPORTED", verdicts.loc["T2", "reason"]
     # The leaky control exploits its leak (below the oracle), the additive mask leaks, the oracle is exact.
     assert verdicts.loc["T-C1", "verdict"] == "FAIL", verdicts.loc["T-C1", "reason"]
@@ -119,7 +121,7 @@ def test_question_generation_smoke_runs_and_reports(tmp_path, ray_session):
     summary = run(study, tmp_path / "results")
     assert summary["ok"] == len(expand(study.param_space)) and summary["failed"] == 0
     report_all(tmp_path / "results", tmp_path / "reports")
-    verdicts = read_verdicts(tmp_path / "results" / "question_generation").set_index("claim_id")
+    verdicts = read_verdicts(tmp_path / "reports" / "question_generation").set_index("claim_id")
     # The exact leak tests: the bidirectional mask leaks the next target, the mask without padding leaks padding.
     assert verdicts.loc["Q-C1", "verdict"] == "FAIL" and verdicts.loc["Q-C2", "verdict"] == "FAIL"
     assert verdicts["controls_ok"].all()
