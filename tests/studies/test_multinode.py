@@ -21,6 +21,8 @@ from analysis.schema import read_metrics, read_trials
 from studies import _synthetic
 from studies._runner import plan, run
 
+pytestmark = pytest.mark.slow  # a Ray cluster of three nodes on one machine: the second tier
+
 ROOT = Path(__file__).resolve().parents[2]
 SCIENCE = ["trial_id", "config_hash", "seed", "status", "train/loss", "val/score", "test/score"]
 

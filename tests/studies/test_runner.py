@@ -80,6 +80,7 @@ def _driver(results: Path, **kwargs) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow  # three killed drivers and their resumes: the second tier
 def test_sigkill_of_the_driver_at_three_points_then_the_same_command_loses_and_repeats_nothing(tmp_path):
     """Kill the driver (and the Ray it started) after the first row, mid-way and with two trials left; rerun each time.
 

@@ -20,6 +20,8 @@ from analysis.verdict import evaluate
 from studies import _synthetic
 from studies._runner import plan
 
+pytestmark = pytest.mark.slow  # a study written while read, on disk and on S3: the second tier
+
 ROOT = Path(__file__).resolve().parents[2]
 WRITER = (
     "import sys; from studies import _synthetic; from studies._runner import run; "
