@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from analysis.report import report_all
-from analysis.store import ResultsError, exists, first_line, results_location
+from analysis.store import ResultsError, check_reachable, exists, exit_now_if_a_probe_hangs, first_line, results_location
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,10 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--screenshot", type=Path, default=None, help="also save a PNG of report.html (needs chromium)")
     args = p.parse_args(argv)
     try:
+        check_reachable(args.results)  # a store that does not answer is named within 30 s; Ctrl-C works meanwhile
         found = exists(args.results)
-    except OSError as exc:  # e.g. an unknown bucket, no credentials, an unreachable endpoint
+    except (OSError, ValueError) as exc:  # an unknown scheme or bucket, no credentials, an unreachable endpoint
         print(f"analysis: error: cannot read {args.results}: {first_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("analysis: interrupted; nothing was written", file=sys.stderr)
+        return 130
     if not found:
         print(f"analysis: error: no results directory {args.results}", file=sys.stderr)
         return 2
@@ -31,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except ResultsError as exc:  # a damaged or foreign table, named with what to do; read before anything is written
         print(f"analysis: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"analysis: interrupted; the results were only read, the report in {args.out} may be partial", file=sys.stderr)
+        return 130
     print(index.read_text())
     if args.screenshot:
         from analysis.html import screenshot
@@ -42,4 +49,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    exit_now_if_a_probe_hangs(code)  # a store that never answered would hold pyarrow's shutdown
+    sys.exit(code)

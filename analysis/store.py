@@ -19,6 +19,8 @@ object replaced between that and the GET yields a prefix of the new version, whi
 """
 
 import os
+import sys
+import threading
 import time
 from contextlib import suppress
 from functools import lru_cache
@@ -157,6 +159,62 @@ def delete(where) -> None:
     filesystem, path = resolve(where)
     if filesystem.get_file_info(path).type != pafs.FileType.NotFound:
         filesystem.delete_file(path)
+
+
+REMOTE_TIMEOUT = float(os.environ.get("CLAIMBENCH_STORE_TIMEOUT", "30"))
+"""Seconds a remote store has to answer the first request of a command before it is given up as unreachable
+(`CLAIMBENCH_STORE_TIMEOUT`, default 30)."""
+
+
+def check_reachable(where, timeout: float | None = None) -> None:
+    """Raise `OSError` when the remote store of `where` gives no answer within `timeout` seconds (default 30 s).
+
+    pyarrow retries a store it cannot reach for many minutes without a word (GCS gives up after 15), inside a C++
+    call that a Ctrl-C does not interrupt. So the first contact (building the client, one metadata request) runs in
+    a daemon thread while the calling thread waits in short slices: a Ctrl-C stops the wait at once, and an
+    unreachable store is named within `timeout`. A local path or `file://` returns at once.
+    """
+    if not is_uri(where) or urlsplit(where).scheme == "file":
+        return
+    timeout = REMOTE_TIMEOUT if timeout is None else timeout
+    outcome: dict[str, BaseException | None] = {}
+
+    def contact() -> None:
+        try:
+            filesystem, path = resolve(where)
+            filesystem.get_file_info(path)
+            outcome["error"] = None
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = exc
+        finally:
+            _PENDING.discard(thread)
+
+    thread = threading.Thread(target=contact, name="claimbench-store-probe", daemon=True)
+    _PENDING.add(thread)  # not `is_alive()`: a Ctrl-C inside `join` can mark a running thread stopped (CPython 3.11)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        thread.join(0.1)
+    if "error" not in outcome:
+        raise OSError(f"no answer within {timeout:g} s (no network, or the store is unreachable)")
+    if outcome["error"] is not None:
+        raise outcome["error"]
+
+
+_PENDING: set[threading.Thread] = set()
+
+
+def exit_now_if_a_probe_hangs(code: int) -> None:
+    """End the process with `code` at once if a `check_reachable` probe is still waiting on its store.
+
+    pyarrow's S3 shutdown (run at exit) waits for requests in flight, so a process that gave up on a store that never
+    answers would hang on its way out. Nothing else needs its exit handlers then: the probe runs before any result is
+    written and before Ray starts. The command lines call this just before they exit.
+    """
+    if _PENDING:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def results_location(text: str):

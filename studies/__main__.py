@@ -11,11 +11,14 @@ Bad input prints one line `studies: error: …` and exits 2; a run always keeps 
 
 import argparse
 import dataclasses
+import os
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from analysis.store import ResultsError, join, results_location
+from analysis.store import ResultsError, check_reachable, exit_now_if_a_probe_hangs, first_line, join, results_location
 from studies import BUDGETS, StudyError, discover, load
 
 
@@ -128,6 +131,10 @@ def cmd_status(args) -> None:
     if args.name not in discover():
         raise StudyError(f"unknown study {args.name!r} (known: {', '.join(discover())})")
     study_dir = join(args.results, args.name)
+    try:
+        check_reachable(study_dir)  # a store that does not answer is named within 30 s; Ctrl-C works meanwhile
+    except (OSError, ValueError) as exc:
+        raise StudyError(f"cannot read {study_dir}: {first_line(exc)}") from exc
     trials = read_trials(study_dir)
     budgets = [args.budget] if args.budget else [b for b in BUDGETS if (trials["budget"] == b).any()]
     if not budgets:
@@ -154,8 +161,26 @@ def cmd_check_cluster(args) -> None:
         print(line)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt, so the run stops the same way."""
+
+
+_SIGTERM_RECEIVED = []
+
+
+def _terminate(signum, frame) -> None:
+    _SIGTERM_RECEIVED.append(signum)  # remembered: code on the way out may re-raise a plain KeyboardInterrupt
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Ctrl-C and SIGTERM stop a run at any phase: Ray Tune's own SIGINT handler (which ends the Tune run and lets the
+    # program go on as if it had finished) is turned off, and SIGTERM becomes an exception in the main thread, instead
+    # of the embedded Ray's C++ handler (a stack dump and exit -6).
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         {
             "list": lambda: cmd_list(),
@@ -166,11 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     except (StudyError, ResultsError) as exc:  # ResultsError: a damaged or foreign table, named with what to do
         print(f"studies: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("studies: interrupted; finished trials are saved, re-run the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C (SIGINT) or SIGTERM (`Terminated`), at any phase
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the exit short
+        name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) or _SIGTERM_RECEIVED else ("SIGINT", 130)
+        where = f" in {args.results}" if getattr(args, "results", None) is not None else ""
+        again = "python -m studies " + shlex.join(sys.argv[1:] if argv is None else argv)
+        print(f"studies: interrupted ({name}); finished trials are saved{where}; resume with: {again}", file=sys.stderr)
+        return code
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    exit_now_if_a_probe_hangs(code)  # a store that never answered would hold pyarrow's shutdown
+    sys.exit(code)

@@ -14,10 +14,12 @@ import logging
 import math
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from analysis.schema import FINISHED, read_trials, set_aside_trials, upsert_trials, write_json_atomic, write_metrics
-from analysis.store import OBJECT_STORES, check_writable, first_line, join, resolve
+from analysis.store import OBJECT_STORES, check_reachable, check_writable, first_line, join, resolve
 from studies import Study, StudyError, config_hash, validate
 
 VERSIONED = ("torch", "ray", "optuna", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "claimbench")
@@ -400,6 +402,7 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
+    ours = signal.getsignal(signal.SIGTERM)  # ray.init replaces a SIGTERM handler with its own sys.exit(15)
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     else:
@@ -407,6 +410,8 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(
             address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
         )
+    if callable(ours) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, ours)  # the command line's: SIGTERM stops a run like Ctrl-C (studies.__main__)
 
 
 def connect(address: str, timeout: float = 3.0) -> None:
@@ -478,6 +483,7 @@ def run_checks(study: Study, study_dir: Path | str, common: dict, force: bool) -
 def check_results(study_dir: Path | str) -> None:
     """Refuse, in one line, a results location that is unknown or cannot be written, before anything is written."""
     try:
+        check_reachable(study_dir)  # a store that does not answer is named within 30 s; Ctrl-C works meanwhile
         check_writable(study_dir)
     except (OSError, ValueError) as exc:  # pyarrow: ArrowInvalid for an unknown scheme, OSError for the rest
         raise StudyError(f"cannot write results to {study_dir}: {first_line(exc)}") from exc
