@@ -26,6 +26,8 @@ from studies import _synthetic
 from studies.__main__ import main as studies_main
 from studies._runner import plan, run
 
+pytestmark = pytest.mark.slow  # the command lines on damaged results: the second tier
+
 ROOT = Path(__file__).resolve().parents[2]
 TRIAL = "t0-s0"
 """The one trial of the planted flooding table whose metrics file the metrics cases damage."""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # commands that wait on a silent store: the second tier
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
