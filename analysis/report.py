@@ -17,8 +17,8 @@ import pandas as pd
 from analysis import style
 from analysis.load import tables_for
 from analysis.plots import GENERIC, fig_nuisance_axes
-from analysis.schema import read_json, read_trials, write_verdicts
-from analysis.store import join
+from analysis.schema import describe_incomplete, incomplete_trials, read_json, read_trials, write_verdicts
+from analysis.store import ResultsError, join
 from analysis.verdict import Tables, evaluate
 from studies import BUDGETS, Study, discover
 
@@ -116,13 +116,19 @@ def collect(results: Path | str, out: Path) -> list[StudySection]:
     Returns:
         list[StudySection]: one per discovered study, in name order.
     """
-    loaded = []
+    loaded, incomplete = [], []
     for name, module in discover().items():
         study_dir = join(results, name)
         trials = read_trials(study_dir)
         budgets = [b for b in BUDGETS if ((trials["budget"] == b) & (trials["phase"] != "checks")).any()]
+        for b in budgets:  # finished trials whose metrics are gone: no verdict may stand on the rest
+            if lacking := incomplete_trials(study_dir, trials[trials["budget"] == b]):
+                incomplete.append(describe_incomplete(study_dir, b, lacking))
         meta = {b: read_json(join(study_dir, "metadata", f"{b}.json")) for b in budgets}
         loaded.append((name, module, [(b, tables_for(study_dir, b), meta[b]) for b in budgets]))
+    if incomplete:
+        more = f" (and {len(incomplete) - 1} more studies or budgets)" if len(incomplete) > 1 else ""
+        raise ResultsError(incomplete[0] + more)
     sections = []
     for name, module, per_budget in loaded:
         section = StudySection(name, module.get_study("smoke"))

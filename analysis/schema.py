@@ -284,3 +284,47 @@ def write_verdicts(report_dir: Path | str, df: pd.DataFrame | None) -> None:
         delete(path)
         return
     write_atomic(pa.Table.from_pandas(df[VERDICT_COLUMNS], preserve_index=False), path)
+
+
+def incomplete_trials(study_dir: Path | str, trials: pd.DataFrame) -> dict[str, str]:
+    """Finished trials whose metrics are not all there: trial id -> why (`metrics file missing`, or its row count
+    against the `metric_rows` recorded with the trial; tables from before that column are checked for presence only).
+
+    A verdict read from such a study would rest on part of the data, so the runner re-runs these trials and the
+    analysis and `status` refuse to decide on them. A metrics file that does not parse raises `ResultsError`.
+
+    Args:
+        study_dir (Path | str):
+            `results/<study>`, a local path or a URI.
+        trials (pd.DataFrame):
+            Rows of `read_trials(study_dir)` to check (e.g. one budget's).
+
+    Returns:
+        dict[str, str]: the incomplete trials, in table order.
+    """
+    finished = trials[trials["status"].isin(FINISHED)]
+    if finished.empty:
+        return {}
+    d = join(study_dir, "metrics")
+    present = set(listdir(d, ".parquet"))
+    recorded = finished["metric_rows"] if "metric_rows" in finished else pd.Series(pd.NA, index=finished.index)
+    out = {}
+    for trial_id, expected in zip(finished["trial_id"], recorded, strict=True):
+        if f"{trial_id}.parquet" not in present:
+            out[trial_id] = "metrics file missing"
+        elif not pd.isna(expected):
+            rows = _metric_table(join(d, f"{trial_id}.parquet"), study_dir).num_rows
+            if rows != int(expected):
+                out[trial_id] = f"metrics file has {rows} rows, {int(expected)} were written"
+    return out
+
+
+def describe_incomplete(study_dir: Path | str, budget: str, incomplete: dict[str, str]) -> str:
+    """One line for `incomplete_trials`: how many, the first with its reason, and the command that re-runs them."""
+    first, why = next(iter(incomplete.items()))
+    more = f" and {len(incomplete) - 1} more" if len(incomplete) > 1 else ""
+    return (
+        f"{join(study_dir, 'metrics')}: {len(incomplete)} finished trial(s) at budget {budget!r} lack their metrics "
+        f"({first}: {why}{more}); no verdict stands on part of the data: `python -m studies run {name(study_dir)} "
+        f"--budget {budget}` re-runs them"
+    )

@@ -124,7 +124,7 @@ def check_gpu_share(args) -> None:
 
 def cmd_status(args) -> None:
     from analysis.load import tables_for
-    from analysis.schema import read_trials
+    from analysis.schema import describe_incomplete, incomplete_trials, read_trials
     from analysis.verdict import evaluate
     from studies._runner import best_nuisance, plan
 
@@ -145,6 +145,9 @@ def cmd_status(args) -> None:
         planned = {p.trial_id for p in plan(study, best_nuisance(study, study_dir))}
         rows = trials[(trials["budget"] == budget) & trials["trial_id"].isin(planned)]
         counts = rows["status"].value_counts().to_dict()
+        incomplete = incomplete_trials(study_dir, trials[trials["budget"] == budget])
+        if incomplete:  # verdicts would stand on part of the data: none are shown
+            raise StudyError(describe_incomplete(study_dir, budget, incomplete))
         tables = tables_for(study_dir, budget)  # read before printing: a damaged file is one line on stderr, alone
         print(
             f"{args.name}/{budget}: {len(rows)}/{len(planned)} trials recorded "

@@ -27,8 +27,16 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from analysis.schema import FINISHED, read_trials, set_aside_trials, upsert_trials, write_json_atomic, write_metrics
-from analysis.store import OBJECT_STORES, check_reachable, check_writable, first_line, join, resolve
+from analysis.schema import (
+    FINISHED,
+    incomplete_trials,
+    read_trials,
+    set_aside_trials,
+    upsert_trials,
+    write_json_atomic,
+    write_metrics,
+)
+from analysis.store import OBJECT_STORES, ResultsError, check_reachable, check_writable, first_line, join, resolve
 from studies import Study, StudyError, config_hash, validate
 
 VERSIONED = ("torch", "ray", "optuna", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "claimbench")
@@ -255,8 +263,9 @@ class Recorder:
             **{f"config/{k}": v for k, v in p.config.items()},
             **last,
         }
-        write_metrics(self.dir, trial_id, self.metrics.get(trial_id, []))
-        upsert_trials(self.dir, [row])
+        rows = self.metrics.get(trial_id, [])
+        write_metrics(self.dir, trial_id, rows)
+        upsert_trials(self.dir, [row | {"metric_rows": len(rows)}])  # what was written: a later run checks it is all there
         self.counts[status] += 1
         self.running.discard(trial_id)
         self.progress(final=trial_id if status != "ok" else None, error=error)
@@ -450,7 +459,8 @@ def run_checks(study: Study, study_dir: Path | str, common: dict, force: bool) -
     h = config_hash(study.name, study.budget, cfg)
     trial_id = f"checks-{h}"
     done = read_trials(study_dir)
-    if not force and ((done["trial_id"] == trial_id) & done["status"].isin(FINISHED)).any():
+    mine = done[(done["trial_id"] == trial_id) & done["status"].isin(FINISHED)]
+    if not force and not mine.empty and not incomplete_or_damaged(study_dir, mine):
         return
     t0, error, values = time.monotonic(), None, {}
     try:
@@ -472,12 +482,28 @@ def run_checks(study: Study, study_dir: Path | str, common: dict, force: bool) -
         "started_at": common["started_at"],
         "finished_at": now(),
         "hparams": json.dumps(cfg),
+        "metric_rows": len(rows),
     }
     upsert_trials(study_dir, [row])
     print(
         f"[{study.name}/{study.budget}] exact checks {'failed: ' + error if error else 'done'} ({row['wall_s']:.1f}s)",
         file=sys.stderr,
     )
+
+
+def incomplete_or_damaged(study_dir: Path | str, trials) -> dict[str, str]:
+    """`analysis.schema.incomplete_trials`, with a metrics file that does not parse counted as incomplete too: a run
+    writes it again (the analysis and `status` refuse it instead, naming the file)."""
+    try:
+        return incomplete_trials(study_dir, trials)
+    except ResultsError:
+        out = {}
+        for trial_id in trials.loc[trials["status"].isin(FINISHED), "trial_id"]:
+            try:
+                out |= incomplete_trials(study_dir, trials[trials["trial_id"] == trial_id])
+            except ResultsError:
+                out[trial_id] = "metrics file damaged"
+        return out
 
 
 def check_results(study_dir: Path | str) -> None:
@@ -554,6 +580,12 @@ def run(
         todo = plan(study, best)
         done = read_trials(study_dir)
         finished = set(done.loc[done["status"].isin(FINISHED), "trial_id"])
+        lacking = incomplete_or_damaged(study_dir, done[done["trial_id"].isin({p.trial_id for p in todo} & finished)])
+        if lacking and not force:
+            first, why = next(iter(lacking.items()))
+            print(f"[{study.name}/{study.budget}] {len(lacking)} finished trial(s) lack their metrics ({first}: {why}"
+                  f"{' and more' if len(lacking) > 1 else ''}): running them again", file=sys.stderr)  # fmt: skip
+        finished -= set(lacking)
         pending = [p for p in todo if force or p.trial_id not in finished]
         summary = {"planned": len(todo), "skipped": len(todo) - len(pending), "tuned": tuned}
         if not pending:
