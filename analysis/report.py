@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import style
-from analysis.load import tables_for
+from analysis.load import lacking_metrics, tables_for
 from analysis.plots import GENERIC, fig_nuisance_axes
-from analysis.schema import describe_incomplete, incomplete_trials, read_json, read_trials, write_verdicts
+from analysis.schema import describe_incomplete, read_json, read_trials, write_verdicts
 from analysis.store import ResultsError, join
 from analysis.verdict import Tables, evaluate
 from studies import BUDGETS, Study, discover
@@ -121,11 +121,12 @@ def collect(results: Path | str, out: Path) -> list[StudySection]:
         study_dir = join(results, name)
         trials = read_trials(study_dir)
         budgets = [b for b in BUDGETS if ((trials["budget"] == b) & (trials["phase"] != "checks")).any()]
-        for b in budgets:  # finished trials whose metrics are gone: no verdict may stand on the rest
-            if lacking := incomplete_trials(study_dir, trials[trials["budget"] == b]):
-                incomplete.append(describe_incomplete(study_dir, b, lacking))
         meta = {b: read_json(join(study_dir, "metadata", f"{b}.json")) for b in budgets}
-        loaded.append((name, module, [(b, tables_for(study_dir, b), meta[b]) for b in budgets]))
+        tables = {b: tables_for(study_dir, b) for b in budgets}
+        for b in budgets:  # finished trials whose metrics are gone: no verdict may stand on the rest
+            if lacking := lacking_metrics(study_dir, trials, tables[b]):
+                incomplete.append(describe_incomplete(study_dir, b, lacking))
+        loaded.append((name, module, [(b, tables[b], meta[b]) for b in budgets]))
     if incomplete:
         more = f" (and {len(incomplete) - 1} more studies or budgets)" if len(incomplete) > 1 else ""
         raise ResultsError(incomplete[0] + more)

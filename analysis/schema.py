@@ -286,18 +286,21 @@ def write_verdicts(report_dir: Path | str, df: pd.DataFrame | None) -> None:
     write_atomic(pa.Table.from_pandas(df[VERDICT_COLUMNS], preserve_index=False), path)
 
 
-def incomplete_trials(study_dir: Path | str, trials: pd.DataFrame) -> dict[str, str]:
-    """Finished trials whose metrics are not all there: trial id -> why (`metrics file missing`, or its row count
-    against the `metric_rows` recorded with the trial; tables from before that column are checked for presence only).
+def incomplete_trials(study_dir: Path | str, trials: pd.DataFrame, metrics: pd.DataFrame | None = None) -> dict[str, str]:
+    """Finished trials whose metrics are not all there: trial id -> why (`metrics file missing`, `metrics file
+    damaged`, or its row count against the `metric_rows` recorded with the trial; tables from before that column are
+    checked for presence only).
 
     A verdict read from such a study would rest on part of the data, so the runner re-runs these trials and the
-    analysis and `status` refuse to decide on them. A metrics file that does not parse raises `ResultsError`.
+    analysis and `status` refuse to decide on them.
 
     Args:
         study_dir (Path | str):
             `results/<study>`, a local path or a URI.
         trials (pd.DataFrame):
             Rows of `read_trials(study_dir)` to check (e.g. one budget's).
+        metrics (pd.DataFrame | None):
+            Their metrics if already read (rows are counted there); `None` reads each file that needs counting.
 
     Returns:
         dict[str, str]: the incomplete trials, in table order.
@@ -308,14 +311,24 @@ def incomplete_trials(study_dir: Path | str, trials: pd.DataFrame) -> dict[str, 
     d = join(study_dir, "metrics")
     present = set(listdir(d, ".parquet"))
     recorded = finished["metric_rows"] if "metric_rows" in finished else pd.Series(pd.NA, index=finished.index)
+    counts = None if metrics is None else metrics["trial_id"].value_counts()
     out = {}
     for trial_id, expected in zip(finished["trial_id"], recorded, strict=True):
         if f"{trial_id}.parquet" not in present:
             out[trial_id] = "metrics file missing"
-        elif not pd.isna(expected):
-            rows = _metric_table(join(d, f"{trial_id}.parquet"), study_dir).num_rows
-            if rows != int(expected):
-                out[trial_id] = f"metrics file has {rows} rows, {int(expected)} were written"
+            continue
+        if pd.isna(expected):
+            continue
+        if counts is not None:
+            rows = int(counts.get(trial_id, 0))
+        else:
+            try:
+                rows = _metric_table(join(d, f"{trial_id}.parquet"), study_dir).num_rows
+            except ResultsError:
+                out[trial_id] = "metrics file damaged"
+                continue
+        if rows != int(expected):
+            out[trial_id] = f"metrics file has {rows} rows, {int(expected)} were written"
     return out
 
 

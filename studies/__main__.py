@@ -123,8 +123,8 @@ def check_gpu_share(args) -> None:
 
 
 def cmd_status(args) -> None:
-    from analysis.load import tables_for
-    from analysis.schema import describe_incomplete, incomplete_trials, read_trials
+    from analysis.load import lacking_metrics, tables_for
+    from analysis.schema import describe_incomplete, read_trials
     from analysis.verdict import evaluate
     from studies._runner import best_nuisance, plan
 
@@ -145,10 +145,10 @@ def cmd_status(args) -> None:
         planned = {p.trial_id for p in plan(study, best_nuisance(study, study_dir))}
         rows = trials[(trials["budget"] == budget) & trials["trial_id"].isin(planned)]
         counts = rows["status"].value_counts().to_dict()
-        incomplete = incomplete_trials(study_dir, trials[trials["budget"] == budget])
+        tables = tables_for(study_dir, budget)  # read before printing: a damaged file is one line on stderr, alone
+        incomplete = lacking_metrics(study_dir, trials, tables)
         if incomplete:  # verdicts would stand on part of the data: none are shown
             raise StudyError(describe_incomplete(study_dir, budget, incomplete))
-        tables = tables_for(study_dir, budget)  # read before printing: a damaged file is one line on stderr, alone
         print(
             f"{args.name}/{budget}: {len(rows)}/{len(planned)} trials recorded "
             f"({counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed)"
@@ -194,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     except (StudyError, ResultsError) as exc:  # ResultsError: a damaged or foreign table, named with what to do
         print(f"studies: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:  # Ctrl-C (SIGINT) or SIGTERM (`Terminated`), at any phase
+    except KeyboardInterrupt:  # Ctrl-C (SIGINT) or SIGTERM (`Terminated`), at any phase
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the exit short
-        name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) or _SIGTERM_RECEIVED else ("SIGINT", 130)
+        name, code = ("SIGTERM", 143) if _SIGTERM_RECEIVED else ("SIGINT", 130)
         where = f" in {args.results}" if getattr(args, "results", None) is not None else ""
         again = "python -m studies " + shlex.join(sys.argv[1:] if argv is None else argv)
         print(f"studies: interrupted ({name}); finished trials are saved{where}; resume with: {again}", file=sys.stderr)

@@ -36,7 +36,7 @@ from analysis.schema import (
     write_json_atomic,
     write_metrics,
 )
-from analysis.store import OBJECT_STORES, ResultsError, check_reachable, check_writable, first_line, join, resolve
+from analysis.store import OBJECT_STORES, check_reachable, check_writable, first_line, join, resolve
 from studies import Study, StudyError, config_hash, validate
 
 VERSIONED = ("torch", "ray", "optuna", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "claimbench")
@@ -460,7 +460,7 @@ def run_checks(study: Study, study_dir: Path | str, common: dict, force: bool) -
     trial_id = f"checks-{h}"
     done = read_trials(study_dir)
     mine = done[(done["trial_id"] == trial_id) & done["status"].isin(FINISHED)]
-    if not force and not mine.empty and not incomplete_or_damaged(study_dir, mine):
+    if not force and not mine.empty and not incomplete_trials(study_dir, mine):
         return
     t0, error, values = time.monotonic(), None, {}
     try:
@@ -489,21 +489,6 @@ def run_checks(study: Study, study_dir: Path | str, common: dict, force: bool) -
         f"[{study.name}/{study.budget}] exact checks {'failed: ' + error if error else 'done'} ({row['wall_s']:.1f}s)",
         file=sys.stderr,
     )
-
-
-def incomplete_or_damaged(study_dir: Path | str, trials) -> dict[str, str]:
-    """`analysis.schema.incomplete_trials`, with a metrics file that does not parse counted as incomplete too: a run
-    writes it again (the analysis and `status` refuse it instead, naming the file)."""
-    try:
-        return incomplete_trials(study_dir, trials)
-    except ResultsError:
-        out = {}
-        for trial_id in trials.loc[trials["status"].isin(FINISHED), "trial_id"]:
-            try:
-                out |= incomplete_trials(study_dir, trials[trials["trial_id"] == trial_id])
-            except ResultsError:
-                out[trial_id] = "metrics file damaged"
-        return out
 
 
 def check_results(study_dir: Path | str) -> None:
@@ -580,7 +565,7 @@ def run(
         todo = plan(study, best)
         done = read_trials(study_dir)
         finished = set(done.loc[done["status"].isin(FINISHED), "trial_id"])
-        lacking = incomplete_or_damaged(study_dir, done[done["trial_id"].isin({p.trial_id for p in todo} & finished)])
+        lacking = incomplete_trials(study_dir, done[done["trial_id"].isin({p.trial_id for p in todo} & finished)])
         if lacking and not force:
             first, why = next(iter(lacking.items()))
             print(f"[{study.name}/{study.budget}] {len(lacking)} finished trial(s) lack their metrics ({first}: {why}"
