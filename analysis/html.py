@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from analysis import style
-from analysis.report import VERDICT_HEADER, BudgetSection, StudySection, detail_rows, num, verdict_fields
+from analysis.report import VERDICT_HEADER, BudgetSection, StudySection, detail_rows, num, plan_notes, verdict_fields
 from analysis.store import join
 from studies import BUDGETS
 
@@ -68,12 +68,13 @@ def overview(sections: list[StudySection]) -> str:
     rows = []
     for s in sections:
         by_budget = {b.budget: b.verdicts.set_index("claim_id") for b in s.budgets}
+        waiting = {b.budget for b in s.budgets if b.tables.waiting}
         for claim in s.reference.claims:
             cells = []
             for budget in BUDGETS:
                 v = by_budget.get(budget)
                 if v is None or claim.id not in v.index:
-                    cells.append(f"<td>{badge('not run')}</td>")
+                    cells.append(f"<td>{badge('incomplete' if budget in waiting else 'not run')}</td>")
                     continue
                 r = v.loc[claim.id]
                 numbers = f"{num(r['effect'])} [{num(r['ci_low'])}, {num(r['ci_high'])}], n={r['n_seeds']}"
@@ -96,6 +97,7 @@ def budget_section(s: StudySection, b: BudgetSection) -> str:
         f"started {_e(m.get('started_at', '?'))}; data: {_e('; '.join(m.get('data', [])) or 'generated')}.</p>"
         '<details><summary class="small">Library versions</summary>'
         f"<pre>{_e(json.dumps(m.get('versions', {}), indent=1))}</pre></details>",
+        *(f"<p>{_e(line.strip())}</p>" for line in plan_notes(s.name, b.budget, b.tables)),
         "<table><tr>" + "".join(f"<th>{h}</th>" for h in VERDICT_HEADER) + "</tr>",
     ]
     for _, v in b.verdicts.iterrows():

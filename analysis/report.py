@@ -17,7 +17,7 @@ import pandas as pd
 from analysis import style
 from analysis.load import lacking_metrics, tables_for
 from analysis.plots import GENERIC, fig_nuisance_axes
-from analysis.schema import describe_incomplete, read_json, read_trials, write_verdicts
+from analysis.schema import VERDICT_COLUMNS, describe_incomplete, read_json, read_trials, write_verdicts
 from analysis.store import ResultsError, join
 from analysis.verdict import Tables, evaluate
 from studies import BUDGETS, Study, discover
@@ -45,6 +45,21 @@ class StudySection:
     reference: Study
     """The study at the smoke budget, for its article and claims when nothing ran."""
     budgets: list[BudgetSection] = field(default_factory=list)
+
+
+def rerun(name: str, budget: str) -> str:
+    """The command that runs (or finishes) a study at a budget."""
+    return f"python -m studies run {name} --budget {budget}"
+
+
+def plan_notes(name: str, budget: str, tables: Tables) -> list[str]:
+    """Lines on what the verdicts do not read: rows outside the plan, and why there are none yet (Markdown)."""
+    out = []
+    if tables.ignored:
+        out.append(f"Ignored {tables.ignored} main row(s) outside the current plan (runs of a superseded tuning or grid).\n")
+    if tables.waiting:
+        out.append(f"**Incomplete:** {tables.waiting}; no verdicts until `{rerun(name, budget)}` finishes it.\n")
+    return out
 
 
 def num(x) -> str:
@@ -135,10 +150,20 @@ def collect(results: Path | str, out: Path) -> list[StudySection]:
         section = StudySection(name, module.get_study("smoke"))
         for budget, tables, meta in per_budget:
             study = module.get_study(budget)
-            verdicts = evaluate(study, tables)
-            figures = draw_figures(study, tables, out / name / budget)
+            where = f"analysis: {name}/{budget}:"
+            if tables.ignored:
+                print(
+                    f"{where} ignored {tables.ignored} main row(s) outside the current plan (superseded runs)", file=sys.stderr
+                )
+            if tables.waiting:  # partial data decides nothing: the section says so and holds no verdict
+                print(f"{where} no verdicts: {tables.waiting}; `{rerun(name, budget)}` finishes it", file=sys.stderr)
+                verdicts, figures = pd.DataFrame(columns=VERDICT_COLUMNS), {}
+            else:
+                verdicts = evaluate(study, tables)
+                figures = draw_figures(study, tables, out / name / budget)
             section.budgets.append(BudgetSection(budget, study, tables, verdicts, figures, meta))
-        all_verdicts = pd.concat([b.verdicts for b in section.budgets], ignore_index=True) if section.budgets else None
+        decided = [b.verdicts for b in section.budgets if not b.tables.waiting]
+        all_verdicts = pd.concat(decided, ignore_index=True) if decided else None
         write_verdicts(out / name, all_verdicts)  # None: no results, so no verdicts of an earlier analysis stay
         sections.append(section)
     return sections
@@ -183,6 +208,7 @@ def write_markdown(sections: list[StudySection], results: Path, out: Path) -> Pa
                 f"command `python -m studies run {s.name} --budget {b.budget}`; "
                 f"latest run: commit `{b.meta.get('git_commit', '?')}`, started {b.meta.get('started_at', '?')}; "
                 f"data: {'; '.join(b.meta.get('data', [])) or 'generated'}.\n",
+                *plan_notes(s.name, b.budget, b.tables),
                 "| " + " | ".join(VERDICT_HEADER) + " |",
                 "|" + "---|" * len(VERDICT_HEADER),
             ]

@@ -141,9 +141,14 @@ def write_bytes(data: bytes, where) -> None:
         return
     filesystem.create_dir(folder, recursive=True)
     tmp = f"{folder}/.{base}.{os.getpid()}.tmp"
-    with filesystem.open_output_stream(tmp) as f:
-        f.write(data)
-    filesystem.move(tmp, path)  # rename(2) locally: atomic, replaces the old file
+    try:
+        with filesystem.open_output_stream(tmp) as f:
+            f.write(data)
+        filesystem.move(tmp, path)  # rename(2) locally: atomic, replaces the old file
+    except BaseException:  # a full disk, a lost permission, an interrupt: no hidden half-file stays to fill the disk
+        with suppress(OSError):
+            filesystem.delete_file(tmp)
+        raise
 
 
 def listdir(where, suffix: str = "") -> list[str]:
@@ -228,6 +233,10 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+PROBE_BYTES = 1 << 20
+"""What the start-up probe writes (1 MiB): a disk without room for a few trials' files fails before anything runs."""
+
+
 def check_writable(where) -> None:
     """Write and delete a hidden probe file in `where`; raise `OSError` (or `ValueError`) naming why it cannot be written.
 
@@ -243,7 +252,7 @@ def check_writable(where) -> None:
             folder = folder.rpartition("/")[0]
     probe = join(where, f".probe-{os.getpid()}")
     try:
-        write_bytes(b"", probe)
+        write_bytes(os.urandom(PROBE_BYTES), probe)  # real bytes: a disk with no room for a trial's files fails here
         delete(probe)
     finally:
         for folder in made:  # innermost first; rmdir(2) removes only an empty folder, never what another run wrote

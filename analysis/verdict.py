@@ -56,6 +56,10 @@ class Tables:
     """Long table of the exact checks: `step, metric, value`."""
     tuning: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Tuning-phase trial rows (Optuna over nuisance parameters), for the axis plots; empty without tuning."""
+    ignored: int = 0
+    """Main rows of this budget outside its current plan (e.g. confirmation runs of a superseded tuning): not read."""
+    waiting: str = ""
+    """Why no verdict may be drawn yet (tuning unfinished, planned trials not recorded); empty when complete."""
 
     def check(self, metric: str) -> list[float]:
         """Values of one exact-check metric, ordered by step (empty when the checks did not run)."""

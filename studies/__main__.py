@@ -124,7 +124,7 @@ def check_gpu_share(args) -> None:
 
 def cmd_status(args) -> None:
     from analysis.load import lacking_metrics, tables_for
-    from analysis.schema import describe_incomplete, read_trials
+    from analysis.schema import describe_incomplete, read_json, read_trials
     from analysis.verdict import evaluate
     from studies._runner import best_nuisance, plan
 
@@ -142,17 +142,25 @@ def cmd_status(args) -> None:
         return
     for budget in budgets:
         study = load(args.name, budget)
-        planned = {p.trial_id for p in plan(study, best_nuisance(study, study_dir))}
-        rows = trials[(trials["budget"] == budget) & trials["trial_id"].isin(planned)]
-        counts = rows["status"].value_counts().to_dict()
         tables = tables_for(study_dir, budget)  # read before printing: a damaged file is one line on stderr, alone
         incomplete = lacking_metrics(study_dir, trials, tables)
         if incomplete:  # verdicts would stand on part of the data: none are shown
             raise StudyError(describe_incomplete(study_dir, budget, incomplete))
+        # The plan the latest run recorded (results from before plans were recorded: the grid with today's tuning).
+        meta = read_json(join(study_dir, "metadata", f"{budget}.json"))
+        planned = meta.get("main_trials", ...)
+        if planned is ...:
+            planned = [p.trial_id for p in plan(study, best_nuisance(study, study_dir))]
+        counts = tables.trials["status"].value_counts().to_dict()
+        of = "?" if planned is None else len(planned)
         print(
-            f"{args.name}/{budget}: {len(rows)}/{len(planned)} trials recorded "
+            f"{args.name}/{budget}: {len(tables.trials)}/{of} trials recorded "
             f"({counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed)"
+            + (f"; {tables.ignored} main row(s) outside the current plan ignored" if tables.ignored else "")
         )
+        if tables.waiting:  # partial data decides nothing
+            print(f"  no verdicts: {tables.waiting}; `python -m studies run {args.name} --budget {budget}` finishes it")
+            continue
         for _, v in evaluate(study, tables).iterrows():
             print(f"  {v['claim_id']:6s} {v['verdict']:12s} {v['reason']}")
 

@@ -162,6 +162,18 @@ def exclusive(study_dir: Path | str):
         yield
 
 
+@contextmanager
+def writing(study_dir: Path | str):
+    """The driver's own writes of the results: a failed one (ENOSPC, EACCES, EROFS…) is one line, `StudyError`."""
+    try:
+        yield
+    except OSError as exc:
+        raise StudyError(
+            f"cannot write results to {study_dir}: {first_line(exc)}; make room (or restore write access) and run the "
+            f"same command again to resume"
+        ) from exc
+
+
 DIVERGED = "train/diverged"
 """A trainable that stops a run by its own instability rule reports this metric as 1; the run is then `diverged`."""
 ERROR = "claimbench/error"
@@ -196,6 +208,9 @@ class Recorder:
         self.errors: dict[str, str] = {}
         self.counts = {"ok": 0, "diverged": 0, "failed": 0}
         self.retried = 0
+        self.write_error: str | None = None
+        """The first write of the results that failed (a full disk, a lost permission): the run stops, records nothing
+        more (a trial Ray stops on the way out has not finished), and says so in one line."""
         self.t0 = time.monotonic()
 
     def start(self, p: Planned, bundle: str | None = None, size: int = 1) -> None:
@@ -240,6 +255,9 @@ class Recorder:
         print(f"  trial {trial_id}: worker lost ({error}); Ray retries it", file=sys.stderr, flush=True)
 
     def finish(self, trial_id: str, error: str | None = None) -> None:
+        if self.write_error is not None:
+            self.running.discard(trial_id)
+            return
         p = self.by_id[trial_id]
         error = error or self.errors.pop(trial_id, None)
         last = self.last.get(trial_id, {})
@@ -264,8 +282,13 @@ class Recorder:
             **last,
         }
         rows = self.metrics.get(trial_id, [])
-        write_metrics(self.dir, trial_id, rows)
-        upsert_trials(self.dir, [row | {"metric_rows": len(rows)}])  # what was written: a later run checks it is all there
+        try:
+            write_metrics(self.dir, trial_id, rows)
+            upsert_trials(self.dir, [row | {"metric_rows": len(rows)}])  # what was written: a later run checks it
+        except OSError as exc:  # the driver's own I/O: not the trial's fault, so no Ray retry; `_fit` stops the run
+            self.write_error = f"{first_line(exc)} (writing trial {trial_id})"
+            self.running.discard(trial_id)
+            return
         self.counts[status] += 1
         self.running.discard(trial_id)
         self.progress(final=trial_id if status != "ok" else None, error=error)
@@ -358,13 +381,14 @@ def _unwrap(config: dict) -> dict:
     return {**config["__fixed"], **{k: v for k, v in config.items() if k != "__fixed"}}
 
 
-def _entry(trainable, threads: int, fused=None):
+def _entry(trainable, threads: int, fused=None, metric: str | None = None):
     """The function Ray runs: pin torch threads to the trial's CPUs, call the study's trainable (or, for a bundle,
     its fused trainable, whose per-member reports go out as one `MEMBERS` report a step), report what it raised.
 
     An exception of the trainable is reported as `ERROR` and the trial ends normally, so that Ray's retries
     (`RETRIES`) are left for failures of the infrastructure; the traceback goes to the trial's log. In a bundle
-    that fails every member is recorded failed.
+    that fails every member is recorded failed. A tuning trial's error report also carries its `metric` as NaN: the
+    searcher requires the metric in every report, and takes NaN as a failed evaluation.
     """
 
     def run_trial(config: dict) -> None:
@@ -387,7 +411,7 @@ def _entry(trainable, threads: int, fused=None):
                 trainable(_unwrap(config))
         except Exception as exc:  # noqa: BLE001 - the trial is recorded failed, the study goes on
             traceback.print_exc()
-            tune.report({ERROR: f"{type(exc).__name__}: {exc}"})
+            tune.report({ERROR: f"{type(exc).__name__}: {exc}", **({metric: math.nan} if metric else {})})
 
     run_trial.__name__ = getattr(trainable, "__name__", "trial")
     return run_trial
@@ -468,7 +492,6 @@ def run_checks(study: Study, study_dir: Path | str, common: dict, force: bool) -
     except Exception as exc:  # noqa: BLE001 - recorded as a failed trial, the study goes on
         error = f"{type(exc).__name__}: {exc}"
     rows = [(step, metric, float(v)) for metric, vs in values.items() for step, v in enumerate(vs)]
-    write_metrics(study_dir, trial_id, rows)
     row = {
         **common,
         "phase": "checks",
@@ -484,7 +507,9 @@ def run_checks(study: Study, study_dir: Path | str, common: dict, force: bool) -
         "hparams": json.dumps(cfg),
         "metric_rows": len(rows),
     }
-    upsert_trials(study_dir, [row])
+    with writing(study_dir):
+        write_metrics(study_dir, trial_id, rows)
+        upsert_trials(study_dir, [row])
     print(
         f"[{study.name}/{study.budget}] exact checks {'failed: ' + error if error else 'done'} ({row['wall_s']:.1f}s)",
         file=sys.stderr,
@@ -533,7 +558,9 @@ def run(
     if not force:  # a damaged or foreign table: `ResultsError` before anything is written (and the embedded Ray starts)
         read_trials(study_dir)
     with exclusive(study_dir):
-        if force and (aside := set_aside_trials(study_dir, now().replace(":", ""))):
+        with writing(study_dir):
+            aside = force and set_aside_trials(study_dir, now().replace(":", ""))
+        if aside:
             print(f"[{study.name}/{study.budget}] the trial table was damaged or foreign; kept it as {aside}", file=sys.stderr)
         common = {
             "study": study.name,
@@ -542,27 +569,33 @@ def run(
             "versions": json.dumps(versions(), sort_keys=True),
             "started_at": now(),
         }
-        write_json_atomic(
-            {
-                "study": study.name,
-                "budget": study.budget,
-                "article": study.article,
-                "command": command,
-                "git_commit": common["git_commit"],
-                "versions": versions(),
-                "started_at": common["started_at"],
-                "grid_points": len(grid),
-                "seeds": sorted({int(c[study.seed_key]) for c in grid}),
-                "tuning": None if study.tuning is None else {**study.tuning.__dict__, "nuisance": repr(study.tuning.nuisance)},
-                "resources": study.resources,
-                "host": platform.node(),
-                "data": data_sources(study),
-            },
-            join(study_dir, "metadata", f"{study.budget}.json"),
-        )
+        meta = {
+            "study": study.name,
+            "budget": study.budget,
+            "article": study.article,
+            "command": command,
+            "git_commit": common["git_commit"],
+            "versions": versions(),
+            "started_at": common["started_at"],
+            "grid_points": len(grid),
+            "seeds": sorted({int(c[study.seed_key]) for c in grid}),
+            "tuning": None if study.tuning is None else {**study.tuning.__dict__, "nuisance": repr(study.tuning.nuisance)},
+            "resources": study.resources,
+            "host": platform.node(),
+            "data": data_sources(study),
+            # The main trials a claim reads (`analysis.load.tables_for`): unknown (null) until every arm's tuning
+            # has finished, so confirmation rows of an unfinished or superseded tuning are never read.
+            "main_trials": None if study.tuning is not None else [p.trial_id for p in plan(study)],
+        }
+        meta_path = join(study_dir, "metadata", f"{study.budget}.json")
+        with writing(study_dir):
+            write_json_atomic(meta, meta_path)
         run_checks(study, study_dir, common, force)
         tuned, best = (0, None) if study.tuning is None else tune_arms(study, study_dir, common, address, force)
         todo = plan(study, best)
+        if study.tuning is not None:  # every arm tuned in full: the confirmation runs are chosen
+            with writing(study_dir):
+                write_json_atomic(meta | {"main_trials": [p.trial_id for p in todo]}, meta_path)
         done = read_trials(study_dir)
         finished = set(done.loc[done["status"].isin(FINISHED), "trial_id"])
         lacking = incomplete_trials(study_dir, done[done["trial_id"].isin({p.trial_id for p in todo} & finished)])
@@ -765,6 +798,17 @@ def tune_arms(
 
             _fit(study, {"__fixed": fixed, **space}, recorder, identify, address, search=search, num_samples=remaining)
             ran += sum(recorder.counts.values())
+    done = read_trials(study_dir)
+    short = {arm: len(_tuned(done, study, arm)) for arm, fixed in arms.items() if t.space(fixed)}
+    short = {arm: n for arm, n in short.items() if n < t.trials_per_arm}
+    if short:  # all or nothing: an arm tuned on fewer trials than the others would change the comparison
+        arm, n = next(iter(short.items()))
+        more = f" and {len(short) - 1} more arm(s)" if len(short) > 1 else ""
+        raise StudyError(
+            f"tuning of {study.name}/{study.budget} is unfinished: arm {arm} has {n} of its {t.trials_per_arm} tuning "
+            f"trials{more} (the others failed; see `error` in trials.parquet); no confirmation run starts until every "
+            f"arm has its full budget: run the same command again to finish it"
+        )
     return ran, best_nuisance(study, study_dir)
 
 
@@ -853,7 +897,8 @@ def _fit(
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     threads = max(1, int(study.resources.get("cpu", 1)))
     fused = study.fusion.trainable if study.fusion is not None else None
-    trainable = tune.with_resources(_entry(study.trainable, threads, fused), study.resources)
+    metric = study.tuning.metric if search is not None else None
+    trainable = tune.with_resources(_entry(study.trainable, threads, fused, metric), study.resources)
     tuner = tune.Tuner(
         trainable,
         param_space=space,
@@ -863,9 +908,30 @@ def _fit(
         run_config=tune.RunConfig(
             name=f"{study.name}-{study.budget}",  # Ray's own files (and its loggers', if on) go to ~/ray_results/<name>
             callbacks=[_tune_callback(recorder, identify)],
-            stop=_nonfinite_loss,
+            stop=_stopper(recorder),
             failure_config=tune.FailureConfig(max_failures=RETRIES),
             verbose=0,
         ),
     )
     tuner.fit()
+    if recorder.write_error is not None:
+        done = sum(recorder.counts.values())
+        raise StudyError(
+            f"cannot write results to {recorder.dir}: {recorder.write_error}; stopped at the first failed write, the "
+            f"{done} trial(s) recorded before it in this run are kept; make room (or restore write access) and run "
+            f"the same command again to resume"
+        )
+
+
+def _stopper(recorder: Recorder):
+    """Ray Tune's stop rule: a trial whose loss is not finite stops; every trial stops once a write has failed."""
+    from ray import tune
+
+    class _Stop(tune.Stopper):
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return _nonfinite_loss(trial_id, result)
+
+        def stop_all(self) -> bool:
+            return recorder.write_error is not None
+
+    return _Stop()
