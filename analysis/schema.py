@@ -1,6 +1,7 @@
 """The results format, in one place: where each table lives and how it is written and read.
 
-    results/<study>/trials.parquet      one row per trial (latest attempt wins)
+    results/<study>/trials.parquet      one row per trial (latest attempt wins), compacted at the end of each run
+    results/<study>/trials/<part>.parquet    trial rows appended since: one small part per batch of finished trials
     results/<study>/metrics/<trial>.parquet   long metrics of one trial: trial_id, step, metric, value
     results/<study>/metadata/<budget>.json   commit, versions, data sources, command of the latest run at that budget
     reports/<study>/verdicts.parquet    one row per (budget, claim), written by `python -m analysis` beside its report
@@ -8,21 +9,39 @@
 `results` is a local folder or a URI (`s3://bucket/prefix`, `gs://…`, `file://…`); `analysis.store` does the I/O.
 Every file is written to a hidden temporary name and renamed into place (on object stores, uploaded in one
 request, which is just as atomic), so a reader never sees a torn file; pyarrow's dataset reader skips the hidden
-names. Trial rows land as trials finish. The analysis only reads `results`: its verdicts go to its own `--out`.
+names. Trial rows land as trials finish, each batch as a new part (`append_trials`), so recording a trial costs the
+same at the 10,000th as at the first; readers merge the compacted table with the parts (a later row of a trial
+replaces an earlier one), and the runner folds the parts into `trials.parquet` at the start and end of each run
+(`compact_trials`). The analysis only reads `results`: its verdicts go to its own `--out`.
 
 A table that is there but damaged (it does not parse) or foreign (it lacks the columns below) is never read as
 empty or as something else: the readers raise `ResultsError`, one line naming the file and what to do.
 """
 
 import io
+import itertools
 import json
+import os
+import time
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.store import ResultsError, delete, exists, first_line, join, listdir, move, name, read_parsed, write_bytes
+from analysis.store import (
+    ResultsError,
+    delete,
+    exists,
+    first_line,
+    join,
+    listdir,
+    move,
+    name,
+    read_parsed,
+    remove_empty_folder,
+    write_bytes,
+)
 
 TRIAL_COLUMNS = [
     "study",
@@ -134,34 +153,81 @@ def _to_arrow(df: pd.DataFrame) -> pa.Table:
 
 
 def read_trials(study_dir: Path | str) -> pd.DataFrame:
-    """The trial table, or an empty frame with the fixed columns.
+    """The trial table (the compacted table merged with the parts appended since), or an empty frame with the fixed
+    columns.
 
     Args:
         study_dir (Path | str):
             `results/<study>`, a local path or a URI.
 
     Returns:
-        pd.DataFrame: one row per trial.
+        pd.DataFrame: one row per trial (the latest row of each `trial_id`).
 
     Raises:
-        ResultsError: the table is damaged or foreign (not read as empty: a run would then redo, and an analysis
-        misreport, every trial).
+        ResultsError: the table or a part is damaged or foreign (not read as empty: a run would then redo, and an
+        analysis misreport, every trial).
     """
+    for _ in range(5):  # a part folded into the table (and deleted) between listing and reading it: read again
+        try:
+            return _merged_trials(study_dir)
+        except _PartGone:
+            continue
+    return _merged_trials(study_dir)
+
+
+class _PartGone(Exception):
+    """A listed part was compacted away before it was read."""
+
+
+def _merged_trials(study_dir: Path | str) -> pd.DataFrame:
     path = join(study_dir, "trials.parquet")
-    if not exists(path):
+    tables = [_trial_table(path, study_dir)] if exists(path) else []  # first: older than any part
+    for part in listdir(join(study_dir, "trials"), ".parquet"):  # names sort in the order they were written
+        where = join(study_dir, "trials", part)
+        if not exists(where):
+            raise _PartGone(part)
+        tables.append(_trial_table(where, study_dir))
+    if not tables:
         return pd.DataFrame(columns=TRIAL_COLUMNS)
-    remedy = f"move it aside, or rebuild it with `{_rerun(study_dir)}`"
-    df = read_parquet(path, remedy)
-    missing = [c for c in TRIAL_COLUMNS if c not in df and c != "phase"]  # `phase` came later (below)
-    if missing:
-        raise _lacks(path, "trials table", missing, remedy)
+    try:
+        merged = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column whose type changed between parts: let pandas unify it
+        merged = None
+    df = merged.to_pandas() if merged is not None else pd.concat([t.to_pandas() for t in tables], ignore_index=True)
     if "phase" not in df:  # tables written before tuning existed: exact checks had arm "checks", the rest ran the grid
         df.insert(df.columns.get_loc("arm"), "phase", df["arm"].map(lambda a: "checks" if a == "checks" else "main"))
+    if len(tables) > 1:
+        df = df.drop_duplicates("trial_id", keep="last").reset_index(drop=True)
     return df
 
 
-def upsert_trials(study_dir: Path | str, rows: list[dict]) -> None:
-    """Add trial rows, replacing earlier rows of the same `trial_id`, and rewrite the table atomically.
+def _trial_table(where: Path | str, study_dir: Path | str) -> pa.Table:
+    """One file of the trial table (the compacted table or a part), refused if damaged or foreign (`ResultsError`)."""
+    remedy = f"move it aside, or rebuild it with `{_rerun(study_dir)}`"
+    table = read_parsed(where, lambda data: pq.read_table(pa.BufferReader(data)), remedy=remedy)
+    missing = [c for c in TRIAL_COLUMNS if c not in table.column_names and c != "phase"]  # `phase` came later
+    if missing:
+        raise _lacks(where, "trials table", missing, remedy)
+    return table
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    """Fixed columns first, then `config/*`, then the rest (missing fixed columns: null)."""
+    cols = (
+        TRIAL_COLUMNS
+        + sorted(c for c in df.columns if c.startswith("config/"))
+        + sorted(c for c in df.columns if c not in TRIAL_COLUMNS and not c.startswith("config/"))
+    )
+    return df.reindex(columns=cols)
+
+
+_PARTS = itertools.count()
+"""Numbers this process's parts, so two written within one clock tick still sort in the order they were written."""
+
+
+def append_trials(study_dir: Path | str, rows: list[dict]) -> None:
+    """Add trial rows as one new part, `trials/<time>-<pid>-<n>.parquet`; a later row of a `trial_id` replaces an
+    earlier one when read. The cost depends on `rows` alone, not on how many trials the study already has.
 
     Args:
         study_dir (Path | str):
@@ -169,37 +235,59 @@ def upsert_trials(study_dir: Path | str, rows: list[dict]) -> None:
         rows (list[dict]):
             New rows with the fixed columns, `config/*` and metric columns.
     """
-    old = read_trials(study_dir)
-    new = pd.DataFrame(rows)
-    old = old[~old["trial_id"].isin(new["trial_id"])]
-    df = pd.concat([old, new], ignore_index=True) if len(old) else new
-    cols = (
-        TRIAL_COLUMNS
-        + sorted(c for c in df.columns if c.startswith("config/"))
-        + sorted(c for c in df.columns if c not in TRIAL_COLUMNS and not c.startswith("config/"))
-    )
-    write_atomic(_to_arrow(df.reindex(columns=cols)), join(study_dir, "trials.parquet"))  # missing fixed columns: null
+    part = f"{time.time_ns():020d}-{os.getpid()}-{next(_PARTS):09d}.parquet"
+    write_atomic(_to_arrow(_ordered(pd.DataFrame(rows))), join(study_dir, "trials", part))
 
 
-def set_aside_trials(study_dir: Path | str, stamp: str) -> str | Path | None:
-    """Move a damaged or foreign trial table out of the way (for `studies run --force`), keeping its bytes.
+def upsert_trials(study_dir: Path | str, rows: list[dict]) -> None:
+    """Add trial rows, replacing earlier rows of the same `trial_id`, as one compacted table (for tests and tools that
+    write a table in one go; the runner appends, `append_trials`)."""
+    append_trials(study_dir, rows)
+    compact_trials(study_dir)
+
+
+def compact_trials(study_dir: Path | str) -> int:
+    """Fold the appended parts into `trials.parquet` (one atomic write) and delete them; the number of parts folded.
+
+    Called under the study's lock (by the runner at the start and end of a run). A crash between the write and the
+    deletes leaves parts whose rows the table already holds: readers keep the latest row of each trial, the same one.
+    """
+    parts = listdir(join(study_dir, "trials"), ".parquet")
+    if not parts:
+        return 0
+    df = read_trials(study_dir)
+    write_atomic(_to_arrow(_ordered(df)), join(study_dir, "trials.parquet"))
+    for part in parts:
+        delete(join(study_dir, "trials", part))
+    remove_empty_folder(join(study_dir, "trials"))
+    return len(parts)
+
+
+def set_aside_trials(study_dir: Path | str, stamp: str) -> list:
+    """Move damaged or foreign trial files (the table, or an appended part) out of the way (for `studies run --force`),
+    keeping their bytes.
 
     Args:
         study_dir (Path | str):
             `results/<study>`, a local path or a URI.
         stamp (str):
-            Tells this set-aside copy from earlier ones: `trials.parquet.damaged-<stamp>`, a name no reader reads.
+            Tells this set-aside copy from earlier ones: `<file>.damaged-<stamp>`, a name no reader reads.
 
     Returns:
-        str | Path | None: where the table went, or `None` if it is readable (or absent) and stays.
+        list: where each file went (empty when every file reads, or there is none).
     """
-    try:
-        read_trials(study_dir)
-        return None
-    except ResultsError:
-        aside = join(study_dir, f"trials.parquet.damaged-{stamp}")
-        move(join(study_dir, "trials.parquet"), aside)
-        return aside
+    table = join(study_dir, "trials.parquet")
+    files = [table] + [join(study_dir, "trials", p) for p in listdir(join(study_dir, "trials"), ".parquet")]
+    aside = []
+    for where in files:
+        if not exists(where):
+            continue
+        try:
+            _trial_table(where, study_dir)
+        except ResultsError:
+            aside.append(join(study_dir, *(["trials"] if where != table else []), f"{name(where)}.damaged-{stamp}"))
+            move(where, aside[-1])
+    return aside
 
 
 def write_metrics(study_dir: Path | str, trial_id: str, rows: list[tuple[int, str, float]]) -> None:

@@ -159,6 +159,14 @@ def listdir(where, suffix: str = "") -> list[str]:
     return sorted(n for n in names if n.endswith(suffix) and not n.startswith((".", "_")))
 
 
+def remove_empty_folder(where) -> None:
+    """Remove a local folder if it is empty (object stores have no folders; a folder with files stays)."""
+    filesystem, path = resolve(where)
+    if filesystem.type_name == "local":
+        with suppress(OSError):
+            os.rmdir(path)
+
+
 def delete(where) -> None:
     """Remove one file (a missing file is not an error)."""
     filesystem, path = resolve(where)

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.schema import read_trials  # noqa: E402
 from studies import flooding  # noqa: E402
-from studies._runner import init_ray, run  # noqa: E402
+from studies._ray import init_ray
+from studies._runner import run  # noqa: E402
 
 SWEEPS = {  # flooding's local design (label noise x flood levels) at small shapes; seeds from --seeds
     "digits": {"dataset": "digits", "widths": [128, 128], "epochs": 60, "seeds": 4,

@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_list() -> None:
-    from studies._runner import trial_count
+    from studies._plan import trial_count
 
     for name, module in discover().items():
         smoke = module.get_study("smoke")
@@ -126,7 +126,8 @@ def cmd_status(args) -> None:
     from analysis.load import lacking_metrics, tables_for
     from analysis.schema import describe_incomplete, read_json, read_trials
     from analysis.verdict import evaluate
-    from studies._runner import best_nuisance, plan
+    from studies._plan import plan
+    from studies._tune import best_nuisance
 
     if args.name not in discover():
         raise StudyError(f"unknown study {args.name!r} (known: {', '.join(discover())})")

@@ -11,17 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import ray
-import torch
 from ray import tune
 
-from analysis.stats import ALPHA, paired_test
-from analysis.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, Tables, Verdict
 from studies import Claim, Fusion, Study, Tuning, trial_device
 
 
 def devices() -> dict[str, float]:
     """What the trial was given, as metrics: its node, Ray's GPU ids, whether `CUDA_VISIBLE_DEVICES` shows exactly
     those, the first id (-1 for none) and whether the trial's tensors live on CUDA (`studies.trial_device`)."""
+    import torch  # here, not at import: a trial without `report_devices` never loads torch
+
     ids = [str(i) for i in ray.get_gpu_ids()]
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     on_cuda = torch.zeros(1, device=trial_device()).is_cuda
@@ -80,8 +79,14 @@ def _steps(config: dict, report=None) -> None:
         (report or tune.report)({"step": step, "train/loss": loss, "val/score": score, "test/score": noisy, **extra})
 
 
-def check_s1(t: Tables) -> Verdict:
-    """S1: arm effect > 0 beats effect = 0 on the final score, one-sided paired t over seeds."""
+def check_s1(t):
+    """S1: arm effect > 0 beats effect = 0 on the final score, one-sided paired t over seeds (`analysis.verdict.Tables`
+    in, `Verdict` out)."""
+    # Imported here: Ray's workers import this module to run `train`, and the statistics (scipy, pandas) would add
+    # about half a second to each worker's start for nothing (bench/orchestration.py times this study).
+    from analysis.stats import ALPHA, paired_test
+    from analysis.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, Verdict
+
     ok = t.trials[t.trials["status"] == "ok"]
     a = ok[ok["config/effect"] > 0].set_index("seed")["test/score"]
     b = ok[ok["config/effect"] == 0].set_index("seed")["test/score"]

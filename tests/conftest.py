@@ -45,7 +45,7 @@ def ray_session():
     """One embedded Ray for every in-process orchestration test (ray.init costs seconds)."""
     import ray
 
-    from studies._runner import init_ray
+    from studies._ray import init_ray
 
     init_ray(None, num_cpus=2)
     yield

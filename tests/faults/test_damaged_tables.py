@@ -24,7 +24,8 @@ from analysis.schema import VERDICT_COLUMNS, read_trials, read_verdicts, upsert_
 from analysis.store import ResultsError
 from studies import _synthetic
 from studies.__main__ import main as studies_main
-from studies._runner import plan, run
+from studies._plan import plan
+from studies._runner import run
 
 pytestmark = pytest.mark.slow  # the command lines on damaged results: the second tier
 

@@ -20,7 +20,7 @@ import analysis.store
 import studies.__main__ as cli
 from analysis.schema import read_metrics, read_trials
 from studies import _synthetic
-from studies._runner import plan
+from studies._plan import plan
 
 pytestmark = pytest.mark.slow  # real runs on a failing disk, then resumed: the second tier
 
@@ -142,6 +142,12 @@ def _run(results: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
 
 
+def _recorded(study_dir: Path) -> bool:
+    """A trial's row is on disk: in the compacted table or in a part appended since (`append_trials`)."""
+    parts = study_dir / "trials"
+    return (study_dir / "trials.parquet").exists() or (parts.is_dir() and any(parts.glob("*.parquet")))
+
+
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_a_real_disk_that_fills_or_turns_read_only_mid_run(tmpfs, fault):
     results, study_dir = tmpfs / "results", tmpfs / "results" / "synthetic"
@@ -149,7 +155,7 @@ def test_a_real_disk_that_fills_or_turns_read_only_mid_run(tmpfs, fault):
 
     def spoil():  # once the first trial is recorded, fill the disk (or remount it read-only) under the running study
         deadline = time.monotonic() + 120
-        while not (study_dir / "trials.parquet").exists() and time.monotonic() < deadline:
+        while not _recorded(study_dir) and time.monotonic() < deadline:
             time.sleep(0.05)
         if fault == "full":
             with open(tmpfs / "filler", "wb") as f, pytest.raises(OSError):

@@ -6,12 +6,13 @@ import pytest
 
 import analysis.report
 import studies.__main__ as cli
-import studies._runner as runner
+import studies._tune as tuning
 from analysis.__main__ import main as analysis_main
 from analysis.load import tables_for
 from analysis.schema import read_json, read_trials
 from studies import StudyError, _synthetic
-from studies._runner import plan, run
+from studies._plan import plan
+from studies._runner import run
 
 pytestmark = pytest.mark.slow  # real tuning runs, stopped and resumed: the second tier
 
@@ -35,7 +36,7 @@ def test_an_interrupted_tuning_is_finished_before_any_confirmation_and_supersede
     assert len(old_main) == 6
 
     # A bigger tuning budget, interrupted (Ctrl-C) once the first arm has tuned and before the second starts.
-    fit, calls = runner._fit, []
+    fit, calls = tuning.fit, []
 
     def stopping_fit(*args, **kw):
         calls.append(1)
@@ -43,10 +44,10 @@ def test_an_interrupted_tuning_is_finished_before_any_confirmation_and_supersede
             raise KeyboardInterrupt
         return fit(*args, **kw)
 
-    monkeypatch.setattr(runner, "_fit", stopping_fit)
+    monkeypatch.setattr(tuning, "fit", stopping_fit)
     with pytest.raises(KeyboardInterrupt):
         run(_study(4), results)
-    monkeypatch.setattr(runner, "_fit", fit)
+    monkeypatch.setattr(tuning, "fit", fit)
     trials = read_trials(study_dir)
     assert trials.query("phase == 'tune'").groupby("arm").size().to_dict() == {"effect=0.0": 4, "effect=0.5": 2}
     assert read_json(study_dir / "metadata" / "smoke.json")["main_trials"] is None  # the plan is not chosen yet
@@ -71,7 +72,7 @@ def test_an_interrupted_tuning_is_finished_before_any_confirmation_and_supersede
     assert again["tuned"] == 2
     trials = read_trials(study_dir)
     assert trials.query("phase == 'tune'").groupby("arm").size().to_dict() == {"effect=0.0": 4, "effect=0.5": 4}
-    now_planned = [p.trial_id for p in plan(_study(4), runner.best_nuisance(_study(4), study_dir))]
+    now_planned = [p.trial_id for p in plan(_study(4), tuning.best_nuisance(_study(4), study_dir))]
     assert read_json(study_dir / "metadata" / "smoke.json")["main_trials"] == now_planned
     tables = tables_for(study_dir, "smoke")
     main = set(trials.query("phase == 'main'")["trial_id"])

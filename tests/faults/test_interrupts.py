@@ -13,7 +13,7 @@ import pytest
 
 from analysis.schema import read_trials
 from studies import _synthetic
-from studies._runner import plan
+from studies._plan import plan
 
 pytestmark = pytest.mark.slow  # real drivers, signalled and resumed: the second tier
 

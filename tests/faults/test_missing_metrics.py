@@ -10,7 +10,8 @@ import studies.__main__ as cli
 from analysis.__main__ import main as analysis_main
 from analysis.schema import incomplete_trials, read_metrics, read_trials
 from studies import _synthetic
-from studies._runner import plan, run
+from studies._plan import plan
+from studies._runner import run
 
 pytestmark = pytest.mark.slow  # a real run, damaged and resumed: the second tier
 

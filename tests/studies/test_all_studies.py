@@ -3,7 +3,7 @@
 import pytest
 
 from studies import BUDGETS, CLAIM_KINDS, discover, expand, validate
-from studies._runner import arm_of, plan
+from studies._plan import arm_of, plan
 
 MODULES = discover()
 

@@ -10,7 +10,9 @@ from analysis.load import tables_for
 from analysis.schema import read_metrics, read_trials
 from analysis.verdict import evaluate
 from studies import _synthetic
-from studies._runner import bundles, gpu_share_bytes, plan, run
+from studies._plan import plan
+from studies._ray import bundles, gpu_share_bytes
+from studies._runner import run
 
 
 def _table(root):
@@ -35,12 +37,12 @@ def test_on_a_gpu_a_bundle_holds_what_fits_in_the_trials_share_of_gpu_memory(ray
     asked = []
     fusion = dataclasses.replace(study.fusion, can_fuse=lambda config, gpu: asked.append(gpu) or True)
     study = dataclasses.replace(study, fusion=fusion)
-    monkeypatch.setattr("studies._runner.gpu_share_bytes", lambda s: 100.0)  # room for 100 one-byte members
+    monkeypatch.setattr("studies._ray.gpu_share_bytes", lambda s: 100.0)  # room for 100 one-byte members
     assert sorted(len(u) for u in bundles(study, plan(study), None)) == [7, 7]  # one slot (no GPU here): one an arm
-    monkeypatch.setattr("studies._runner.gpu_share_bytes", lambda s: 3.0)
+    monkeypatch.setattr("studies._ray.gpu_share_bytes", lambda s: 3.0)
     assert sorted(len(u) for u in bundles(study, plan(study), None)) == [2, 2, 2, 2, 3, 3]  # ceil(7 / 3) an arm
     assert set(asked) == {True}  # the study is told its trials hold a GPU (on CPU only small models gain)
-    monkeypatch.setattr("studies._runner.gpu_share_bytes", lambda s: None)  # unknown: sized as on CPU
+    monkeypatch.setattr("studies._ray.gpu_share_bytes", lambda s: None)  # unknown: sized as on CPU
     assert max(len(u) for u in bundles(study, plan(study), None)) == 3
 
 
@@ -53,7 +55,7 @@ def test_on_a_real_gpu_a_trials_share_of_gpu_memory_is_asked_of_the_gpu(ray_sess
 
 
 def test_fused_members_are_ordinary_trials_equal_to_unfused_runs(tmp_path, ray_session, monkeypatch, capsys):
-    monkeypatch.setattr("studies._runner.BUNDLE_PROGRESS_S", 0.0)
+    monkeypatch.setattr("studies._record.BUNDLE_PROGRESS_S", 0.0)
     study = _synthetic.get_study(seeds=6, diverge_seed=2, fused=4)
     fused = run(study, tmp_path / "fused")
     assert "(3 runs): step " in capsys.readouterr().err  # a running bundle says where it is

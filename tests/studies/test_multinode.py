@@ -19,7 +19,8 @@ import torch
 
 from analysis.schema import read_metrics, read_trials
 from studies import _synthetic
-from studies._runner import plan, run
+from studies._plan import plan
+from studies._runner import run
 
 pytestmark = pytest.mark.slow  # a Ray cluster of three nodes on one machine: the second tier
 

@@ -16,7 +16,8 @@ from analysis.load import tables_for
 from analysis.schema import METRIC_SCHEMA, TRIAL_COLUMNS, read_metrics, read_trials
 from analysis.verdict import SUPPORTED, evaluate
 from studies import _synthetic
-from studies._runner import plan, run
+from studies._plan import plan
+from studies._runner import run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,7 +123,7 @@ def test_sigkill_of_the_driver_at_three_points_then_the_same_command_loses_and_r
 
 def test_a_second_run_on_the_same_results_is_refused(tmp_path):
     from studies import StudyError
-    from studies._runner import exclusive
+    from studies._record import exclusive
 
     with exclusive(tmp_path / "synthetic"), pytest.raises(StudyError, match="another run"), exclusive(tmp_path / "synthetic"):
         pass
@@ -156,44 +157,48 @@ def test_tuning_gives_every_arm_the_same_budget_then_confirms_the_best(tmp_path,
 
 
 def test_progress_is_a_live_line_on_a_terminal_and_plain_lines_in_logs(monkeypatch, capsys):
-    from studies._runner import Recorder
+    from studies._record import Recorder
 
     rec = Recorder(_synthetic.get_study(), Path("unused"), total=4, common={})
     rec.counts["ok"] = 1
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    rec.tty = False  # asked once, when the run starts
     rec.progress()
     plain = capsys.readouterr().err
     assert plain.startswith("[synthetic/smoke] 1/4 done") and plain.endswith("\n") and "\r" not in plain
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    rec = Recorder(_synthetic.get_study(), Path("unused"), total=4, common={})
+    rec.counts["ok"] = 1
     rec.progress()
     live = capsys.readouterr().err
     assert live.startswith("\r\033[K[synthetic/smoke] 1/4 done") and not live.endswith("\n")
 
 
 def test_a_trainable_can_declare_its_own_divergence(tmp_path):
-    from studies._runner import DIVERGED, Recorder, planned
+    from studies._plan import planned
+    from studies._record import DIVERGED, Recorder
 
     study = _synthetic.get_study()
-    rec = Recorder(study, tmp_path, total=2, common={})
-    for seed, flag in [(0, 1.0), (1, 0.0)]:
-        p = planned(study, {"effect": 0.0, "seed": seed, "steps": 3, "sleep": 0.0})
-        rec.start(p)
-        rec.result(p.trial_id, {"step": 7, "train/loss": 3.2, DIVERGED: flag})
-        rec.finish(p.trial_id)
+    with Recorder(study, tmp_path, total=2, common={}) as rec:  # closing it writes every finished trial
+        for seed, flag in [(0, 1.0), (1, 0.0)]:
+            p = planned(study, {"effect": 0.0, "seed": seed, "steps": 3, "sleep": 0.0})
+            rec.start(p)
+            rec.result(p.trial_id, {"step": 7, "train/loss": 3.2, DIVERGED: flag})
+            rec.finish(p.trial_id)
     status = read_trials(tmp_path).set_index("seed")["status"]
     assert status[0] == "diverged" and status[1] == "ok"  # a finite loss, but the trainable's rule fired
 
 
 def test_a_list_value_is_a_series_recorded_at_consecutive_steps(tmp_path):
-    from studies._runner import Recorder, planned
+    from studies._plan import planned
+    from studies._record import Recorder
 
     study = _synthetic.get_study()
-    rec = Recorder(study, tmp_path, total=1, common={})
-    p = planned(study, {"effect": 0.0, "seed": 0, "steps": 3, "sleep": 0.0})
-    rec.start(p)
-    rec.result(p.trial_id, {"step": 100, "test/chunk": [0.5, 0.25, 2.0], "train/loss": 1.5})
-    rec.result(p.trial_id, {"step": 3, "val/acc": 0.75})
-    rec.finish(p.trial_id)
+    with Recorder(study, tmp_path, total=1, common={}) as rec:
+        p = planned(study, {"effect": 0.0, "seed": 0, "steps": 3, "sleep": 0.0})
+        rec.start(p)
+        rec.result(p.trial_id, {"step": 100, "test/chunk": [0.5, 0.25, 2.0], "train/loss": 1.5})
+        rec.result(p.trial_id, {"step": 3, "val/acc": 0.75})
+        rec.finish(p.trial_id)
     m = read_metrics(tmp_path)
     chunk = m[m["metric"] == "test/chunk"].sort_values("step")
     assert chunk["step"].tolist() == [100, 101, 102] and chunk["value"].tolist() == [0.5, 0.25, 2.0]

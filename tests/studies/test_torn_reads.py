@@ -18,7 +18,7 @@ from analysis.schema import read_metrics, read_trials
 from analysis.store import join
 from analysis.verdict import evaluate
 from studies import _synthetic
-from studies._runner import plan
+from studies._plan import plan
 
 pytestmark = pytest.mark.slow  # a study written while read, on disk and on S3: the second tier
 
