@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 from analysis import style
-from analysis.report import VERDICT_HEADER, BudgetSection, StudySection, detail_rows, num, plan_notes, verdict_fields
+from analysis.schema import BUDGETS
+from analysis.sections import VERDICT_HEADER, BudgetSection, StudySection, detail_rows, num, plan_notes, verdict_fields
 from analysis.store import join
-from studies import BUDGETS
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; line-height: 1.4; }
@@ -69,7 +69,7 @@ def overview(sections: list[StudySection]) -> str:
     for s in sections:
         by_budget = {b.budget: b.verdicts.set_index("claim_id") for b in s.budgets}
         waiting = {b.budget for b in s.budgets if b.tables.waiting}
-        for claim in s.reference.claims:
+        for claim in s.claimed.claims:
             cells = []
             for budget in BUDGETS:
                 v = by_budget.get(budget)
@@ -105,7 +105,7 @@ def budget_section(s: StudySection, b: BudgetSection) -> str:
         cells[2] = badge(v["verdict"])
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
-    figure_of = {c.id: c.figure for c in b.study.claims}
+    figure_of = {c.id: c.figure for c in b.claimed.claims}
     for _, v in b.verdicts.iterrows():
         out += [
             f"<h4>{_e(v['claim_id'])} {badge(v['verdict'])}</h4>",
@@ -123,7 +123,7 @@ def budget_section(s: StudySection, b: BudgetSection) -> str:
 
 def study_section(s: StudySection, results: Path) -> str:
     """A study: article and results location, then each budget with the provenance of its latest run."""
-    out = [f'<h2 id="{_e(s.name)}">{_e(s.name)}</h2>', f"<p>{_e(s.reference.article)}</p>"]
+    out = [f'<h2 id="{_e(s.name)}">{_e(s.name)}</h2>', f"<p>{_e(s.claimed.article)}</p>"]
     if not s.budgets:
         out.append(f"<p>{badge('not run')} Run it with <code>python -m studies run {_e(s.name)} --budget smoke</code>.</p>")
         return "\n".join(out)

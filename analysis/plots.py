@@ -41,54 +41,50 @@ def fig_top_curves(t: Tables, metric: str = "val/acc", k: int = 8):
     return "top_curves", fig
 
 
-def fig_nuisance_axes(t: Tables, tuning, edge: float = 0.05):
+def fig_nuisance_axes(t: Tables, tuning: dict, edge: float = 0.05):
     """One axis plot per tuned parameter: the tuning metric against the value, per arm; a best trial within
     `edge` of the range (in log space for log domains) of a boundary is flagged, since the search may have cut it off.
 
     Args:
         t (Tables):
             Tables with the tuning-phase rows.
-        tuning (studies.Tuning):
-            The study's tuning (domains, metric, mode).
+        tuning (dict):
+            The run's tuning as recorded in `metadata/<budget>.json`: `metric`, `mode` and `spaces`, each arm's
+            ranges `{key: {"lower", "upper", "log"}}` (a categorical parameter, `{"values": [...]}`, has no edge).
         edge (float):
             Fraction of the range that counts as near the boundary.
 
     Returns:
-        tuple[str, Figure] | None: `nuisance_axes`, or None without tuning rows.
+        tuple[str, Figure] | None: `nuisance_axes`, or None without tuning rows or recorded ranges.
     """
-    df = t.tuning
-    if df.empty or tuning.metric not in df:
+    df, metric, mode = t.tuning, tuning.get("metric"), tuning.get("mode")
+    spaces = {arm: {k: r for k, r in space.items() if "lower" in r} for arm, space in (tuning.get("spaces") or {}).items()}
+    if df.empty or metric not in df or not any(spaces.values()):
         return None
-    spaces = {}  # arm -> its domains (one space for all arms, or one per arm)
-    for arm, rows in df.groupby("arm", sort=True):
-        config = {c.removeprefix("config/"): v for c, v in rows.iloc[0].items() if c.startswith("config/")}
-        spaces[arm] = tuning.space(config)
     keys = list(dict.fromkeys(k for space in spaces.values() for k in space))
     fig, axes = style.plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
         arms = [a for a, space in spaces.items() if key in space]
-        domains = [spaces[a][key] for a in arms]
-        log = "LogUniform" in type(domains[0].get_sampler()).__name__
-        style.sns.scatterplot(data=df[df["arm"].isin(arms)], x=f"config/{key}", y=tuning.metric, hue="arm", ax=ax, s=25)
-        for arm, domain in zip(arms, domains, strict=True):
+        ranges = [spaces[a][key] for a in arms]
+        log = bool(ranges[0]["log"])
+        style.sns.scatterplot(data=df[df["arm"].isin(arms)], x=f"config/{key}", y=metric, hue="arm", ax=ax, s=25)
+        for arm, r in zip(arms, ranges, strict=True):
             ok = df[(df["arm"] == arm) & (df["status"] == "ok")]
             if ok.empty:
                 continue
-            lo, hi = (math.log(domain.lower), math.log(domain.upper)) if log else (domain.lower, domain.upper)
-            best = ok.loc[ok[tuning.metric].idxmax() if tuning.mode == "max" else ok[tuning.metric].idxmin()]
+            lo, hi = (math.log(r["lower"]), math.log(r["upper"])) if log else (r["lower"], r["upper"])
+            best = ok.loc[ok[metric].idxmax() if mode == "max" else ok[metric].idxmin()]
             x = math.log(best[f"config/{key}"]) if log else best[f"config/{key}"]
             near = min(x - lo, hi - x) < edge * (hi - lo)
-            ax.scatter([best[f"config/{key}"]], [best[tuning.metric]], marker="*", s=200,
+            ax.scatter([best[f"config/{key}"]], [best[metric]], marker="*", s=200,
                        color=style.CONTROL if near else style.HIGHLIGHT, zorder=3)  # fmt: skip
             if near:
-                ax.annotate(
-                    "best near boundary", (best[f"config/{key}"], best[tuning.metric]), fontsize=7, color=style.CONTROL
-                )
+                ax.annotate("best near boundary", (best[f"config/{key}"], best[metric]), fontsize=7, color=style.CONTROL)
         if log:
             ax.set_xscale("log")
-        ax.set_xlim(min(d.lower for d in domains), max(d.upper for d in domains))
+        ax.set_xlim(min(r["lower"] for r in ranges), max(r["upper"] for r in ranges))
         ax.set_xlabel(key)
-        ax.set_ylabel(f"{tuning.metric} ({tuning.mode})")
+        ax.set_ylabel(f"{metric} ({mode})")
         ax.legend(fontsize=6)
     return "nuisance_axes", fig
 

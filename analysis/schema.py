@@ -63,6 +63,8 @@ TRIAL_COLUMNS = [
 """Fixed trial-table columns; `config/<key>` columns, then `bundle` and `bundle_size` (a fused bundle's id and size;
 null and 1 for a run of its own) and final metrics (`split/name`) follow."""
 METRIC_SCHEMA = pa.schema([("trial_id", pa.string()), ("step", pa.int64()), ("metric", pa.string()), ("value", pa.float64())])
+BUDGETS: tuple[str, ...] = ("smoke", "local", "full")
+"""The budgets a study runs at, in order of cost (the `budget` column; `metadata/<budget>.json`)."""
 PHASES = ("checks", "tune", "main")
 """`checks`: exact checks run in the driver; `tune`: Optuna tuning of nuisance parameters; `main`: the grid (or the
 confirmation runs of the tuned configs) that the claims read."""

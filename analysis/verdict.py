@@ -9,6 +9,7 @@ REFUTED: those verdicts become INVALID, naming the control. Diagnostics (`X-D…
 import json
 import math
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -16,6 +17,43 @@ import pandas as pd
 SUPPORTED, REFUTED, INCONCLUSIVE, INVALID = "SUPPORTED", "REFUTED", "INCONCLUSIVE", "INVALID"
 PASS, FAIL = "PASS", "FAIL"
 EXPECTED = {"positive_control": PASS, "negative_control": FAIL}
+CLAIM_KINDS = ("exact", "empirical", "positive_control", "negative_control", "diagnostic")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the article, or a control, with its pre-registered decision rule."""
+
+    id: str
+    """Stable id from the spec, e.g. `F1`, `F-C1`."""
+    statement: str
+    """What is claimed, in one sentence."""
+    rule: str
+    """The decision rule, as pre-registered."""
+    kind: str
+    """One of `CLAIM_KINDS`; controls decide whether the study is INVALID."""
+    check: Callable
+    """`check(tables: Tables) -> Verdict`."""
+    figure: str = ""
+    """File stem of the study figure that shows this claim, embedded beside its verdict in the report."""
+
+
+@dataclass(frozen=True)
+class StudyClaims:
+    """What the analysis of one study needs besides its results: the article, its claims and figures.
+
+    Each study's lives in `analysis/claims/<study>.py` beside the checks it names; the study module (`studies/`)
+    hands the same objects to the runner, so `python -m analysis` reads them without importing `studies/`.
+    """
+
+    name: str
+    """The study's name, e.g. `flooding` (its results folder)."""
+    article: str
+    """Article title and URL."""
+    claims: tuple[Claim, ...]
+    """Claims and controls."""
+    figures: tuple[Callable, ...] = ()
+    """`fig(tables) -> (name, matplotlib Figure) | None` functions."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +124,8 @@ def evaluate(study, tables: Tables) -> pd.DataFrame:
     nothing else.
 
     Args:
-        study (studies.Study):
-            The study, for its claims.
+        study (StudyClaims | studies.Study):
+            The study, for its name and claims.
         tables (Tables):
             Its results at one budget.
 

@@ -15,31 +15,16 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Literal
 
+from analysis.schema import BUDGETS
+from analysis.verdict import CLAIM_KINDS, Claim
+
+__all__ = ["BUDGETS", "CLAIM_KINDS", "Claim", "Fusion", "Study", "StudyError", "Tuning", "discover", "load"]
+
 Budget = Literal["smoke", "local", "full"]
-BUDGETS: tuple[str, ...] = ("smoke", "local", "full")
-CLAIM_KINDS = ("exact", "empirical", "positive_control", "negative_control", "diagnostic")
 
 
 class StudyError(ValueError):
     """A malformed study or a bad request; its message is the one line the CLI prints."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim of the article, or a control, with its pre-registered decision rule."""
-
-    id: str
-    """Stable id from the spec, e.g. `F1`, `F-C1`."""
-    statement: str
-    """What is claimed, in one sentence."""
-    rule: str
-    """The decision rule, as pre-registered."""
-    kind: str
-    """One of `CLAIM_KINDS`; controls decide whether the study is INVALID."""
-    check: Callable
-    """`check(tables: analysis.verdict.Tables) -> analysis.verdict.Verdict`."""
-    figure: str = ""
-    """File stem of the study figure that shows this claim, embedded beside its verdict in the report."""
 
 
 @dataclass(frozen=True)

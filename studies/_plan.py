@@ -70,3 +70,20 @@ def trial_count(study: Study) -> int:
     tuned = {arm_of(study, c) for c in grid if study.tuning is not None and study.tuning.space(c)}
     tuning = 0 if study.tuning is None else study.tuning.trials_per_arm * len(tuned)
     return len(grid) + tuning
+
+
+def _range(domain) -> dict:
+    """A Ray Tune domain as plain JSON: `{"lower", "upper", "log"}`, or `{"values"}` for a categorical one."""
+    if hasattr(domain, "categories"):
+        return {"values": list(domain.categories)}
+    return {"lower": domain.lower, "upper": domain.upper, "log": "LogUniform" in type(domain.get_sampler()).__name__}
+
+
+def tuning_record(study: Study, grid: list[dict]) -> dict | None:
+    """The study's tuning as the metadata records it, for the analysis's axis plots: metric, mode, budget per arm,
+    seed, and each arm's ranges (`spaces`: arm -> key -> `_range`). `None` without tuning."""
+    t = study.tuning
+    if t is None:
+        return None
+    spaces = {arm_of(study, c): {k: _range(d) for k, d in t.space(c).items()} for c in grid}
+    return {"metric": t.metric, "mode": t.mode, "trials_per_arm": t.trials_per_arm, "seed": t.seed, "spaces": spaces}

@@ -25,7 +25,7 @@ from analysis.schema import (
 )
 from analysis.store import check_reachable, check_writable, first_line, join
 from studies import Study, StudyError, config_hash, validate
-from studies._plan import plan
+from studies._plan import plan, tuning_record
 from studies._ray import bundles, check_resources, connect, fit, in_order
 from studies._record import Recorder, data_sources, exclusive, git_commit, now, versions, writing
 from studies._tune import tune_arms
@@ -87,7 +87,7 @@ def run(
             "started_at": common["started_at"],
             "grid_points": len(grid),
             "seeds": sorted({int(c[study.seed_key]) for c in grid}),
-            "tuning": None if study.tuning is None else {**study.tuning.__dict__, "nuisance": repr(study.tuning.nuisance)},
+            "tuning": tuning_record(study, grid),
             "resources": study.resources,
             "host": platform.node(),
             "data": data_sources(study),

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import embedding_dim as ea
+from analysis.figures import embedding_dim as eaf
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables
 from studies.embedding_dim import grid_dims
 
@@ -121,10 +122,10 @@ def test_exact_check_rules():
 
 def test_figures_draw_on_planted_tables():
     t = planted(SU_KNEES | {("sgns", 4000, 500_000): 70, ("cbow", 4000, 2_000_000): 64})
-    names = [f(t)[0] for f in (ea.fig_quality, ea.fig_knees, ea.fig_tokens)]
+    names = [f(t)[0] for f in (eaf.fig_quality, eaf.fig_knees, eaf.fig_tokens)]
     assert names == ["quality_vs_dim", "knee_vs_lnN", "knee_vs_tokens"]
-    assert ea.fig_tree(_tree_tables({(2, 64): 12, (4, 64): 16}))[0] == "tree_control"
-    assert ea.fig_derivation(t) is None and ea.fig_capacity(t) is None  # no exact checks in these tables
+    assert eaf.fig_tree(_tree_tables({(2, 64): 12, (4, 64): 16}))[0] == "tree_control"
+    assert eaf.fig_derivation(t) is None and eaf.fig_capacity(t) is None  # no exact checks in these tables
 
 
 def planted_heads(knees: dict[int, float], arms=("d_model", "heads"), seeds=(0, 1, 2), noise=1e-4) -> Tables:

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from analysis import fast_mlm as fa
+from analysis.figures import fast_mlm as faf
 from analysis.stats import hierarchical_bootstrap
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables
 
@@ -150,7 +151,7 @@ def test_every_check_is_inconclusive_on_empty_tables():
 
 def test_the_figures_draw_from_planted_tables():
     t = planted(depths=(2, 4), data="hmm")
-    for fig in (fa.fig_efficiency, fa.fig_oracle_gap, fa.fig_one_layer_only, fa.fig_non_inferiority):
+    for fig in (faf.fig_efficiency, faf.fig_oracle_gap, faf.fig_one_layer_only, faf.fig_non_inferiority):
         name, figure = fig(t)
         assert name and figure.axes
 

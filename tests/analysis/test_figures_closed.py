@@ -2,7 +2,6 @@
 
 import dataclasses
 import shutil
-import sys
 import warnings
 
 import pytest
@@ -10,8 +9,9 @@ from conftest import planted, write_planted
 
 import analysis.report
 from analysis import style
+from analysis.claims import discover
+from analysis.claims.flooding import CLAIMED
 from analysis.report import report_all
-from studies import discover, flooding
 
 BROKEN = 8
 """Planted studies whose own figure opens a figure, then fails."""
@@ -24,10 +24,8 @@ def fig_broken(t):
 
 
 def _broken_study(name: str):
-    """A study module: flooding's claims under another name, its only figure `fig_broken` (plus the generic ones)."""
-    module = type(sys)(name)
-    module.get_study = lambda budget: dataclasses.replace(flooding.get_study(budget), name=name, figures=(fig_broken,))
-    return module
+    """Flooding's claims under another name, its only figure `fig_broken` (plus the generic ones)."""
+    return dataclasses.replace(CLAIMED, name=name, figures=(fig_broken,))
 
 
 def test_a_report_of_many_studies_leaves_no_figure_open(tmp_path, monkeypatch, capsys):

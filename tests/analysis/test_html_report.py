@@ -2,15 +2,16 @@
 
 import os
 import re
-import sys
 
 import pytest
 from conftest import planted, write_planted
 
 import analysis.report
+from analysis.claims import discover
 from analysis.html import browse, chromium, screenshot
 from analysis.report import report_all
-from studies import _synthetic, discover
+from analysis.verdict import StudyClaims
+from studies import _synthetic
 
 NEED_BROWSER = os.environ.get("CLAIMBENCH_REQUIRE_BROWSER") == "1"  # .ci/run installs chromium and sets this
 
@@ -21,8 +22,8 @@ def results(tmp_path, monkeypatch):
     tables = planted(0.05)
     ids = tables.trials["trial_id"].tolist()
     write_planted(tmp_path / "results", tables, {ids[0]: "diverged", ids[1]: "failed"})
-    never_ran = type(sys)("synthetic")
-    never_ran.get_study = lambda budget: _synthetic.get_study(budget)
+    synthetic = _synthetic.get_study()
+    never_ran = StudyClaims("synthetic", synthetic.article, synthetic.claims)
     monkeypatch.setattr(analysis.report, "discover", lambda: {**discover(), "synthetic": never_ran})
     return tmp_path / "results"
 
@@ -31,7 +32,7 @@ def test_report_covers_diverged_failed_and_not_run(results, tmp_path):
     report_all(results, tmp_path / "out")
     page = (tmp_path / "out" / "report.html").read_text()
     overview = re.search(r'<table id="overview">.*?</table>', page, re.S).group(0)
-    claims = sum(len(m.get_study("smoke").claims) for m in discover().values())
+    claims = sum(len(c.claims) for c in discover().values())
     assert overview.count("<tr>") == 1 + claims + 1  # header, every study's claims and controls, the synthetic claim
     assert re.search(r"synthetic</a></td><td>S1</td>.*?not run.*?not run.*?not run", overview, re.S)
     assert "1 diverged" in page and "1 failed" in page

@@ -1,9 +1,7 @@
 import pandas as pd
-from ray import tune
 
 from analysis.plots import fig_nuisance_axes, fig_status
 from analysis.verdict import Tables
-from studies import Tuning
 
 EMPTY = pd.DataFrame(columns=["step", "metric", "value"])
 
@@ -18,7 +16,8 @@ def _texts(fig) -> list[str]:
 
 
 def test_axis_plot_flags_a_best_trial_at_the_edge_of_the_space_only():
-    tuning = Tuning({"lr": tune.loguniform(1e-4, 1.0)}, "val/acc", "max", 4)
+    # as `studies._plan.tuning_record` writes it into the metadata for `tune.loguniform(1e-4, 1.0)`
+    tuning = {"metric": "val/acc", "mode": "max", "spaces": {"a": {"lr": {"lower": 1e-4, "upper": 1.0, "log": True}}}}
     edge = fig_nuisance_axes(Tables("smoke", pd.DataFrame(), EMPTY, EMPTY, tuning_rows(0.9)), tuning)
     inside = fig_nuisance_axes(Tables("smoke", pd.DataFrame(), EMPTY, EMPTY, tuning_rows(0.05)), tuning)
     assert edge[0] == "nuisance_axes" and "best near boundary" in _texts(edge[1])  # log(0.9) is within 5% of log(1)

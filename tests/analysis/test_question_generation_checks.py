@@ -6,6 +6,7 @@ import pytest
 
 from analysis import question_generation as qa
 from analysis import style
+from analysis.figures import question_generation as qaf
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables
 
 PASSAGES = 200
@@ -145,12 +146,12 @@ def test_figures_draw(tmp_path):
     t = _tables(_arms(), _arms(su=0.6), control=(0.05, 0.05))
     t.metrics.loc[len(t.metrics)] = ["AQ0", 250, "val/tf_nll", 1.5]
     for fig in (
-        qa.fig_pareto,
-        qa.fig_order_effect,
-        qa.fig_training,
-        qa.fig_controls,
-        qa.fig_span_constraint,
-        qa.fig_diversity,
+        qaf.fig_pareto,
+        qaf.fig_order_effect,
+        qaf.fig_training,
+        qaf.fig_controls,
+        qaf.fig_span_constraint,
+        qaf.fig_diversity,
     ):
         name, f = fig(t)
         style.save(f, tmp_path / f"{name}.png")
@@ -196,8 +197,8 @@ def test_q5_and_the_full_budget_order_metric():
 
 def test_full_budget_figures_draw(tmp_path):
     t = _full({("pretrained", "AQ"): 0.7, ("pretrained", "QA"): 0.5, ("random", "AQ"): 0.3, ("random", "QA"): 0.3})
-    assert qa.fig_pretraining(_tables(_arms(), _arms())) is None  # no pretrained models below full
-    for fig in (qa.fig_pretraining, qa.fig_order_effect):
+    assert qaf.fig_pretraining(_tables(_arms(), _arms())) is None  # no pretrained models below full
+    for fig in (qaf.fig_pretraining, qaf.fig_order_effect):
         name, f = fig(t)
         style.save(f, tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
@@ -222,9 +223,9 @@ def test_full_budget_claims_need_both_languages():
     # Each language's verdict is the one its own tables give.
     assert qa.check_q5(qa.subset(mixed, "webqa")).verdict == REFUTED
     assert qa.check_qc2(both).verdict == FAIL  # the exact checks are shared
-    assert qa.one_language(qa.fig_pretraining)(both) is None
-    name, fig = qa.for_language(qa.fig_pretraining, "webqa")(both)
-    assert name == "pretraining_webqa" and qa.for_language(qa.fig_pretraining, "xx")(both) is None
+    assert qa.one_language(qaf.fig_pretraining)(both) is None
+    name, fig = qa.for_language(qaf.fig_pretraining, "webqa")(both)
+    assert name == "pretraining_webqa" and qa.for_language(qaf.fig_pretraining, "xx")(both) is None
 
 
 def test_a_control_must_fail_in_every_language():

@@ -1,5 +1,6 @@
 """The orchestrator on the synthetic study: recording, statuses, dedup, resume, schema."""
 
+import dataclasses
 import json
 import math
 import os
@@ -214,3 +215,28 @@ def test_an_arm_with_an_empty_space_is_not_tuned_and_still_confirmed(tmp_path, r
     assert set(trials.loc[trials["phase"] == "tune", "arm"]) == {"effect=0.5"}
     main = trials[trials["phase"] == "main"].set_index("arm")
     assert main.loc["effect=0.0", "config/lr"].isna().all() and main.loc["effect=0.5", "config/lr"].notna().all()
+
+
+def test_the_metadata_records_each_arms_tuning_ranges_as_plain_json():
+    from ray import tune
+
+    from studies import Tuning, expand
+    from studies._plan import tuning_record
+
+    def space(config):  # a range that depends on the arm, and a categorical parameter
+        top = 1.0 if config["effect"] else 0.1
+        return {"lr": tune.loguniform(1e-4, top), "width": tune.uniform(2.0, 8.0), "q": tune.choice([4, 16])}
+
+    study = _synthetic.get_study(tuned_trials=2)
+    study = dataclasses.replace(study, tuning=Tuning(space, "val/score", "max", 2))
+    record = tuning_record(study, expand(study.param_space))
+    assert json.loads(json.dumps(record)) == record
+    assert record["metric"] == "val/score" and record["mode"] == "max" and record["trials_per_arm"] == 2
+    arms = {f"effect={c['effect']}": c["effect"] for c in expand(study.param_space)}
+    assert len(arms) == 2 and set(record["spaces"]) == set(arms)
+    for arm, effect in arms.items():
+        assert record["spaces"][arm] == {
+            "lr": {"lower": 1e-4, "upper": 1.0 if effect else 0.1, "log": True},
+            "width": {"lower": 2.0, "upper": 8.0, "log": False},
+            "q": {"values": [4, 16]},
+        }

@@ -1,0 +1,145 @@
+"""The figures of study `fast_mlm`, drawn from its tables.
+
+The checks they illustrate, and the measurements both use, live in `analysis/fast_mlm.py`.
+"""
+
+import numpy as np
+
+from analysis.fast_mlm import (
+    ARMS,
+    LEAK_GAP,
+    LEAK_TOL,
+    LENGTH_STEP,
+    MARGIN,
+    SPEEDUP,
+    _cell,
+    colours,
+    lm_runs,
+    noninferiority,
+    oracle_gaps,
+    primary,
+    t1_ratio,
+    timing_frame,
+)
+from analysis.verdict import Tables
+
+
+def fig_efficiency(t: Tables):
+    """Figure 1: validation pnll vs step and vs training seconds, bands over seeds, MLM-15's final pnll."""
+    from analysis import style
+
+    arm_colours = colours()
+    runs = lm_runs(t)
+    where = primary(runs) if len(runs) else None
+    if where is None:
+        return None
+    cell = _cell(runs, *where)
+    main_steps = cell[cell["arm"] == "mlm15"]["steps"].max()
+    cell = cell[cell["steps"] == main_steps]  # the control runs on its own step budget
+    fig, axes = style.plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    cols = ["trial_id", "step", "value"]
+    curves = t.curves("val/pnll")[cols].merge(t.curves("time/train_s")[cols], on=["trial_id", "step"], suffixes=("", "_s"))
+    curves = curves[curves["trial_id"].isin(cell["trial_id"])].merge(cell[["trial_id", "arm"]], on="trial_id")
+    for name, g in curves.groupby("arm"):
+        for ax, x in zip(axes, ("step", "value_s"), strict=True):
+            s = g.groupby("step").agg(x=(x, "mean"), mean=("value", "mean"), lo=("value", "min"), hi=("value", "max"))
+            ax.plot(s["x"], s["mean"], color=arm_colours.get(name), label=name, marker=".")
+            ax.fill_between(s["x"], s["lo"], s["hi"], color=arm_colours.get(name), alpha=0.2)
+    res = t1_ratio(t)
+    final = cell[cell["arm"] == "mlm15"]["val/pnll"].mean()
+    for ax in axes:
+        ax.axhline(final, color=style.HIGHLIGHT, ls="--", lw=1, label="MLM-15 final")
+    if res and res["s_tta"]:
+        axes[0].axvline(res["s_tta"], color=style.HIGHLIGHT, lw=0.8)
+    axes[0].set(xlabel="step", ylabel="validation pnll (nats/token)", title=f"{where[0]}, depth {where[1]} (band: min-max)")
+    axes[1].set(xlabel="training seconds (one core)", title="T1 in wall-clock")
+    axes[0].legend(fontsize=7)
+    return "efficiency", fig
+
+
+def fig_oracle_gap(t: Tables):
+    """Figure 2: HMM test pnll minus the oracle's, per seed and objective, faceted by depth."""
+    from analysis import style
+
+    arm_colours = colours()
+    gaps = oracle_gaps(t)
+    if gaps.empty:
+        return None
+    depths = sorted(gaps["depth"].unique())
+    fig, axes = style.plt.subplots(1, len(depths), figsize=(4.5 * len(depths), 3.6), squeeze=False, sharey=True)
+    order = [a for a in ARMS if a in set(gaps["arm"])]
+    for ax, d in zip(axes[0], depths, strict=True):
+        g = gaps[gaps["depth"] == d]
+        for i, a in enumerate(order):
+            v = g[g["arm"] == a]["excess"]
+            ax.scatter([i] * len(v), v, color=arm_colours[a])
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axhline(-LEAK_GAP, color=style.CONTROL, ls=":", lw=0.8)
+        ax.set_xticks(range(len(order)), order)
+        ax.set(title=f"depth {d}", ylabel="test pnll - oracle (nats)")
+    fig.suptitle("T2/T-C1: below zero means the model sees x_i", y=1.02)
+    return "oracle_gap", fig
+
+
+def fig_one_layer_only(t: Tables):
+    """Figure 3: leak-test gradient vs number of layers, T-TA and leaky stacking (log y, floor 1e-16)."""
+    from analysis import style
+
+    arm_colours = colours()
+    tta, leaky = t.check("leak/tta"), t.check("leak/leaky")
+    if not tta or not leaky:
+        return None
+    fig, ax = style.plt.subplots(figsize=(5, 3.6))
+    for name, vals in (("tta", tta), ("leaky", leaky)):
+        ax.plot(range(1, len(vals) + 1), np.maximum(vals, 1e-16), marker="o", color=arm_colours[name], label=name)
+    ax.axhline(LEAK_TOL, color="grey", ls=":", lw=0.8, label="tolerance 1e-12")
+    ax.set(yscale="log", xlabel="layers", ylabel="max |d logit_i / d e_i|", title='"the mask holds for one layer only"')
+    ax.set_xticks(range(1, len(tta) + 1))
+    ax.legend(fontsize=7)
+    return "one_layer_only", fig
+
+
+def fig_non_inferiority(t: Tables):
+    """Figure 4: pnll(T-TA) / pnll(best MLM) with one-sided 95% bounds and the 1.02 margin, rows data x depth."""
+    from analysis import style
+
+    runs = lm_runs(t)
+    if runs.empty:
+        return None
+    cells = [r for (d, dep) in sorted({(a, int(b)) for a, b in zip(runs["data"], runs["depth"], strict=True)})
+             if (r := noninferiority(t, d, dep))]  # fmt: skip
+    if not cells:
+        return None
+    fig, ax = style.plt.subplots(figsize=(6, 1 + 0.6 * len(cells)))
+    for i, c in enumerate(cells):
+        ax.errorbar(c["ratio"], i, xerr=[[c["ratio"] - c["low"]], [c["high"] - c["ratio"]]], fmt="o",
+                    color=style.VERDICT.get(c["verdict"], "k"))  # fmt: skip
+    ax.axvline(MARGIN, color=style.CONTROL, ls="--", lw=1, label=f"margin {MARGIN}")
+    ax.axvline(1, color="grey", lw=0.8)
+    ax.set_yticks(range(len(cells)), [f"{c['data']} depth {c['depth']} vs {c['best_mlm']}" for c in cells])
+    ax.set(xlabel="test pnll ratio T-TA / best MLM (90% CI)", title="T3/T5 non-inferiority")
+    ax.legend(fontsize=7)
+    return "non_inferiority", fig
+
+
+def fig_throughput(t: Tables):
+    """Figure 5: sentences per second vs length T (log-log), with 6x and T x the MLM's throughput."""
+    from analysis import style
+
+    arm_colours = colours()
+    wide, _ = timing_frame(t)
+    if wide.empty or "time/mlm_len_s" not in wide:
+        return None
+    rows = wide[wide.index >= LENGTH_STEP]
+    lengths = rows.index.to_numpy() - LENGTH_STEP
+    n = float(wide["time/windows"].dropna().iloc[0])
+    fig, ax = style.plt.subplots(figsize=(5, 3.6))
+    mlm = n / rows["time/mlm_len_s"].to_numpy()
+    ax.plot(lengths, n / rows["time/tta_len_s"], marker="o", color=arm_colours["tta"], label="T-TA (1 pass)")
+    ax.plot(lengths, mlm, marker="o", color=arm_colours["mlm15"], label="MLM (T passes)")
+    ax.plot(lengths, SPEEDUP * mlm, ls=":", color="grey", label="6x MLM")
+    ax.plot(lengths, lengths * mlm, ls="--", color="grey", label="T x MLM")
+    ax.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="windows / s (one thread, batch 32)",
+           title="T4 scoring throughput")  # fmt: skip
+    ax.legend(fontsize=7)
+    return "throughput", fig

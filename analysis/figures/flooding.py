@@ -1,0 +1,186 @@
+"""The figures of study `flooding`, drawn from its tables.
+
+The checks they illustrate, and the measurements both use, live in `analysis/flooding.py`.
+"""
+
+import numpy as np
+import pandas as pd
+
+from analysis import style
+from analysis.flooding import _cells, _pairs, best_levels, endpoints, noisy_label_entropy, per_seed_best
+from analysis.stats import loglog_slope, paired_test
+from analysis.verdict import Tables
+
+
+def _level_curves(t: Tables, metrics: tuple[str, str], errorbar):
+    """Per-epoch curves of two metrics, one row each, hue = b, columns = eta; None without data."""
+    curves = pd.concat([t.curves(m).assign(metric=m) for m in metrics])
+    if curves.empty:
+        return None
+    curves = curves.rename(columns={"config/flood_level": "b", "config/label_noise": "eta"})
+    levels = sorted(curves["b"].unique())
+    g = style.sns.relplot(
+        data=curves,
+        x="step",
+        y="value",
+        hue="b",
+        col="eta",
+        row="metric",
+        kind="line",
+        errorbar=errorbar,
+        palette=style.level_palette(levels),
+        facet_kws={"sharey": False},
+        height=3,
+        aspect=1.3,
+    )
+    return g, levels
+
+
+def fig_test_loss(t: Tables):
+    """Test loss per epoch, hue = b, columns = eta (mean and band over seeds); train loss alongside (F2)."""
+    drawn = _level_curves(t, ("test/loss", "train/loss"), errorbar="se")
+    if drawn is None:
+        return None
+    g, _ = drawn
+    g.set_axis_labels("epoch", "loss (nats)")
+    g.figure.suptitle("F2: test loss rises, then falls again once training hovers at b (mean ± s.e. over seeds)", y=1.02)
+    return "test_loss_curves", g.figure
+
+
+def fig_mechanics(t: Tables):
+    """Training loss with dashed lines at each b, and the flood proportion with its 0.3-0.7 band (F3)."""
+    drawn = _level_curves(t, ("train/loss", "train/flood_prop"), errorbar=None)
+    if drawn is None:
+        return None
+    g, levels = drawn
+    for (metric, _), ax in g.axes_dict.items():
+        if metric == "train/loss":
+            ax.set_yscale("log")
+            for b, color in zip(levels, style.level_palette(levels), strict=True):
+                if b > 0:
+                    ax.axhline(b, ls="--", lw=0.8, color=color)
+        else:
+            ax.axhspan(0.3, 0.7, color=style.BAND, alpha=0.3)
+    g.set_axis_labels("epoch", "")
+    g.figure.suptitle("F3: training loss settles at b (dashed) with about half the steps ascending (band 0.3-0.7)", y=1.02)
+    return "mechanics", g.figure
+
+
+def fig_isolation(t: Tables):
+    """Final test accuracy vs b (symlog), point-range over seeds, facets eta x E, star at b* (F1)."""
+    ep = endpoints(t)
+    if ep.empty:
+        return None
+    g = style.sns.catplot(
+        data=ep,
+        x="b",
+        y="test_acc",
+        col="eta",
+        row="E",
+        kind="point",
+        errorbar=("ci", 95),
+        color=style.FLOODED,
+        height=3,
+        aspect=1.3,
+        sharex=False,
+    )
+    b_star = best_levels(ep)
+    for (e, eta), ax in g.axes_dict.items():
+        sub = ep[(ep["E"] == e) & (ep["eta"] == eta)]
+        base = sub[sub["b"] == 0]["test_acc"]
+        if len(base):
+            ax.axhspan(base.mean() - base.std(ddof=0), base.mean() + base.std(ddof=0), color=style.BASELINE, alpha=0.15)
+        star = b_star.get((eta, e))
+        levels = sorted(sub["b"].unique())
+        if star in levels:
+            ax.plot(levels.index(star), sub[sub["b"] == star]["test_acc"].mean(), marker="*", ms=14, color=style.HIGHLIGHT)
+    g.set_axis_labels("flood level b", "test accuracy")
+    g.figure.suptitle(
+        "F1: final test accuracy vs flood level (95% CI over seeds; star = b* on validation; band = b=0 ± sd)", y=1.02
+    )
+    return "isolation_test_acc", g.figure
+
+
+def fig_paired(t: Tables):
+    """Per-seed test accuracy from b = 0 to b*, one panel per cell, with the cell's mean difference and CI (F1)."""
+    ep = endpoints(t)
+    cells = list(_cells(ep))
+    if not cells:
+        return None
+    fig, axes = style.plt.subplots(1, len(cells), figsize=(2.4 * len(cells), 3), sharey=True, squeeze=False)
+    for ax, (label, cell, b_star) in zip(axes[0], cells, strict=True):
+        pairs = _pairs(ep, cell, b_star, "test_acc")
+        for _, row in pairs.iterrows():
+            ax.plot([0, 1], [row["baseline"], row["flooded"]], "o-", color=style.FLOODED, alpha=0.7)
+        res = paired_test((pairs["flooded"] - pairs["baseline"]).to_numpy())
+        ax.set_xticks([0, 1], ["b=0", f"b*={b_star:g}"])
+        ax.set_title(
+            ", ".join(f"{k}={v}" for k, v in label.items()) + f"\nΔ={res.mean:+.3f} [{res.ci_low:+.3f}, {res.ci_high:+.3f}]",
+            fontsize=8,
+        )
+    axes[0][0].set_ylabel("test accuracy")
+    fig.suptitle("F1: paired test accuracy, b = 0 vs b* (one line per seed)", y=1.02)
+    return "paired_effect", fig
+
+
+def fig_flatness(t: Tables):
+    """Top Hessian eigenvalue vs b (log y), paired lines per seed (F5)."""
+    ep = endpoints(t)
+    if ep.empty or "lambda_max" not in ep:
+        return None
+    ep = ep[ep["E"] == "off"]
+    g = style.sns.relplot(
+        data=ep,
+        x="b",
+        y="lambda_max",
+        hue="seed",
+        col="eta",
+        kind="line",
+        marker="o",
+        height=3,
+        aspect=1.3,
+        palette=style.seed_palette(ep["seed"].nunique()),
+    )
+    for ax in g.axes.flat:
+        ax.set_yscale("log")
+        ax.set_xscale("symlog", linthresh=0.01)
+    g.set_axis_labels("flood level b", "lambda_max (train, noisy labels)")
+    g.figure.suptitle("F5: top Hessian eigenvalue at the end of training (one line per seed)", y=1.02)
+    return "flatness", g.figure
+
+
+def fig_identity(t: Tables):
+    """log eps vs log error of Su's two-step prediction, slope-3 guide, and the different-batch control (F4, F-C1)."""
+    eps = t.check("eps")
+    if not eps:
+        return None
+    fig, ax = style.plt.subplots(figsize=(5, 4))
+    for name, color in [("e2_product", style.FLOODED), ("e2_mlp", style.BASELINE), ("fc1_mlp", style.CONTROL)]:
+        err = t.check(f"{name}/err")
+        ax.loglog(eps, err, "o-", color=color, label=f"{name} (slope {loglog_slope(eps, err):.2f})")
+    e = np.array(eps)
+    ref = t.check("e2_mlp/err")[0]
+    ax.loglog(e, ref * (e / e[0]) ** 3, ":", color="grey", label="slope 3")
+    ax.set_xlabel("eps")
+    ax.set_ylabel("|two steps - (theta - eps^2 H g)|")
+    ax.legend(fontsize=8)
+    fig.suptitle("F4 / F-C1: error of the two-step identity vs step size", y=1.02)
+    return "exact_identity", fig
+
+
+def fig_noise_vs_b(t: Tables):
+    """Per-seed b* against the noisy-label entropy H(eta), with y = x and a factor-2 band (F6)."""
+    best = per_seed_best(endpoints(t))
+    if best.empty:
+        return None
+    best = best.assign(H=best["eta"].map(noisy_label_entropy))
+    fig, ax = style.plt.subplots(figsize=(5, 4))
+    h = np.linspace(0, max(best["H"].max(), 0.1) * 1.1, 50)
+    ax.fill_between(h, h / 2, 2 * h, color=style.BAND, alpha=0.3, label="b* within [H/2, 2H]")
+    ax.plot(h, h, ":", color="grey", label="b* = H(eta)")
+    style.sns.stripplot(data=best, x="H", y="b", native_scale=True, color=style.FLOODED, ax=ax, jitter=0.01)
+    ax.set_xlabel("H(eta), nats")
+    ax.set_ylabel("per-seed b*")
+    ax.legend(fontsize=8)
+    fig.suptitle("F6: per-seed best flood level vs noisy-label entropy", y=1.02)
+    return "noise_vs_best_level", fig
