@@ -169,7 +169,7 @@ def read_trials(study_dir: Path | str) -> pd.DataFrame:
         ResultsError: the table or a part is damaged or foreign (not read as empty: a run would then redo, and an
         analysis misreport, every trial).
     """
-    for _ in range(5):  # a part folded into the table (and deleted) between listing and reading it: read again
+    for _ in range(5):  # a listed part was folded into the table (and deleted) before it was read: read again
         try:
             return _merged_trials(study_dir)
         except _PartGone:
@@ -181,14 +181,29 @@ class _PartGone(Exception):
     """A listed part was compacted away before it was read."""
 
 
+_FOLDED = b"claimbench.folded"
+"""Schema metadata of the compacted table: the parts it holds (a JSON list of names), which readers then skip."""
+
+
 def _merged_trials(study_dir: Path | str) -> pd.DataFrame:
+    """One consistent read: the parts are listed before the table is read, so a compaction in between either left
+    the table as it was (the listed parts are read, or are gone and the whole read is redone) or wrote a table that
+    names the parts it folded (those are skipped: their rows may be older than the table's)."""
+    parts = listdir(join(study_dir, "trials"), ".parquet")  # names sort in the order they were written
     path = join(study_dir, "trials.parquet")
-    tables = [_trial_table(path, study_dir)] if exists(path) else []  # first: older than any part
-    for part in listdir(join(study_dir, "trials"), ".parquet"):  # names sort in the order they were written
-        where = join(study_dir, "trials", part)
-        if not exists(where):
-            raise _PartGone(part)
-        tables.append(_trial_table(where, study_dir))
+    tables, folded = [], set()
+    if exists(path):
+        table = _trial_table(path, study_dir)
+        meta = dict(table.schema.metadata or {})
+        folded = set(json.loads(meta.pop(_FOLDED, b"[]")))
+        tables.append(table.replace_schema_metadata(meta))  # first: older than any part it does not hold
+    for part in parts:
+        if part in folded:
+            continue
+        try:
+            tables.append(_trial_table(join(study_dir, "trials", part), study_dir))
+        except FileNotFoundError as exc:
+            raise _PartGone(part) from exc
     if not tables:
         return pd.DataFrame(columns=TRIAL_COLUMNS)
     try:
@@ -251,14 +266,17 @@ def upsert_trials(study_dir: Path | str, rows: list[dict]) -> None:
 def compact_trials(study_dir: Path | str) -> int:
     """Fold the appended parts into `trials.parquet` (one atomic write) and delete them; the number of parts folded.
 
-    Called under the study's lock (by the runner at the start and end of a run). A crash between the write and the
-    deletes leaves parts whose rows the table already holds: readers keep the latest row of each trial, the same one.
+    Called under the study's lock (by the runner at the start and end of a run), so no part is appended meanwhile.
+    The table names the parts it holds: a reader that listed them before the deletes, or a crash between the write
+    and the deletes, leaves parts that readers skip (and the next compaction deletes).
     """
     parts = listdir(join(study_dir, "trials"), ".parquet")
     if not parts:
         return 0
     df = read_trials(study_dir)
-    write_atomic(_to_arrow(_ordered(df)), join(study_dir, "trials.parquet"))
+    table = _to_arrow(_ordered(df))
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _FOLDED: json.dumps(parts).encode()})
+    write_atomic(table, join(study_dir, "trials.parquet"))
     for part in parts:
         delete(join(study_dir, "trials", part))
     remove_empty_folder(join(study_dir, "trials"))

@@ -116,6 +116,8 @@ def read_parsed(where, parse, attempts: int = 5, remedy: str = "move it aside"):
         try:
             data = read_bytes(where)
             return parse(data)
+        except FileNotFoundError:  # gone (deleted, or never written): reading again will not bring it back
+            raise
         except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid and json.JSONDecodeError are ValueErrors
             if filesystem.type_name in OBJECT_STORES and attempt < attempts - 1:
                 time.sleep(0.05 * (attempt + 1))

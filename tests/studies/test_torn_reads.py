@@ -1,8 +1,9 @@
 """Torn reads: the analysis reads the tables again and again while a study writes them, and never fails.
 
-A driver subprocess runs a 30-trial synthetic study, rewriting `trials.parquet` and adding a metrics file as each
-trial ends; meanwhile this process reads the tables the way `python -m analysis` does (`tables_for`, `evaluate`).
-Every read must parse and be a consistent snapshot: known trials, each at most once, each with its metrics.
+A driver subprocess runs a 30-trial synthetic study, appending parts under `trials/` and adding a metrics file as
+trials end, and compacting the parts into `trials.parquet` at its start and end; meanwhile this process reads the
+tables the way `python -m analysis` does (`tables_for`, `evaluate`). Every read
+must parse and be a consistent snapshot: known trials, each at most once, each with its metrics.
 """
 
 import os
