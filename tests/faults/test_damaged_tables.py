@@ -193,7 +193,7 @@ def _synthetic_results(results: Path) -> None:
 def test_the_analysis_writes_verdicts_under_out_and_nothing_into_the_results(tmp_path, monkeypatch, capsys):
     results, out = tmp_path / "results", tmp_path / "reports"
     _synthetic_results(results)
-    monkeypatch.setattr(analysis.report, "discover", lambda: {"synthetic": _synthetic})
+    monkeypatch.setattr(analysis.report, "discover", lambda: {"synthetic": _synthetic.get_study()})
     before = snapshot(results)
     modes = {p: p.stat().st_mode for p in [results, *results.rglob("*")]}
     for p in modes:  # read-only for a user without root; as root, the snapshot below is what tells

@@ -22,7 +22,7 @@ def _study(tuned: int, **kw):
 
 
 def _cli(monkeypatch, tuned: int):
-    monkeypatch.setattr(analysis.report, "discover", lambda: {"synthetic": _synthetic})
+    monkeypatch.setattr(analysis.report, "discover", lambda: {"synthetic": _study(tuned)})
     monkeypatch.setattr(cli, "discover", lambda: {"synthetic": _synthetic})
     monkeypatch.setattr(cli, "load", lambda name, budget: _study(tuned))
 

@@ -34,7 +34,7 @@ def test_lost_or_short_metrics_are_named_refused_by_the_analysis_and_run_again(t
         short: f"metrics file has {kept.num_rows - 1} rows, {kept.num_rows} were written",
     }
 
-    monkeypatch.setattr(analysis.report, "discover", lambda: {"synthetic": _synthetic})
+    monkeypatch.setattr(analysis.report, "discover", lambda: {"synthetic": _synthetic.get_study()})
     capsys.readouterr()
     assert analysis_main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "reports")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
