@@ -122,6 +122,50 @@ def test_sigkill_of_the_driver_at_three_points_then_the_same_command_loses_and_r
     assert (metrics.groupby("trial_id").size() == 12).all() and not metrics.duplicated(["trial_id", "step", "metric"]).any()
 
 
+BIG = (
+    "import sys; from studies import _synthetic; from studies._runner import run; "
+    "run(_synthetic.get_study(seeds=5000, steps=1), sys.argv[1])"
+)
+"""A 10,000-trial synthetic study of zero-second trials: what recording costs, and resumes, at scale."""
+
+
+@pytest.mark.slow  # ~10 minutes on 2 cores: the second tier
+def test_a_10000_trial_study_killed_half_way_then_rerun_records_every_trial_exactly_once(tmp_path):
+    study = _synthetic.get_study(seeds=5000, steps=1)
+    planned = {p.trial_id for p in plan(study)}
+    assert len(planned) == 10_000
+    study_dir = tmp_path / "synthetic"
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BIG, str(tmp_path)], cwd=ROOT, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    metrics = study_dir / "metrics"  # a trial's metrics file lands before its row: a cheap count to poll
+    while time.monotonic() - t0 < 1200 and (not metrics.is_dir() or len(os.listdir(metrics)) < 5000):
+        assert proc.poll() is None, "the driver ended before the kill"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_s = time.monotonic() - t0
+    before = read_trials(study_dir)
+    assert 0 < len(before) < len(planned), f"the kill must land part-way ({len(before)} rows)"
+    done = subprocess.run(
+        [sys.executable, "-c", BIG, str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = read_trials(study_dir).set_index("trial_id")
+    duplicated = int((after.loc[before["trial_id"], "finished_at"].to_numpy() != before["finished_at"].to_numpy()).sum())
+    print(
+        f"10,000 zero-second trials: killed after {killed_s:.0f} s with {len(before)} recorded; the rerun took "
+        f"{time.monotonic() - t0 - killed_s:.0f} s; {len(after)} recorded, {duplicated} run twice, "
+        f"{len(planned - set(after.index))} lost; {len(list((study_dir / 'trials').glob('*.parquet')))} parts left"
+    )
+    assert sorted(after.index) == sorted(planned) and (after["status"] == "ok").all() and duplicated == 0
+    assert set(read_metrics(study_dir)["trial_id"]) == planned
+    assert not (study_dir / "trials").exists()  # compacted at the end of the run: one table
+
+
 def test_a_second_run_on_the_same_results_is_refused(tmp_path):
     from studies import StudyError
     from studies._record import exclusive
