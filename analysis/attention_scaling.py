@@ -2,9 +2,9 @@
 
 Timing trials (`config/task = scaling`) report, at step n, the median and the repeats of the forward and
 forward + backward times and the bytes kept for backward. Decode trials report per-token latency at step =
-position. Language-model and recall trials report validation curves, and per-chunk test values at steps
-100000 + chunk (the units of the hierarchical bootstrap); the softmax LM also reports attention-row KL
-samples at steps 10000 + row.
+position. Language-model and recall trials report validation curves, and at their last step per-chunk test values
+as a series (`series` = chunk; the units of the hierarchical bootstrap); the softmax LM also reports attention-row
+KL samples as series (`series` = sampled row).
 """
 
 import json
@@ -28,7 +28,10 @@ VARIANT_COLOURS = {
     "taylor2": "#2ca02c",
     "softmax_per_token": "#9467bd",
 }
-CHUNK_STEP, ROW_STEP = 100_000, 10_000
+CHUNK_NATS, CHUNK_ORACLE, CHUNK_RECALL = "test/chunk_nats", "test/chunk_oracle", "test/chunk_recall"
+"""Series of one value per test chunk (LM nats, the oracle's nats, recall accuracy per batch of 64)."""
+ROW_KL_SAMPLE = "attn/row_kl_sample/"
+"""Prefix of the softmax LM's row-KL series, one per variant (`attn/row_kl_sample/linear_elu`)."""
 
 
 def _ok(t: Tables, task: str) -> pd.DataFrame:
@@ -275,11 +278,9 @@ def chosen_runs(t: Tables, task: str = "lm") -> pd.DataFrame:
 
 
 def _chunks(t: Tables, runs: pd.DataFrame, metric: str) -> dict[tuple[str, int], np.ndarray]:
-    m = t.metrics[(t.metrics["metric"] == metric) & t.metrics["trial_id"].isin(runs["trial_id"])]
-    out = {}
-    for (attn, seed), tid in runs.set_index(["attn", "seed"])["trial_id"].items():
-        out[(attn, int(seed))] = m[m["trial_id"] == tid].sort_values("step")["value"].to_numpy()
-    return out
+    return {
+        (attn, int(seed)): t.series(metric, tid) for (attn, seed), tid in runs.set_index(["attn", "seed"])["trial_id"].items()
+    }
 
 
 def paired_chunks(t: Tables, task: str, metric: str, a: str, b: str) -> list[np.ndarray]:
@@ -294,7 +295,7 @@ def paired_chunks(t: Tables, task: str, metric: str, a: str, b: str) -> list[np.
 
 def check_l5(t: Tables) -> Verdict:
     """L5: TOST non-inferiority of linear_elu vs softmax, margin ln 1.05 nats per token, hierarchical bootstrap."""
-    diffs = paired_chunks(t, "lm", "test/chunk_nats", "linear_elu", "softmax")
+    diffs = paired_chunks(t, "lm", CHUNK_NATS, "linear_elu", "softmax")
     if not diffs:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no paired linear_elu / softmax LM runs")
     mean, low, high = hierarchical_bootstrap(diffs, level=0.90)
@@ -325,15 +326,14 @@ def row_kl_samples(t: Tables) -> pd.DataFrame:
         return pd.DataFrame()
     seed0 = soft[soft["config/seed"] == soft["config/seed"].min()]
     tid = seed0.loc[seed0["val/nats"].idxmin(), "trial_id"]
-    m = t.metrics[(t.metrics["trial_id"] == tid) & t.metrics["metric"].str.startswith("attn/row_kl_sample/")]
-    return pd.DataFrame({"variant": m["metric"].str.removeprefix("attn/row_kl_sample/"), "row": m["step"] - ROW_STEP,
-                         "kl": m["value"]})  # fmt: skip
+    m = t.metrics[(t.metrics["trial_id"] == tid) & t.metrics["metric"].str.startswith(ROW_KL_SAMPLE)]
+    return pd.DataFrame({"variant": m["metric"].str.removeprefix(ROW_KL_SAMPLE), "row": m["series"], "kl": m["value"]})
 
 
 def check_l6(t: Tables) -> Verdict:
     """L6: linear_cos vs linear_elu on recall accuracy, bits per char and attention-row KL to softmax."""
-    rec = paired_chunks(t, "recall", "test/chunk_recall", "linear_cos", "linear_elu")
-    lm = paired_chunks(t, "lm", "test/chunk_nats", "linear_cos", "linear_elu")
+    rec = paired_chunks(t, "recall", CHUNK_RECALL, "linear_cos", "linear_elu")
+    lm = paired_chunks(t, "lm", CHUNK_NATS, "linear_cos", "linear_elu")
     kl = row_kl_samples(t)
     if not rec or not lm or kl.empty:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: recall, LM or row-KL results missing")

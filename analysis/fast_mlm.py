@@ -1,9 +1,9 @@
 """T-TA vs MLM: claim checks and figures, computed from the study's Parquet tables alone.
 
-Language-model trials (`config/task = lm`) report validation `pnll` at each evaluation step, its per-window values
-as a series at `WINDOW_STEP + step * WINDOWS_PER_EVAL + window`, and test per-window values at `TEST_STEP + window`
-(with the HMM oracle's per-window pseudo-NLL beside them). The timing trial reports per-repeat scoring seconds at
-steps 0 ... reps - 1 and per-length seconds at `LENGTH_STEP + T`. The exact checks hold the leak gradients.
+Language-model trials (`config/task = lm`) report validation `pnll` at each evaluation step with its per-window
+values as a series (`series` = window), and at their last step the test per-window values (with the HMM oracle's
+per-window pseudo-NLL beside them). The timing trial reports per-repeat scoring seconds at steps 0 ... reps - 1,
+then at step `reps` the lengths T timed and the seconds at each, as series. The exact checks hold the leak gradients.
 
 The study module imports this one, and so does every Ray worker that runs a trial: plotting (`analysis.style`,
 seaborn) and `analysis.stats` (scipy.stats) are imported inside the functions that use them, which saves each
@@ -17,7 +17,10 @@ import pandas as pd
 
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict
 
-WINDOW_STEP, WINDOWS_PER_EVAL, TEST_STEP, LENGTH_STEP = 10**10, 10**4, 10**15, 10**6
+VAL_WINDOWS, TEST_WINDOWS, TEST_ORACLE = "val/window_pnll", "test/window_pnll", "test/window_oracle"
+"""Series of one value per window: validation pnll (at each evaluation), test pnll and the oracle's (at the end)."""
+LENGTHS = "time/length"
+"""The timing trial's series of the lengths T timed; `time/<objective>_len_s` are the seconds at each."""
 LEAK_TOL = 1e-12
 ORACLE_SLACK = 0.01  # T2: pnll >= oracle - 0.01 nats
 LEAK_GAP = 0.05  # T-C1: pnll < oracle - 0.05 nats
@@ -73,23 +76,21 @@ def primary(runs: pd.DataFrame) -> tuple[str, int] | None:
 
 
 def _series(t: Tables, trial_id: str, metric: str) -> pd.Series:
+    """One run's scalar metric by step."""
     m = t.metrics[(t.metrics["trial_id"] == trial_id) & (t.metrics["metric"] == metric)]
     return m.set_index("step")["value"].sort_index()
 
 
 def val_windows(t: Tables, trial_id: str) -> tuple[np.ndarray, np.ndarray]:
     """(evaluation steps, per-window validation pnll `[evals, windows]`) of one run."""
-    s = _series(t, trial_id, "val/window_pnll")
-    offset = s.index.to_numpy() - WINDOW_STEP
-    steps, window = offset // WINDOWS_PER_EVAL, offset % WINDOWS_PER_EVAL
-    frame = pd.DataFrame({"step": steps, "w": window, "v": s.to_numpy()})
-    wide = frame.pivot(index="step", columns="w", values="v")
+    m = t.metrics[(t.metrics["trial_id"] == trial_id) & (t.metrics["metric"] == VAL_WINDOWS)]
+    wide = m.pivot(index="step", columns="series", values="value").sort_index()
     return wide.index.to_numpy(), wide.to_numpy()
 
 
-def test_windows(t: Tables, trial_id: str, metric: str = "test/window_pnll") -> np.ndarray:
-    """Per-window test values of one run (pnll, or the oracle's with `test/window_oracle`)."""
-    return _series(t, trial_id, metric).to_numpy()
+def test_windows(t: Tables, trial_id: str, metric: str = TEST_WINDOWS) -> np.ndarray:
+    """Per-window test values of one run (pnll, or the oracle's with `TEST_ORACLE`)."""
+    return t.series(metric, trial_id)
 
 
 def _cell(runs: pd.DataFrame, data: str, depth: int) -> pd.DataFrame:
@@ -305,7 +306,7 @@ def oracle_gaps(t: Tables) -> pd.DataFrame:
     hmm = runs[runs["data"] == "hmm"]
     rows = []
     for _, r in hmm.iterrows():
-        pn, orc = test_windows(t, r["trial_id"]), test_windows(t, r["trial_id"], "test/window_oracle")
+        pn, orc = test_windows(t, r["trial_id"]), test_windows(t, r["trial_id"], TEST_ORACLE)
         if len(pn) == len(orc) > 0:
             rows.append({"arm": r["arm"], "depth": r["depth"], "seed": int(r["seed"]), "excess": float(np.nanmean(pn - orc))})
     return pd.DataFrame(rows)
@@ -391,9 +392,28 @@ def timing_frame(t: Tables) -> tuple[pd.DataFrame, float]:
         return pd.DataFrame(), np.nan
     tid = runs["trial_id"].iloc[0]
     m = t.metrics[t.metrics["trial_id"] == tid]
+    m = m[(m["metric"] != LENGTHS) & ~m["metric"].str.endswith("_len_s")]  # the per-length series: `length_times`
     wide = m.pivot_table(index="step", columns="metric", values="value", aggfunc="last")
     length = float(wide["time/mean_length"].dropna().iloc[0]) if "time/mean_length" in wide else np.nan
     return wide, length
+
+
+def length_times(t: Tables) -> pd.DataFrame:
+    """The timing trial's scoring seconds against length (figure 5): columns `length`, `time/<objective>_len_s`."""
+    tr = t.trials
+    if tr.empty or "config/task" not in tr:
+        return pd.DataFrame()
+    runs = tr[(tr["status"] == "ok") & (tr["config/task"] == "timing")]
+    if runs.empty:
+        return pd.DataFrame()
+    tid = runs["trial_id"].iloc[0]
+    m = t.metrics[
+        (t.metrics["trial_id"] == tid) & ((t.metrics["metric"] == LENGTHS) | t.metrics["metric"].str.endswith("_len_s"))
+    ]
+    if m.empty:
+        return pd.DataFrame()
+    wide = m.pivot(index="series", columns="metric", values="value").sort_index()
+    return wide.rename(columns={LENGTHS: "length"}).reset_index(drop=True)
 
 
 def check_t4(t: Tables) -> Verdict:
@@ -407,7 +427,6 @@ def check_t4(t: Tables) -> Verdict:
         if not all(c in wide for c in cols):
             continue
         reps = wide[list(cols)].dropna()
-        reps = reps[reps.index < LENGTH_STEP]
         ratios = (reps[cols[0]] / reps[cols[1]]).to_numpy()
         low, high = bootstrap_ci(ratios, statistic=np.median)
         med = float(np.median(ratios))

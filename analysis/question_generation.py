@@ -1,8 +1,8 @@
 """Question generation (UniLM seq2seq): claim checks and figures, computed from the study's Parquet tables alone.
 
-Each trial (one trained model) reports per-test-passage series at `TEST_STEP + passage`: `test/tf_nll` (the
-teacher-forced NLL per target token of the passage's gold pair) and, per decoding arm, `test/{arm}/{metric}` for
-validity, span_rate, coverage, distinct_pair and distinct_2 over K samples. Training reports `train/loss` and
+Each trial (one trained model) reports at its last step per-test-passage series (`series` = passage): `test/tf_nll`
+(the teacher-forced NLL per target token of the passage's gold pair) and, per decoding arm, `test/{arm}/{metric}`
+for validity, span_rate, coverage, distinct_pair and distinct_2 over K samples. Training reports `train/loss` and
 `val/tf_nll` at evaluation steps. The exact checks hold the leak gradients of each mask.
 
 Paired differences are per test passage within a seed (the same passages in every arm); CIs are hierarchical
@@ -21,7 +21,6 @@ import pandas as pd
 
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict
 
-TEST_STEP = 10**15
 LEAK_TOL = 1e-12
 VIABLE = 0.60  # Q1
 ORDER_GAIN = 0.02  # Q2
@@ -157,8 +156,7 @@ def order_metric(t: Tables) -> str:
 
 def per_passage(t: Tables, trial_id: str, metric: str) -> np.ndarray:
     """One trial's per-test-passage series, in passage order."""
-    m = t.metrics[(t.metrics["trial_id"] == trial_id) & (t.metrics["metric"] == metric)]
-    return m[m["step"] >= TEST_STEP].sort_values("step")["value"].to_numpy()
+    return t.series(metric, trial_id)
 
 
 def by_seed(t: Tables, order: str, metric: str, init: str | None = None) -> dict[int, np.ndarray]:

@@ -62,7 +62,11 @@ TRIAL_COLUMNS = [
 ]
 """Fixed trial-table columns; `config/<key>` columns, then `bundle` and `bundle_size` (a fused bundle's id and size;
 null and 1 for a run of its own) and final metrics (`split/name`) follow."""
-METRIC_SCHEMA = pa.schema([("trial_id", pa.string()), ("step", pa.int64()), ("metric", pa.string()), ("value", pa.float64())])
+METRIC_SCHEMA = pa.schema(
+    [("trial_id", pa.string()), ("step", pa.int64()), ("series", pa.int64()), ("metric", pa.string()), ("value", pa.float64())]
+)
+"""One row per value a trial reported: a scalar at `step` has `series` 0; a list reported at `step` (per-chunk test
+values, per-window scores, one value per length timed) has one row per element, `series` its index."""
 BUDGETS: tuple[str, ...] = ("smoke", "local", "full")
 """The budgets a study runs at, in order of cost (the `budget` column; `metadata/<budget>.json`)."""
 PHASES = ("checks", "tune", "main")
@@ -310,7 +314,7 @@ def set_aside_trials(study_dir: Path | str, stamp: str) -> list:
     return aside
 
 
-def write_metrics(study_dir: Path | str, trial_id: str, rows: list[tuple[int, str, float]]) -> None:
+def write_metrics(study_dir: Path | str, trial_id: str, rows: list[tuple[int, int, str, float]]) -> None:
     """Write one trial's long metrics (replacing any earlier attempt's).
 
     Args:
@@ -318,14 +322,12 @@ def write_metrics(study_dir: Path | str, trial_id: str, rows: list[tuple[int, st
             `results/<study>`, a local path or a URI.
         trial_id (str):
             The trial.
-        rows (list[tuple[int, str, float]]):
-            `(step, metric, value)` triples.
+        rows (list[tuple[int, int, str, float]]):
+            `(step, series, metric, value)`: `series` is 0 for a scalar, the index within a list reported at `step`.
     """
-    steps, names, values = zip(*rows, strict=True) if rows else ((), (), ())
-    table = pa.table(
-        {"trial_id": [trial_id] * len(rows), "step": list(steps), "metric": list(names), "value": list(values)},
-        schema=METRIC_SCHEMA,
-    )
+    steps, series, names, values = zip(*rows, strict=True) if rows else ((), (), (), ())
+    columns = {"step": list(steps), "series": list(series), "metric": list(names), "value": list(values)}
+    table = pa.table({"trial_id": [trial_id] * len(rows), **columns}, schema=METRIC_SCHEMA)
     write_atomic(table, join(study_dir, "metrics", f"{trial_id}.parquet"))
 
 
@@ -339,7 +341,7 @@ def read_metrics(study_dir: Path | str, trial_ids: list[str] | None = None) -> p
             Trials to read; `None` reads all.
 
     Returns:
-        pd.DataFrame: `trial_id, step, metric, value`.
+        pd.DataFrame: `trial_id, step, series, metric, value`.
     """
     d = join(study_dir, "metrics")
     files = listdir(d, ".parquet")  # hidden temporary names are skipped
@@ -356,6 +358,8 @@ def _metric_table(path: Path | str, study_dir: Path | str) -> pa.Table:
     remedy = f"rewrite it with `{_rerun(study_dir)}` at that trial's budget"
     table = read_parsed(path, lambda data: pq.read_table(pa.BufferReader(data)), remedy=remedy)
     missing = [c for c in METRIC_SCHEMA.names if c not in table.column_names]
+    if missing == ["series"]:  # a list's elements were then told apart by offsets added to the step: not read as one
+        raise ResultsError(f"{path} was written by an older claimbench (before series had a column of their own); {remedy}")
     if missing:
         raise _lacks(path, "metrics file", missing, remedy)
     try:

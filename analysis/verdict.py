@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 SUPPORTED, REFUTED, INCONCLUSIVE, INVALID = "SUPPORTED", "REFUTED", "INCONCLUSIVE", "INVALID"
@@ -89,9 +90,9 @@ class Tables:
     trials: pd.DataFrame
     """Training trials: one row per trial (`status` ok, diverged or failed), `config/*` and final metrics."""
     metrics: pd.DataFrame
-    """Long table of the training trials: `trial_id, step, metric, value`."""
+    """Long table of the training trials: `trial_id, step, series, metric, value` (`analysis.schema.METRIC_SCHEMA`)."""
     checks: pd.DataFrame
-    """Long table of the exact checks: `step, metric, value`."""
+    """Long table of the exact checks: `step, series, metric, value` (a check's values are one series at step 0)."""
     tuning: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Tuning-phase trial rows (Optuna over nuisance parameters), for the axis plots; empty without tuning."""
     ignored: int = 0
@@ -99,10 +100,23 @@ class Tables:
     waiting: str = ""
     """Why no verdict may be drawn yet (tuning unfinished, planned trials not recorded); empty when complete."""
 
+    def __post_init__(self):
+        for name in ("metrics", "checks"):  # tables planted by hand may leave out `series`: every row a scalar
+            df = getattr(self, name)
+            if "series" not in df and "step" in df:
+                object.__setattr__(self, name, df.assign(series=0))
+
     def check(self, metric: str) -> list[float]:
-        """Values of one exact-check metric, ordered by step (empty when the checks did not run)."""
-        rows = self.checks[self.checks["metric"] == metric].sort_values("step")
+        """Values of one exact-check metric, in order (empty when the checks did not run)."""
+        rows = self.checks[self.checks["metric"] == metric].sort_values(["step", "series"])
         return rows["value"].tolist()
+
+    def series(self, metric: str, trial_id: str) -> np.ndarray:
+        """One trial's values of a list metric (e.g. per-chunk test values), in series order, at its last step."""
+        m = self.metrics[(self.metrics["metric"] == metric) & (self.metrics["trial_id"] == trial_id)]
+        if m.empty:
+            return np.array([], dtype=float)
+        return m[m["step"] == m["step"].max()].sort_values("series")["value"].to_numpy()
 
     def curves(self, metric: str) -> pd.DataFrame:
         """Per-epoch values of a metric joined with the trial configs: columns `trial_id, step, value, config/*`."""

@@ -139,7 +139,7 @@ class Recorder:
     def __init__(self, study: Study, study_dir: Path | str, total: int, common: dict, label: str = ""):
         self.study, self.dir, self.common, self.total, self.label = study, study_dir, common, total, label
         self.by_id: dict[str, Planned] = {}
-        self.metrics: dict[str, list[tuple[int, str, float]]] = {}
+        self.metrics: dict[str, list[tuple[int, int, str, float]]] = {}
         self.last: dict[str, dict[str, float]] = {}
         self.started: dict[str, float] = {}
         self.started_at: dict[str, str] = {}
@@ -173,10 +173,10 @@ class Recorder:
         for key, value in result.items():
             if "/" not in key or isinstance(value, bool):
                 continue
-            if isinstance(value, (list, tuple)):  # a series: element i at step + i, one report instead of many
-                self.metrics[trial_id].extend((step + i, key, float(x)) for i, x in enumerate(value))
+            if isinstance(value, (list, tuple)):  # a series: element i at (step, series i), one report for all
+                self.metrics[trial_id].extend((step, i, key, float(x)) for i, x in enumerate(value))
             elif isinstance(value, (int, float)):
-                self.metrics[trial_id].append((step, key, float(value)))
+                self.metrics[trial_id].append((step, 0, key, float(value)))
                 self.last[trial_id][key] = float(value)
 
     def bundle_progress(self, bundle: str, size: int, members: dict[str, dict]) -> None:
@@ -304,7 +304,7 @@ class TrialWriter:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, queue=None, thread=None)
 
-    def put(self, trial_id: str, rows: list[tuple[int, str, float]], row: dict) -> None:
+    def put(self, trial_id: str, rows: list[tuple[int, int, str, float]], row: dict) -> None:
         if self.error is None:
             self.queue.put((trial_id, rows, row))
 

@@ -151,7 +151,7 @@ def run_checks(study: Study, study_dir: Path | str, common: dict, force: bool) -
         values = study.checks()
     except Exception as exc:  # noqa: BLE001 - recorded as a failed trial, the study goes on
         error = f"{type(exc).__name__}: {exc}"
-    rows = [(step, metric, float(v)) for metric, vs in values.items() for step, v in enumerate(vs)]
+    rows = [(0, i, metric, float(v)) for metric, vs in values.items() for i, v in enumerate(vs)]  # one series each
     row = {
         **common,
         "phase": "checks",

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from ray import tune
 
+from analysis import attention_scaling as aa
 from analysis.claims.attention_scaling import ARTICLE, CLAIMS, FIGURES
 from core.attention import (
     ATTENTION,
@@ -337,7 +338,7 @@ def _row_kl(model: CausalLM, windows: torch.Tensor, sample: int = 200) -> dict[s
     for name, parts in kls.items():
         allkl = torch.cat(parts).cpu()
         out[f"attn/row_kl/{name}"] = float(allkl.median())
-        out[f"attn/row_kl_sample/{name}"] = allkl[pick].tolist()
+        out[aa.ROW_KL_SAMPLE + name] = allkl[pick].tolist()
     for name, parts in ents.items():
         out[f"attn/row_entropy/{name}"] = float(torch.cat(parts).mean())
     return out
@@ -398,15 +399,14 @@ def language_model(config: dict, report) -> None:
     final = {"step": steps + 1, "test/nats": float(chunk_nats.mean()), "test/bpc": float(chunk_nats.mean() / math.log(2))}
     if oracle is not None:
         final["test/excess_nats"] = float((chunk_nats - oracle).mean())
-    if config["attn"] == "softmax":  # row-KL samples as series at steps 10000 + row
+    if config["attn"] == "softmax":  # row-KL samples, a series per variant
         kl = _row_kl(model, val[:64])
         final |= {k: v for k, v in kl.items() if not isinstance(v, list)}
-        report({"step": 10_000} | {k: v for k, v in kl.items() if isinstance(v, list)})
-    # Per-chunk test nats, for the hierarchical bootstrap: series at steps 100000 + chunk.
-    report(
-        {"step": 100_000, "test/chunk_nats": chunk_nats.tolist()}
-        | ({"test/chunk_oracle": oracle.tolist()} if oracle is not None else {})
-    )
+        final |= {k: v for k, v in kl.items() if isinstance(v, list)}
+    # Per-chunk test nats, for the hierarchical bootstrap: a series, one value per test chunk.
+    final[aa.CHUNK_NATS] = chunk_nats.tolist()
+    if oracle is not None:
+        final[aa.CHUNK_ORACLE] = oracle.tolist()
     report(final)
 
 
@@ -439,8 +439,7 @@ def recall(config: dict, report) -> None:
             pred = model(x).argmax(-1)
             scored = y != -100
             accs.append(float((pred[scored] == y[scored]).float().mean()))
-    report({"step": 100_000, "test/chunk_recall": accs})  # a series: steps 100000 + test batch
-    report({"step": steps + 1, "test/recall_acc": float(np.mean(accs))})
+    report({"step": steps + 1, "test/recall_acc": float(np.mean(accs)), aa.CHUNK_RECALL: accs})  # a series: per test batch
 
 
 def train(config: dict) -> None:

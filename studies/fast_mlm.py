@@ -249,7 +249,7 @@ def language_model(config: dict, report) -> None:
             row = {"step": step, "train/loss": float(loss.detach()), "val/pnll": float(np.nanmean(nll)),
                    "val/acc": float(np.nanmean(acc)), "time/train_s": train_s, "train/targets": float(targets)}  # fmt: skip
             report(row)
-            report({"step": fa.WINDOW_STEP + step * fa.WINDOWS_PER_EVAL, "val/window_pnll": nll.tolist()})
+            report({"step": step, fa.VAL_WINDOWS: nll.tolist()})
             if not math.isfinite(row["val/pnll"]):
                 return
     nll, acc = _evaluate(model, data.test)
@@ -262,11 +262,10 @@ def language_model(config: dict, report) -> None:
         "test/windows": float(np.isfinite(nll).sum()),
         "test/unigram_pnll": float(np.nanmean(np.nanmean(unigram, 1))),
     }
-    series = {"step": fa.TEST_STEP, "test/window_pnll": nll.tolist()}
+    final[fa.TEST_WINDOWS] = nll.tolist()
     if data.oracle is not None:
         final |= {"test/oracle_pnll": float(data.oracle.mean()), "test/excess_pnll": float(np.nanmean(nll - data.oracle))}
-        series["test/window_oracle"] = data.oracle.tolist()
-    report(series)
+        final[fa.TEST_ORACLE] = data.oracle.tolist()
     report(final)
 
 
@@ -308,12 +307,12 @@ def timing(config: dict, report) -> None:
             for objective, model in models.items():
                 row[f"time/{objective}_b{batch}_s"] = _time_scoring(model, split, batch)
             report(row)
-    for length in config["lengths"]:  # throughput against T (figure 5), batch 32
+    by_length = {fa.LENGTHS: [float(n) for n in config["lengths"]]} | {f"time/{o}_len_s": [] for o in models}
+    for length in config["lengths"]:  # throughput against T (figure 5), batch 32: series, one value per length
         cut = tuple(a[:, :length] for a in split)
-        row = {"step": fa.LENGTH_STEP + length}
         for objective, model in models.items():
-            row[f"time/{objective}_len_s"] = statistics.median(_time_scoring(model, cut, 32) for _ in range(3))
-        report(row)
+            by_length[f"time/{objective}_len_s"].append(statistics.median(_time_scoring(model, cut, 32) for _ in range(3)))
+    report({"step": config["reps"]} | by_length)
 
 
 def train(config: dict) -> None:

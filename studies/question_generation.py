@@ -614,27 +614,27 @@ def qg(config: dict, report) -> None:
         model.load_state_dict(best[2])
         report({"step": steps, "train/selected_step": float(best[1])})
     nll = _nll(model, data, data.test, data.test_gold, config["order"], device)
-    report({"step": qa.TEST_STEP, "test/tf_nll": nll.tolist()})
+    report({"step": steps + 1, "test/tf_nll": nll.tolist()})
     final = {"step": steps + 1, "test/tf_nll_mean": float(nll.mean()), "test/passages": float(len(nll))}
     t1 = time.perf_counter()
     for i, name in enumerate(config["decodes"].split(",")):
         gen = torch.Generator().manual_seed(seed * 1000 + i)
         per = decode(model, data, config, name, gen)
-        report({"step": qa.TEST_STEP} | {f"test/{name}/{m}": v for m, v in per.items()})
+        report({"step": steps + 1} | {f"test/{name}/{m}": v for m, v in per.items()})
         final |= {f"final/{name}/{m}": float(np.nanmean(v)) if np.isfinite(v).any() else np.nan for m, v in per.items()}
     final["time/decode_s"] = time.perf_counter() - t1
     if su[2] is not None:  # the replication arm: Su's checkpoint and Su's decoding
         chosen = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(su[2])
         per = decode(model, data, config, "su", torch.Generator().manual_seed(seed * 1000))
-        report({"step": qa.TEST_STEP} | {f"test/su_trainloss/{m}": v for m, v in per.items()})
+        report({"step": steps + 1} | {f"test/su_trainloss/{m}": v for m, v in per.items()})
         final |= {f"final/su_trainloss/{m}": float(np.nanmean(v)) for m, v in per.items()} | {"train/su_step": float(su[1])}
         model.load_state_dict(chosen)
     if config.get("qg_beam"):
         final |= answer_aware(model, data, config)
     if config.get("utility_pairs"):
         series, finals = utility(model, data, config, device)
-        report({"step": qa.TEST_STEP} | series)
+        report({"step": steps + 1} | series)
         final |= finals
     report(final)
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from analysis import style
 from analysis.attention_scaling import (
+    CHUNK_NATS,
     IMPL_COLOURS,
     MARGIN,
     VARIANT_COLOURS,
@@ -139,7 +140,7 @@ def fig_quality(t: Tables):
     axes[0].legend(fontsize=7)
     names = [a for a in VARIANT_COLOURS if a != "softmax" and a in set(runs["attn"])]
     for i, attn in enumerate(names):
-        diffs = paired_chunks(t, "lm", "test/chunk_nats", attn, "softmax")
+        diffs = paired_chunks(t, "lm", CHUNK_NATS, attn, "softmax")
         if diffs:
             mean, low, high = hierarchical_bootstrap(diffs, level=0.90)
             axes[1].errorbar(mean, i, xerr=[[mean - low], [high - mean]], fmt="o", color=VARIANT_COLOURS[attn])

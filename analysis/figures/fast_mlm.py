@@ -9,11 +9,11 @@ from analysis.fast_mlm import (
     ARMS,
     LEAK_GAP,
     LEAK_TOL,
-    LENGTH_STEP,
     MARGIN,
     SPEEDUP,
     _cell,
     colours,
+    length_times,
     lm_runs,
     noninferiority,
     oracle_gaps,
@@ -128,10 +128,10 @@ def fig_throughput(t: Tables):
 
     arm_colours = colours()
     wide, _ = timing_frame(t)
-    if wide.empty or "time/mlm_len_s" not in wide:
+    rows = length_times(t)
+    if wide.empty or "time/windows" not in wide or "time/mlm_len_s" not in rows:
         return None
-    rows = wide[wide.index >= LENGTH_STEP]
-    lengths = rows.index.to_numpy() - LENGTH_STEP
+    lengths = rows["length"].to_numpy()
     n = float(wide["time/windows"].dropna().iloc[0])
     fig, ax = style.plt.subplots(figsize=(5, 3.6))
     mlm = n / rows["time/mlm_len_s"].to_numpy()

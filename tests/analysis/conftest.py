@@ -97,7 +97,7 @@ def write_planted(results, tables: Tables, extra_statuses: dict[str, str] | None
             }
         )
         m = tables.metrics[tables.metrics["trial_id"] == r["trial_id"]]
-        write_metrics(study_dir, r["trial_id"], list(zip(m["step"], m["metric"], m["value"], strict=True)))
+        write_metrics(study_dir, r["trial_id"], list(zip(m["step"], m["series"], m["metric"], m["value"], strict=True)))
     rows.append(
         {
             "study": "flooding",
@@ -110,7 +110,6 @@ def write_planted(results, tables: Tables, extra_statuses: dict[str, str] | None
             "config_hash": "x",
         }
     )
-    write_metrics(
-        study_dir, "checks-x", list(zip(GOOD_CHECKS["step"], GOOD_CHECKS["metric"], GOOD_CHECKS["value"], strict=True))
-    )
+    checks = list(zip([0] * len(GOOD_CHECKS), GOOD_CHECKS["step"], GOOD_CHECKS["metric"], GOOD_CHECKS["value"], strict=True))
+    write_metrics(study_dir, "checks-x", checks)  # a check's values are one series at step 0, as the runner writes them
     upsert_trials(study_dir, rows)

@@ -85,8 +85,9 @@ def lm_tables(delta: float, noise: float = 0.01, chunks: int = 100) -> Tables:
                 trials.append({"trial_id": tid, "seed": s, "status": "ok", "config/task": "lm", "config/attn": attn,
                                "config/lr": lr, "config/seed": s, "val/nats": 1.5 + shift})  # fmt: skip
                 vals = base + shift + noise * rng.standard_normal(chunks)
-                metrics += [(tid, aa.CHUNK_STEP + i, "test/chunk_nats", v) for i, v in enumerate(vals)]
-    return Tables("local", pd.DataFrame(trials), pd.DataFrame(metrics, columns=["trial_id", "step", "metric", "value"]),
+                metrics += [(tid, 101, i, aa.CHUNK_NATS, v) for i, v in enumerate(vals)]  # a series at the last step
+    columns = ["trial_id", "step", "series", "metric", "value"]
+    return Tables("local", pd.DataFrame(trials), pd.DataFrame(metrics, columns=columns),
                   pd.DataFrame(columns=["step", "metric", "value"]))  # fmt: skip
 
 

@@ -23,19 +23,16 @@ def _run(tid, data, depth, objective, rate, seed, val_curve, test, oracle=None, 
              "config/depth": depth, "config/objective": objective, "config/mask_rate": rate, "config/steps": steps,
              "val/pnll": float(val_curve[-1].mean()), "test/pnll": float(test.mean()),
              "test/unigram_pnll": unigram}  # fmt: skip
-    rows = []
+    rows = []  # (trial_id, step, series, metric, value)
     for k, s in enumerate(STEPS):
         rows += [
-            (tid, s, "val/pnll", float(val_curve[k].mean())),
-            (tid, s, "time/train_s", s * (2.0 if objective == "tta" else 1.0)),
+            (tid, s, 0, "val/pnll", float(val_curve[k].mean())),
+            (tid, s, 0, "time/train_s", s * (2.0 if objective == "tta" else 1.0)),
         ]
-        rows += [
-            (tid, fa.WINDOW_STEP + s * fa.WINDOWS_PER_EVAL + w, "val/window_pnll", float(v))
-            for w, v in enumerate(val_curve[k])
-        ]
-    rows += [(tid, fa.TEST_STEP + w, "test/window_pnll", float(v)) for w, v in enumerate(test)]
+        rows += [(tid, s, w, fa.VAL_WINDOWS, float(v)) for w, v in enumerate(val_curve[k])]
+    rows += [(tid, steps + 1, w, fa.TEST_WINDOWS, float(v)) for w, v in enumerate(test)]
     if oracle is not None:
-        rows += [(tid, fa.TEST_STEP + w, "test/window_oracle", float(v)) for w, v in enumerate(oracle)]
+        rows += [(tid, steps + 1, w, fa.TEST_ORACLE, float(v)) for w, v in enumerate(oracle)]
     return trial, rows
 
 
@@ -71,7 +68,7 @@ def planted(tta_reach: int | None = 400, ratio: float = 0.99, depths=(3,), data=
             tr, rw = _run(f"leaky-{depth}", data, depth, "leaky", 0.0, 0, mlm, oracle + leaky_gap, oracle, unigram, steps=300)
             trials.append(tr)
             rows += rw
-    metrics = pd.DataFrame(rows, columns=["trial_id", "step", "metric", "value"])
+    metrics = pd.DataFrame(rows, columns=["trial_id", "step", "series", "metric", "value"])
     return Tables("local", pd.DataFrame(trials), metrics, checks)
 
 

@@ -12,6 +12,8 @@ from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Table
 PASSAGES = 200
 METRICS = ("validity", "span_rate", "coverage", "distinct_pair", "distinct_2")
 
+COLUMNS = ["trial_id", "step", "series", "metric", "value"]
+
 
 def _checks(bi: float = 0.4, uni: float = 0.0, nopad: float = 0.3, uni_pad: float = 0.0) -> pd.DataFrame:
     rows = []
@@ -27,13 +29,13 @@ def _run(tid, order, seed, arms: dict[str, dict[str, float]], mask="unilm", nll=
              "config/seed": seed, "config/steps": steps, "config/init": "random"}  # fmt: skip
     rows = []
     nlls = nll + 0.05 * rng.standard_normal(PASSAGES)
-    rows += [(tid, qa.TEST_STEP + i, "test/tf_nll", float(v)) for i, v in enumerate(nlls)]
-    rows.append((tid, 400, "val/tf_nll", nll))  # every run evaluates at the control's step
+    rows += [(tid, steps + 1, i, "test/tf_nll", float(v)) for i, v in enumerate(nlls)]  # series at the last step
+    rows.append((tid, 400, 0, "val/tf_nll", nll))  # every run evaluates at the control's step
     trial["test/tf_nll_mean"] = float(nlls.mean())
     for arm, means in arms.items():
         for m in METRICS:
             values = rng.binomial(5, means.get(m, 0.5), size=PASSAGES) / 5
-            rows += [(tid, qa.TEST_STEP + i, f"test/{arm}/{m}", float(v)) for i, v in enumerate(values)]
+            rows += [(tid, steps + 1, i, f"test/{arm}/{m}", float(v)) for i, v in enumerate(values)]
             trial[f"final/{arm}/{m}"] = float(values.mean())
     return trial, rows
 
@@ -50,7 +52,7 @@ def _tables(aq, qa_, budget="local", control=None, checks=None, seeds=4, steps=1
         t, m = _run("ctl", "AQ", 0, {"su": {"validity": control[1]}}, mask="bidirectional", nll=control[0], rng=rng, steps=400)
         trials.append(t)
         metrics += m
-    return Tables(budget, pd.DataFrame(trials), pd.DataFrame(metrics, columns=["trial_id", "step", "metric", "value"]),
+    return Tables(budget, pd.DataFrame(trials), pd.DataFrame(metrics, columns=COLUMNS),
                   _checks() if checks is None else checks)  # fmt: skip
 
 
@@ -144,7 +146,7 @@ def test_qc1_at_smoke_is_the_exact_test_only_and_qc2():
 
 def test_figures_draw(tmp_path):
     t = _tables(_arms(), _arms(su=0.6), control=(0.05, 0.05))
-    t.metrics.loc[len(t.metrics)] = ["AQ0", 250, "val/tf_nll", 1.5]
+    t.metrics.loc[len(t.metrics)] = ["AQ0", 250, 0, "val/tf_nll", 1.5]
     for fig in (
         qaf.fig_pareto,
         qaf.fig_order_effect,
@@ -170,11 +172,11 @@ def _full(em: dict[tuple[str, str], float], seeds: int = 3, utility: dict[str, f
                           | ({"config/data": data} if data else {}))  # fmt: skip
             values = rng.binomial(10, rate, size=PASSAGES) / 10
             for m in ("validity", "validity_em"):
-                rows += [(tid, qa.TEST_STEP + i, f"test/su/{m}", float(v)) for i, v in enumerate(values)]
+                rows += [(tid, 101, i, f"test/su/{m}", float(v)) for i, v in enumerate(values)]
             if utility is not None:  # per dev example right or wrong; the examples' difficulty is shared by the arms
                 hits = np.random.default_rng(s).random(4 * PASSAGES) < utility[order]
-                rows += [(tid, qa.TEST_STEP + i, "utility/em", float(v)) for i, v in enumerate(hits)]
-    return Tables("full", pd.DataFrame(trials), pd.DataFrame(rows, columns=["trial_id", "step", "metric", "value"]), _checks())
+                rows += [(tid, 101, i, "utility/em", float(v)) for i, v in enumerate(hits)]
+    return Tables("full", pd.DataFrame(trials), pd.DataFrame(rows, columns=COLUMNS), _checks())
 
 
 def test_q5_and_the_full_budget_order_metric():

@@ -57,7 +57,7 @@ def _plant(results: Path, file: str, damage: str) -> Path:
     study_dir = results / "flooding"
     row = {"study": "flooding", "budget": "smoke", "phase": "main", "arm": "a", "trial_id": TRIAL, "seed": 0, "status": "ok"}
     upsert_trials(study_dir, [row])
-    write_metrics(study_dir, TRIAL, [(1, "train/loss", 0.5)])
+    write_metrics(study_dir, TRIAL, [(1, 0, "train/loss", 0.5)])
     target = study_dir / "trials.parquet" if file == "trials" else study_dir / "metrics" / f"{TRIAL}.parquet"
     whole = target.read_bytes()
     foreign = _parquet(pd.DataFrame({"name": ["x", "y"], "size": [1.0, 2.0]}))
@@ -186,7 +186,7 @@ def _synthetic_results(results: Path) -> None:
                 "test/score": score,
             }
         )
-        write_metrics(results / "synthetic", p.trial_id, [(1, "test/score", score)])
+        write_metrics(results / "synthetic", p.trial_id, [(1, 0, "test/score", score)])
     upsert_trials(results / "synthetic", rows)
 
 

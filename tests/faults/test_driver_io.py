@@ -38,7 +38,7 @@ def _exactly_once(study, study_dir: Path) -> None:
     assert sorted(trials["trial_id"]) == sorted(p.trial_id for p in plan(study)) and trials["trial_id"].is_unique
     assert (trials["status"] == "ok").all()
     metrics = read_metrics(study_dir)
-    assert not metrics.duplicated(["trial_id", "step", "metric"]).any()
+    assert not metrics.duplicated(["trial_id", "step", "series", "metric"]).any()
 
 
 class FullDisk:

@@ -52,7 +52,7 @@ def test_lost_or_short_metrics_are_named_refused_by_the_analysis_and_run_again(t
     after = read_trials(study_dir)
     assert after["trial_id"].is_unique and len(after) == len(trials) and incomplete_trials(study_dir, after) == {}
     metrics = read_metrics(study_dir)
-    assert set(metrics["trial_id"]) >= {lost, short} and not metrics.duplicated(["trial_id", "step", "metric"]).any()
+    assert set(metrics["trial_id"]) >= {lost, short} and not metrics.duplicated(["trial_id", "step", "series", "metric"]).any()
 
 
 def test_a_metrics_file_that_does_not_parse_is_run_again_by_run(tmp_path, ray_session):

@@ -55,8 +55,8 @@ LM = {"task": "lm", "lm_task": "hmm", "attn": "linear_elu", "lr": 3e-3, "seed": 
 def test_hmm_lm_reports_per_chunk_nats_and_excess_over_the_oracle():
     rows = _run(LM)
     final = rows[-1]
-    (series,) = [r for r in rows if "test/chunk_nats" in r]  # one report: a series at steps 100000 + chunk
-    assert series["step"] == 100_000 and len(series["test/chunk_nats"]) == 256
+    series = final  # the series (one value per chunk) come with the last report, at its step
+    assert len(series["test/chunk_nats"]) == 256 and final["step"] == LM["steps"] + 1
     assert all(x > 0 for x in series["test/chunk_oracle"])
     mean = sum(series["test/chunk_nats"]) / 256
     # test/nats is the float32 mean of the 256 float32 chunk values, summed in numpy's own (SIMD-dependent) order: a
@@ -69,9 +69,10 @@ def test_softmax_lm_reports_row_kl_for_every_kernel():
     rows = _run(LM | {"attn": "softmax"})
     final = rows[-1]
     (samples,) = [r for r in rows if "attn/row_kl_sample/linear_elu" in r]
+    assert samples is final  # a series per kernel, in the last report
     for name in ("linear_elu", "linear_cos", "taylor2", "softmax_per_token"):
         assert final[f"attn/row_kl/{name}"] >= 0
-        assert samples["step"] == 10_000 and all(x >= 0 for x in samples[f"attn/row_kl_sample/{name}"])
+        assert all(x >= 0 for x in samples[f"attn/row_kl_sample/{name}"])
     assert final["attn/row_entropy/softmax"] > 0
 
 

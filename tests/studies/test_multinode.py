@@ -161,7 +161,7 @@ def test_losing_a_worker_node_mid_study_retries_its_trials_and_records_each_once
     assert len(ok) == len(planned) - 2 and set(ok["device/node"]) <= {_node(w.node_id) for w in workers}
     # A retried trial's metrics are those of its last attempt only: each step once.
     metrics = read_metrics(study_dir, list(ok.index))
-    assert not metrics.duplicated(["trial_id", "step", "metric"]).any()
+    assert not metrics.duplicated(["trial_id", "step", "series", "metric"]).any()
     assert (metrics[metrics["metric"] == "test/score"].groupby("trial_id")["step"].nunique() == 6).all()
 
 

@@ -119,7 +119,8 @@ def test_sigkill_of_the_driver_at_three_points_then_the_same_command_loses_and_r
     assert sorted(after.index) == sorted(planned) and (after["status"] == "ok").all()  # every planned trial, exactly once
     # Each trial's metrics are one attempt's: 4 steps of each of its 3 metrics, no step recorded twice.
     assert set(metrics["trial_id"]) == planned
-    assert (metrics.groupby("trial_id").size() == 12).all() and not metrics.duplicated(["trial_id", "step", "metric"]).any()
+    assert (metrics.groupby("trial_id").size() == 12).all()
+    assert not metrics.duplicated(["trial_id", "step", "series", "metric"]).any()
 
 
 BIG = (
@@ -233,7 +234,7 @@ def test_a_trainable_can_declare_its_own_divergence(tmp_path):
     assert status[0] == "diverged" and status[1] == "ok"  # a finite loss, but the trainable's rule fired
 
 
-def test_a_list_value_is_a_series_recorded_at_consecutive_steps(tmp_path):
+def test_a_list_value_is_a_series_recorded_at_its_step(tmp_path):
     from studies._plan import planned
     from studies._record import Recorder
 
@@ -245,8 +246,10 @@ def test_a_list_value_is_a_series_recorded_at_consecutive_steps(tmp_path):
         rec.result(p.trial_id, {"step": 3, "val/acc": 0.75})
         rec.finish(p.trial_id)
     m = read_metrics(tmp_path)
-    chunk = m[m["metric"] == "test/chunk"].sort_values("step")
-    assert chunk["step"].tolist() == [100, 101, 102] and chunk["value"].tolist() == [0.5, 0.25, 2.0]
+    chunk = m[m["metric"] == "test/chunk"].sort_values("series")
+    assert chunk["step"].tolist() == [100] * 3 and chunk["series"].tolist() == [0, 1, 2]
+    assert chunk["value"].tolist() == [0.5, 0.25, 2.0]
+    assert m.loc[m["metric"] != "test/chunk", "series"].tolist() == [0, 0]  # scalars
     trial = read_trials(tmp_path).iloc[0]
     assert trial["val/acc"] == 0.75 and trial["train/loss"] == 1.5 and "test/chunk" not in trial  # no final scalar
 
