@@ -339,8 +339,13 @@ def check_l6(t: Tables) -> Verdict:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: recall, LM or row-KL results missing")
     # A recall task no model learned cannot rank kernels: softmax must reach twice chance (1 / values).
     recall_runs = chosen_runs(t, "recall")
-    spec = json.loads(recall_runs["config/recall"].dropna().iloc[0]) if "config/recall" in recall_runs else {}
-    chance = 1 / spec["values"] if "values" in spec else 0.0
+    if "config/values" in recall_runs and recall_runs["config/values"].notna().any():
+        values = float(recall_runs["config/values"].dropna().iloc[0])
+    elif "config/recall" in recall_runs:  # results from before the recall task had a sub-grid of its own
+        values = float(json.loads(recall_runs["config/recall"].dropna().iloc[0])["values"])
+    else:
+        values = math.inf
+    chance = 1 / values
     soft_acc = float(recall_runs[recall_runs["attn"] == "softmax"]["test/recall_acc"].mean())
     r_mean, r_lo, r_hi = hierarchical_bootstrap(rec)
     l_mean, l_lo, l_hi = (x / math.log(2) for x in hierarchical_bootstrap(lm))

@@ -71,7 +71,8 @@ from core.data.sequences import (
     windows,
 )
 from core.memory import saved_bytes
-from core.transformer import CausalLM, warmup_cosine
+from core.train.lm import LoopConfig, Progress, fit_lm
+from core.transformer import CausalLM
 from studies import Study, trial_device
 
 VARIANTS = {  # smoke keeps the three that L5 and L6 compare
@@ -376,24 +377,22 @@ def language_model(config: dict, report) -> None:
         stream = _batches_chars(text.train, context, batch, gen)
     device = trial_device()
     model = CausalLM(vocab, context, config["d_model"], config["heads"], config["layers"], config["attn"]).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
-    warmup = max(1, int(config["warmup"] * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, warmup))
-    for step in range(1, steps + 1):
+
+    def loss_of(step: int) -> torch.Tensor:
         x, y = next(stream)
-        loss = model.loss(x.to(device), y.to(device))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % config["eval_every"] == 0 or step == steps:
-            model.eval()
-            nats = float(_nats_per_window(model, val).mean())
-            model.train()
-            report({"step": step, "train/loss": float(loss.detach()), "val/nats": nats, "val/bpc": nats / math.log(2)})
-            if not math.isfinite(nats):
-                return
+        return model.loss(x.to(device), y.to(device))
+
+    def evaluate(at: Progress) -> float:
+        model.eval()
+        nats = float(_nats_per_window(model, val).mean())
+        model.train()
+        report({"step": at.step, "train/loss": float(at.loss.detach()), "val/nats": nats, "val/bpc": nats / math.log(2)})
+        return nats
+
+    loop = LoopConfig(steps, config["lr"], warmup=max(1, int(config["warmup"] * steps)), eval_every=config["eval_every"],
+                      eval_at=(steps,))  # fmt: skip
+    if not fit_lm(model, loss_of, loop, evaluate):
+        return  # diverged: the validation curve says so, no test metrics
     model.eval()
     chunk_nats = _nats_per_window(model, test)
     final = {"step": steps + 1, "test/nats": float(chunk_nats.mean()), "test/bpc": float(chunk_nats.mean() / math.log(2))}
@@ -417,19 +416,14 @@ def recall(config: dict, report) -> None:
     test = mqar(1024, **spec, seed=424242)
     device = trial_device()
     model = CausalLM(test.vocab, config["length"], config["d_model"], config["heads"], 2, config["attn"]).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
     steps = config["steps"]
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, max(1, steps // 10)))
-    for step in range(1, steps + 1):
+
+    def loss_of(step: int) -> torch.Tensor:
         data = mqar(config["batch"], **spec, seed=config["seed"] * 1_000_003 + step)
-        loss = model.loss(torch.as_tensor(data.x[:, :-1], device=device), torch.as_tensor(data.y[:, :-1], device=device))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % config["eval_every"] == 0:
-            report({"step": step, "train/loss": float(loss.detach())})
+        return model.loss(torch.as_tensor(data.x[:, :-1], device=device), torch.as_tensor(data.y[:, :-1], device=device))
+
+    loop = LoopConfig(steps, config["lr"], warmup=max(1, steps // 10), eval_every=config["eval_every"])
+    fit_lm(model, loss_of, loop, lambda at: report({"step": at.step, "train/loss": float(at.loss.detach())}))
     model.eval()
     accs = []
     with torch.no_grad():
@@ -442,56 +436,43 @@ def recall(config: dict, report) -> None:
     report({"step": steps + 1, "test/recall_acc": float(np.mean(accs)), aa.CHUNK_RECALL: accs})  # a series: per test batch
 
 
-def train(config: dict) -> None:
-    """Ray Tune trainable: one timing, decode, language-model or recall run, reporting with `ray.tune.report`.
+TASKS = {"scaling": scaling, "decode": decode, "lm": language_model, "recall": recall}
+"""One trainable per task; each reads only the settings of its own sub-grid (`get_study`)."""
 
-    Recall runs take their model and data sizes from the `recall` block; timing runs their head count.
-    """
-    config = dict(config)
-    if config["task"] == "recall":
-        config |= config["recall"]
-    if config["task"] == "scaling":
-        config["heads"] = config["heads_timing"]
-    {"scaling": scaling, "decode": decode, "lm": language_model, "recall": recall}[config["task"]](config, tune.report)
+
+def train(config: dict) -> None:
+    """Ray Tune trainable: the run of the config's task, reporting with `ray.tune.report`."""
+    TASKS[config["task"]](config, tune.report)
 
 
 def get_study(budget: str) -> Study:
-    sc, lm, rc = SCALING[budget], LM[budget], RECALL[budget]
+    """Four tasks, each a sub-grid whose cells carry that task's settings and nothing of the others'. The scientific
+    keys are in every cell (blank where a task has no such factor) so that every trial names its arm."""
+    sc, dec, lm, rc = SCALING[budget], DECODE[budget], LM[budget], RECALL[budget]
+    blank = {"attn": "none", "lr": 0.0, "seed": 0}
     timing = [
-        {"task": "scaling", "impl": impl, "d_head": d, "causal": causal, "attn": "none", "lr": 0.0, "seed": 0}
+        {"task": "scaling", "impl": impl, "d_head": d, "causal": causal, **blank, "n_grid": sc["n"], "reps": sc["reps"],
+         "bwd_max": sc["bwd_max"], "heads": sc.get("heads", 1), "memory_limit": MEMORY_LIMIT[budget]}
         for causal in (False, True) for d in sc["d"] for impl in IMPLS[causal]
     ]  # fmt: skip
-    latency = [{"task": "decode", "impl": "decode", "d_head": 64, "causal": True, "attn": "none", "lr": 0.0, "seed": 0}]
+    latency = [{"task": "decode", "impl": "decode", "d_head": 64, "causal": True, **blank, **dec}]
+    lm_settings = {
+        "lm_task": lm["task"],
+        **{k: lm[k] for k in ("context", "batch", "steps", "layers", "d_model", "heads")},
+        "warmup": 0.0 if budget == "smoke" else 0.1,
+        "eval_every": 50 if budget == "smoke" else 100,
+    }
     lms = [
-        {"task": "lm", "impl": "lm", "d_head": lm["d_model"] // lm["heads"], "causal": True, "attn": a, "lr": lr, "seed": s}
+        {"task": "lm", "impl": "lm", "d_head": lm["d_model"] // lm["heads"], "causal": True, "attn": a, "lr": lr, "seed": s,
+         **lm_settings}
         for a in VARIANTS[budget] for lr in LRS[budget] for s in SEEDS[budget]
     ]  # fmt: skip
     recalls = [
         {"task": "recall", "impl": "recall", "d_head": rc["d_model"] // rc["heads"], "causal": True, "attn": a,
-         "lr": RECALL_LR[budget], "seed": s}
+         "lr": RECALL_LR[budget], "seed": s, **rc, "eval_every": lm_settings["eval_every"]}
         for a in VARIANTS[budget] for s in RECALL_SEEDS[budget]
     ]  # fmt: skip
-    space = {
-        "cell": tune.grid_search(timing + latency + lms + recalls),
-        "n_grid": sc["n"],
-        "reps": sc["reps"],
-        "bwd_max": sc["bwd_max"],
-        "heads_timing": sc.get("heads", 1),
-        "memory_limit": MEMORY_LIMIT[budget],
-        "max_pos": DECODE[budget]["max_pos"],
-        "every": DECODE[budget]["every"],
-        "lm_task": lm["task"],
-        "context": lm["context"],
-        "batch": lm["batch"],
-        "steps": lm["steps"],
-        "layers": lm["layers"],
-        "d_model": lm["d_model"],
-        "heads": lm["heads"],
-        "warmup": 0.0 if budget == "smoke" else 0.1,
-        "eval_every": 50 if budget == "smoke" else 100,
-        "recall": {k: rc[k] for k in ("length", "pairs", "keys", "values", "steps", "batch", "d_model", "heads")},
-        "budget": budget,
-    }
+    space = {"cell": tune.grid_search(timing + latency + lms + recalls), "budget": budget}
     return Study(
         name="attention_scaling",
         budget=budget,

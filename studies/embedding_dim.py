@@ -271,7 +271,8 @@ def head_lm(config: dict, report) -> None:
     head_dim (`arm = heads`). Every L sees the same tokens per step (batch = batch_tokens / L).
     """
     from core.data.sequences import load_wikitext, random_windows, windows
-    from core.transformer import CausalLM, warmup_cosine
+    from core.train.lm import LoopConfig, Progress, fit_lm
+    from core.transformer import CausalLM
 
     torch.manual_seed(config["seed"])
     gen = np.random.default_rng(config["seed"])
@@ -282,8 +283,6 @@ def head_lm(config: dict, report) -> None:
     batch, steps = max(1, config["batch_tokens"] // L), config["steps"]
     device = trial_device()
     model = CausalLM(len(text.alphabet), L, d_model, heads, config["layers"], "sdpa").to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, max(1, steps // 20)))
     val = torch.as_tensor(windows(text.val, L, config["val_windows"]))
     bf16 = {"device_type": device, "dtype": torch.bfloat16, "enabled": device == "cuda"}
 
@@ -296,19 +295,20 @@ def head_lm(config: dict, report) -> None:
         model.train()
         return total / len(val)
 
-    for step in range(1, steps + 1):
+    def loss_of(step: int) -> torch.Tensor:
         w = torch.as_tensor(random_windows(text.train, L, batch, gen), device=device)
         with torch.autocast(**bf16):
-            loss = model.loss(w[:, :-1], w[:, 1:])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % max(1, steps // 10) == 0 and step < steps:
-            report({"step": step, "train/loss": float(loss.detach()), "val/nats": val_nats()})
-    report({"step": steps, "train/loss": float(loss.detach()), "head/val_nats": val_nats(), "head/d_model": float(d_model),
-            "head/heads": float(heads)})  # fmt: skip
+            return model.loss(w[:, :-1], w[:, 1:])
+
+    def evaluate(at: Progress) -> None:
+        if at.step < steps:
+            report({"step": at.step, "train/loss": float(at.loss.detach()), "val/nats": val_nats()})
+        else:
+            report({"step": steps, "train/loss": float(at.loss.detach()), "head/val_nats": val_nats(),
+                    "head/d_model": float(d_model), "head/heads": float(heads)})  # fmt: skip
+
+    fit_lm(model, loss_of, LoopConfig(steps, config["lr"], warmup=max(1, steps // 20), eval_every=max(1, steps // 10),
+                                      eval_at=(steps,)), evaluate)  # fmt: skip
 
 
 def train(config: dict) -> None:

@@ -28,8 +28,7 @@ from core.data.label_noise import symmetric_label_noise
 from core.losses.flooding import flood, two_flooded_steps, two_step_prediction
 from core.models import mlp, resnet18_cifar
 from core.testing import product_loss, quadratic, random_spd, tanh_mlp_221, toy_regression
-from core.train import fused
-from core.train.classifier import FitConfig, fit_classifier
+from core.train.classifier_runs import ClassifierRuns
 from studies import Fusion, Study, expand, trial_device
 
 FLOOD_LEVELS = {  # label noise -> flood levels b (nats of mean cross-entropy)
@@ -92,37 +91,27 @@ def model_of(config: dict, data) -> torch.nn.Module:
     return resnet18_cifar(data.num_classes, width=config.get("width", 64))
 
 
-def fit_config(config: dict) -> FitConfig:
-    return FitConfig(**{k: config[k] for k in FitConfig.__dataclass_fields__ if k in config})
+def fusable(config: dict) -> bool:
+    """MLP runs without augmentation (on CPU only those small enough to gain)."""
+    return config["model"] == "mlp" and not config.get("augment")
+
+
+RUNS = ClassifierRuns(model_of, fusable=fusable)
 
 
 def train(config: dict) -> None:
     """Ray Tune trainable: one classifier run, reporting every epoch with `ray.tune.report`."""
-    data = load(config["dataset"])
-    fit_classifier(model_of(config, data), data, fit_config(config), tune.report, device=trial_device())
+    RUNS.train(config, tune.report, trial_device())
 
 
 def train_fused(configs: list[dict], report) -> None:
-    """A bundle of MLP runs that differ in noise, flood level or seed, trained as one program (`core.train.fused`);
-    each member reports what `train` would."""
-    data = load(configs[0]["dataset"])
-    models = [model_of(c, data) for c in configs]
-    fused.fit_fused(models, data, [fit_config(c) for c in configs], report, device=trial_device())
+    """A bundle of MLP runs trained as one program (`core.train.fused`); each member reports what `train` would."""
+    RUNS.train_fused(configs, report, trial_device())
 
 
-def member_bytes(config: dict) -> int:
-    data = load(config["dataset"])
-    return fused.member_bytes(model_of(config, data), fit_config(config), len(data.y_train) + len(data.y_val))
-
-
-def can_fuse(config: dict, gpu: bool = False) -> bool:
-    """MLP runs without augmentation; on CPU only those small enough to gain (`core.train.fused.worth_fusing`)."""
-    if config["model"] != "mlp" or config.get("augment"):
-        return False
-    return fused.worth_fusing(model_of(config, load(config["dataset"])), gpu=gpu)
-
-
-FUSION = Fusion(train_fused, keys=("label_noise", "flood_level", "seed"), member_bytes=member_bytes, can_fuse=can_fuse)
+FUSION = Fusion(
+    train_fused, keys=("label_noise", "flood_level", "seed"), member_bytes=RUNS.member_bytes, can_fuse=RUNS.can_fuse
+)
 
 
 def exact_checks() -> dict[str, list[float]]:

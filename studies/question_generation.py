@@ -136,6 +136,7 @@ from core.seq2seq import (
 )
 from core.span_qa import SpanQA, answer, qa_batch, qa_loss
 from core.text_metrics import bleu4, meteor, rouge_l, wordnet_reader
+from core.train.lm import LoopConfig, Progress, fit_lm
 from core.tta import parameters
 from studies import Study, Tuning, trial_device
 
@@ -403,21 +404,17 @@ def train_span_qa(data: QAData, rows: list[tuple], config: dict, device: str, se
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = SpanQA(load_bert(data.bert, "bidirectional", 0.1, data.tok.keep)).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=config["qa_lr"], weight_decay=0.01)
     steps = config["qa_steps"]
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / max(1, steps // 10), (steps - s) / steps))
-    for _ in range(steps):
+
+    def loss_of(step: int) -> torch.Tensor:
         picked = [rng.choice(rows) for _ in range(config["qa_batch"])]
         batch, passage, offset = qa_batch([list(q) for q, _, _, _ in picked], [list(p) for _, p, _, _ in picked])
         start, end = model(batch.to(device), passage.to(device))
         gold_s = torch.tensor([a for _, _, a, _ in picked]) + offset
         gold_e = torch.tensor([b for _, _, _, b in picked]) + offset
-        loss = qa_loss(start, end, gold_s.to(device), gold_e.to(device))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        return qa_loss(start, end, gold_s.to(device), gold_e.to(device))
+
+    fit_lm(model, loss_of, LoopConfig(steps, config["qa_lr"], warmup=steps // 10, schedule="linear"))
     return model.eval()
 
 
@@ -582,34 +579,40 @@ def qg(config: dict, report) -> None:
         report({"step": 0, **data.qa_info, "data/train_examples": float(len(data.train))})
     torch.manual_seed(seed)
     model = build_model(config, data).to(device)
-    steps, warmup = config["steps"], config["warmup"]
-    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01, fused=True)  # ~10% faster here
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)))  # then constant
+    steps = config["steps"]
     report({"step": 0, "model/parameters": float(parameters(model)), "data/vocab": float(len(data.vocab))})
     best = (float("inf"), 0, None)  # full: the checkpoint of lowest validation NLL (spec 5.4), held in memory
     su = (float("inf"), 0, None)  # full: Su's checkpoint, the epoch (su_epoch steps) of lowest mean training loss
     epoch_loss = torch.zeros((), device=device)
-    t0 = time.perf_counter()
-    for step in range(1, steps + 1):
-        loss = model.loss(data.train_batch(config["batch"], rng, config["order"]).to(device))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if config.get("su_epoch"):
-            epoch_loss += loss.detach()
-            if step % config["su_epoch"] == 0:
-                mean, epoch_loss = float(epoch_loss) / config["su_epoch"], torch.zeros((), device=device)
-                report({"step": step, "train/epoch_loss": mean})
-                if mean <= su[0]:  # Su's callback keeps the lowest (ties: the later epoch)
-                    su = (mean, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
-        if step % config["eval_every"] == 0 or step in (steps, config["control_steps"]):  # Q-C1 compares at equal steps
-            val = _nll(model, data, data.val, data.val_gold, config["order"], device)
-            report({"step": step, "train/loss": float(loss.detach()), "val/tf_nll": float(val.mean()),
-                    "time/train_s": time.perf_counter() - t0})  # fmt: skip
-            if config.get("select") == "best_val" and float(val.mean()) < best[0]:
-                best = (float(val.mean()), step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    def su_epochs(step: int, loss: torch.Tensor) -> None:
+        nonlocal su, epoch_loss
+        epoch_loss += loss.detach()
+        if step % config["su_epoch"] == 0:
+            mean, epoch_loss = float(epoch_loss) / config["su_epoch"], torch.zeros((), device=device)
+            report({"step": step, "train/epoch_loss": mean})
+            if mean <= su[0]:  # Su's callback keeps the lowest (ties: the later epoch)
+                su = (mean, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    def evaluate(at: Progress) -> None:
+        nonlocal best
+        val = _nll(model, data, data.val, data.val_gold, config["order"], device)
+        report({"step": at.step, "train/loss": float(at.loss.detach()), "val/tf_nll": float(val.mean()),
+                "time/train_s": at.train_s})  # fmt: skip
+        if config.get("select") == "best_val" and float(val.mean()) < best[0]:
+            best = (float(val.mean()), at.step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    loop = LoopConfig(
+        steps,
+        config["lr"],
+        warmup=config["warmup"],
+        schedule="constant",
+        fused=True,  # ~10% faster here
+        eval_every=config["eval_every"],
+        eval_at=(steps, config["control_steps"]),
+    )  # Q-C1: at equal steps
+    fit_lm(model, lambda step: model.loss(data.train_batch(config["batch"], rng, config["order"]).to(device)), loop,
+           evaluate, after_step=su_epochs if config.get("su_epoch") else None)  # fmt: skip
     if best[2] is not None:
         model.load_state_dict(best[2])
         report({"step": steps, "train/selected_step": float(best[1])})

@@ -33,8 +33,8 @@ from core.data.classification import load
 from core.models import kaiming_init_, mlp, resnet18_cifar, vgg11_cifar
 from core.regularizers.weissi import balancing_gammas, l2, shift_scales_, weight_layers, weissi, weissi_naive
 from core.testing import relu2_grads
-from core.train import fused
-from core.train.classifier import FitConfig, fit_classifier
+from core.train.classifier import FitConfig
+from core.train.classifier_runs import ClassifierRuns
 from studies import Fusion, Study, Tuning, expand, trial_device
 
 REGS = ("none", "l2_coupled", "wd_decoupled", "weissi1", "weissi12")
@@ -103,35 +103,29 @@ def model_of(config: dict, data) -> torch.nn.Module:
     return resnet18_cifar(data.num_classes, width=config.get("width", 64))
 
 
+def fusable(config: dict) -> bool:
+    """MLP runs (on CPU only those small enough to gain)."""
+    return config["model"] == "mlp"
+
+
+RUNS = ClassifierRuns(model_of, fit_config, fusable)
+
+
 def train(config: dict) -> None:
-    """Ray Tune trainable: one classifier run of an arm, reporting every epoch with `ray.tune.report`."""
-    data = load(config["dataset"])
-    fit_classifier(model_of(config, data), data, fit_config(config), tune.report, device=trial_device())
+    """Ray Tune trainable: one classifier run, reporting every epoch with `ray.tune.report`."""
+    RUNS.train(config, tune.report, trial_device())
 
 
 def train_fused(configs: list[dict], report) -> None:
-    """A bundle of MLP runs of one optimiser (any regulariser, strengths, lr and seed) as one program
-    (`core.train.fused`); each member reports what `train` would."""
-    data = load(configs[0]["dataset"])
-    models = [model_of(c, data) for c in configs]
-    fused.fit_fused(models, data, [fit_config(c) for c in configs], report, device=trial_device())
-
-
-def member_bytes(config: dict) -> int:
-    data = load(config["dataset"])
-    return fused.member_bytes(model_of(config, data), fit_config(config), len(data.y_train) + len(data.y_val))
-
-
-def can_fuse(config: dict, gpu: bool = False) -> bool:
-    """MLP runs; on CPU only those small enough to gain (`core.train.fused.worth_fusing`)."""
-    return config["model"] == "mlp" and fused.worth_fusing(model_of(config, load(config["dataset"])), gpu=gpu)
+    """A bundle of MLP runs trained as one program (`core.train.fused`); each member reports what `train` would."""
+    RUNS.train_fused(configs, report, trial_device())
 
 
 FUSION = Fusion(
     train_fused,
     keys=("seed", "reg", "lam", "lam1", "lam2", "lr"),  # the optimiser, the shapes and the epochs stay shared
-    member_bytes=member_bytes,
-    can_fuse=can_fuse,
+    member_bytes=RUNS.member_bytes,
+    can_fuse=RUNS.can_fuse,
 )
 
 
