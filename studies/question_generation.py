@@ -79,13 +79,10 @@ Full budget (tested on tiny local files, never run here), in two languages, each
 - Not built: ASHA pruning of lr trials within an arm (the spec allows, does not require it).
 """
 
-import fcntl
-import hashlib
 import json
 import random
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -93,36 +90,18 @@ from ray import tune
 
 from analysis import question_generation as qa
 from analysis.claims.question_generation import ARTICLE, CLAIMS, FIGURES
-from core.data import data_root
 from core.data.facts import (
-    WORDNET_RELATIONS,
-    Language,
-    pair_metrics,
-    split_topics,
-    synthetic_language,
-    synthetic_passage,
-    topic_passage,
-    topics,
-    wordnet_facts,
     wordnet_path,
 )
+from core.data.qg import Data, QAData
 from core.data.squad import (
-    WordPiece,
-    exact_match,
-    examples,
-    f1,
     normalize,
-    read_squad,
-    split_articles,
     squad_files,
     webqa_files,
-    webqa_records,
 )
 from core.data.text import sha256
 from core.seq2seq import (
     DECODINGS,
-    SPECIALS,
-    UNK,
     Decoding,
     Seq2Seq,
     beam_search,
@@ -134,8 +113,8 @@ from core.seq2seq import (
     target_ids,
     target_nll,
 )
-from core.span_qa import SpanQA, answer, qa_batch, qa_loss
-from core.text_metrics import bleu4, meteor, rouge_l, wordnet_reader
+from core.span_qa import dev_scores, train_span_qa
+from core.text_metrics import bleu4, meteor, rouge_l
 from core.train.lm import LoopConfig, Progress, fit_lm
 from core.tta import parameters
 from studies import Study, Tuning, trial_device
@@ -202,7 +181,6 @@ REAL_QA = qa.REAL_QA  # the full budget's data sets (QAData)
 LANGUAGES = {"squad": "bert-base-uncased", "webqa": "bert-base-chinese"}  # data -> checkpoint dir (spec 5.3)
 FULL_LRS = [1e-5, 2e-5, 5e-5]  # spec 5.4, searched by Optuna per arm at full
 CONTROL_STEPS = {"smoke": 200, "local": 400, "full": 2000}  # Q-C1's bidirectional run, seed 0, order AQ
-DATA_SEED = 7630
 RESOURCES = {"smoke": {"cpu": 1}, "local": {"cpu": 1}, "full": {"cpu": 8, "gpu": 1}}
 COST = {
     "smoke": "~60 s on 2 CPU cores",
@@ -230,231 +208,6 @@ def exact_checks() -> dict[str, list[float]]:
             for name, value in leaks(model, batch).items():
                 out.setdefault(f"leak/{mask}/{name}", []).append(value)
     return out
-
-
-# Data.
-
-
-class Data:
-    """A fact language with its vocabulary, a training-passage sampler and the fixed test passages."""
-
-    def __init__(self, config: dict):
-        self.max_p = config["max_p"]
-        rng = random.Random(DATA_SEED)
-        if config["data"] == "synthetic":
-            self.language, pools = synthetic_language(DATA_SEED)
-            words = self.language.words() | {w for pool in pools.values() for e in pool for w in e.split()}
-
-            def draw(r: random.Random):
-                return synthetic_passage(self.language, pools, r, r.randint(1, 3))
-
-            self.pool = [draw(rng) for _ in range(config["train_passages"])]
-            self.test = [draw(rng) for _ in range(config["test_passages"])]
-            self.val = [draw(rng) for _ in range(128)]
-            self.source = f"synthetic fact language (seed {DATA_SEED})"
-        elif config["data"] == "wordnet":
-            path = wordnet_path()
-            facts, vocab = wordnet_facts(path.read_text(encoding="utf8"))
-            self.language = Language(WORDNET_RELATIONS)
-            words = self.language.words() | set(vocab)
-            by_topic = topics(facts)
-            train_t, test_t = split_topics(list(by_topic), seed=DATA_SEED)
-            self.train_facts = [by_topic[n] for n in train_t]
-            self.pool = None
-            self.test = [topic_passage(self.language, by_topic[rng.choice(test_t)], rng, 5, self.max_p)
-                         for _ in range(config["test_passages"])]  # fmt: skip
-            self.val = [self._draw(rng) for _ in range(128)]
-            self.source = (
-                f"WordNet 3.0 data.noun sha256 {sha256(path)[:12]}: {len(facts)} facts, {len(train_t)}/{len(test_t)} topics"
-            )
-        else:
-            raise ValueError(f"unknown data {config['data']!r}; expected synthetic or wordnet (squad, webqa: QAData)")
-        self.vocab = [*SPECIALS, *sorted(words)]
-        self.index = {w: i for i, w in enumerate(self.vocab)}
-        self.test_gold = [self.language.sample_pair(p, rng) for p in self.test]
-        self.val_gold = [self.language.sample_pair(p, rng) for p in self.val]
-
-    def _draw(self, rng: random.Random):
-        return topic_passage(self.language, rng.choice(self.train_facts), rng, 5, self.max_p)
-
-    def ids(self, words) -> list[int]:
-        return [self.index.get(w, UNK) for w in (words.split() if isinstance(words, str) else words)]
-
-    def passage_ids(self, passage) -> list[int]:
-        return self.ids(passage.words)
-
-    def judge(self, pairs: list[list[tuple[list[int], list[int]]]]) -> list[dict[str, float]]:
-        """Oracle metrics of each test passage's K generated (answer ids, question ids) pairs."""
-        return [pair_metrics(self.language, p, [(self.words(a), self.words(q)) for a, q in mine])
-                for p, mine in zip(self.test, pairs, strict=True)]  # fmt: skip
-
-    def words(self, ids: list[int]) -> str:
-        return " ".join(self.vocab[i] for i in ids)
-
-    def batch(self, passages, pairs, order: str):
-        """Packed batch of passages with their (answer, question) targets in `order` (training and scoring)."""
-        targets = [target_ids(self.ids(a), self.ids(q)) if order == "AQ" else target_ids(self.ids(q), self.ids(a))
-                   for a, q in pairs]  # fmt: skip
-        return layout([self.ids(p.words) for p in passages], targets, width=self.max_p, packed=True)
-
-    def train_batch(self, size: int, rng: random.Random, order: str):
-        passages = [rng.choice(self.pool) if self.pool is not None else self._draw(rng) for _ in range(size)]
-        return self.batch(passages, [self.language.sample_pair(p, rng) for p in passages], order)
-
-
-class QAData:
-    """Real QA passages in BERT word pieces (full budget: SQuAD 1.1 or Su's WebQA + SogouQA), with the round-trip
-    judge.
-
-    Generator and round-trip QA model train on the same training examples. SQuAD: the test passages are windows of
-    held-out training articles (Du-style), the dev examples come from the official dev set. WebQA: Su's chunks,
-    split by a seeded order (`core.data.squad.webqa_records`). Validation NLL uses 128 dev examples.
-    """
-
-    def __init__(self, config: dict, device: str):
-        self.root = root = Path(config["data_root"]) if config.get("data_root") else data_root()
-        self.bert = root / config["bert"]
-        if not (self.bert / "vocab.txt").exists():
-            raise FileNotFoundError(f"{self.bert / 'vocab.txt'} is missing: see core.data.squad.SETUP")
-        self.tok = WordPiece(self.bert / "vocab.txt")
-        self.vocab, self.max_p, self.max_a = self.tok.tokens, config["max_p"], config["max_a"]
-        cut = {"tok": self.tok, "max_p": config["max_p"], "max_a": config["max_a"], "max_q": config["max_q"]}
-        if config["data"] == "squad":
-            files = squad_files(root)
-            train = read_squad(files["train"])
-            held = split_articles([r["title"] for r in train], config["test_share"], DATA_SEED)
-            records = {"train": [r for r in train if r["title"] not in held], "dev": read_squad(files["dev"]),
-                       "test": [r for r in train if r["title"] in held]}  # fmt: skip
-            sources = list(files.values())
-        elif config["data"] == "webqa":
-            sources = webqa_files(root)
-            records = webqa_records(sources, config["max_p"] - 2, DATA_SEED)
-        else:
-            raise ValueError(f"unknown data {config['data']!r} at full; expected squad or webqa")
-        self.train, self.counts = examples(records["train"], **cut)
-        test, _ = examples(records["test"], **cut)
-        dev, _ = examples(records["dev"], **cut)
-        if not self.train or not test or not dev:
-            raise ValueError(
-                f"{config['data']} under {root}: {len(self.train)} train, {len(test)} test, {len(dev)} dev examples"
-            )
-        windows: dict[tuple, list] = {}
-        for e in test:  # test passages: distinct windows in file order, each with its gold examples
-            windows.setdefault(e.passage, []).append(e)
-        cap = config["test_passages"] or len(windows)
-        self.test, self.gold = list(windows)[:cap], [windows[w] for w in list(windows)[:cap]]
-        self.test_gold = [(g[0].answer, g[0].question) for g in self.gold]
-        rng = random.Random(DATA_SEED)
-        picked = rng.sample(dev, min(128, len(dev)))
-        self.val, self.val_gold = [e.passage for e in picked], [(e.answer, e.question) for e in picked]
-        self.dev = dev[: config["qa_dev"]]
-        self.files = [*sources, self.bert / "vocab.txt", self.bert / "pytorch_model.bin"]
-        self.wordnet = wordnet_reader(root / "nltk_data") if config.get("meteor") and config["data"] == "squad" else None
-        self.qa, self.qa_info = round_trip_model(self, config, device)
-        self.source = f"{config['data']} {sources[0]}: {len(self.train)} train examples, {len(self.test)} test passages"
-
-    def passage_ids(self, passage) -> list[int]:
-        return list(passage)
-
-    def source_key(self) -> list[str]:
-        return [f"{p.name}:{sha256(p)}" for p in self.files]
-
-    def batch(self, passages, pairs, order: str):
-        targets = [target_ids(list(a), list(q)) if order == "AQ" else target_ids(list(q), list(a)) for a, q in pairs]
-        return layout([list(p) for p in passages], targets, width=self.max_p, packed=True)
-
-    def train_batch(self, size: int, rng: random.Random, order: str):
-        picked = [rng.choice(self.train) for _ in range(size)]
-        return self.batch([e.passage for e in picked], [(e.answer, e.question) for e in picked], order)
-
-    def judge(self, pairs: list[list[tuple[list[int], list[int]]]]) -> list[dict[str, float]]:
-        """Round-trip metrics per test passage: the QA model answers each generated question on the passage.
-
-        validity = mean SQuAD F1 of its answer against the generated answer, validity_em = mean EM; span_rate =
-        answers that are word-piece spans of the passage; coverage = distinct gold answers hit (EM) by a
-        round-trip-exact pair over the passage's distinct gold answers; distinct_pair, distinct_2 as at local.
-        Answers are compared as decoded word pieces on both sides.
-        """
-        flat = [(j, a, q) for j, mine in enumerate(pairs) for a, q in mine]  # passage-major: passage j's are a slice
-        said = answer(self.qa, [q for _, _, q in flat], [list(self.test[j]) for j, _, _ in flat], self.max_a)
-        out, start = [], 0
-        for j, mine in enumerate(pairs):
-            replies, start = said[start : start + len(mine)], start + len(mine)
-            texts = [(self.tok.decode(a), self.tok.decode(r)) for (a, _), r in zip(mine, replies, strict=True)]
-            em = [exact_match(r, a) if a else 0.0 for a, r in texts]
-            gold = {normalize(self.tok.decode(list(e.answer))) for e in self.gold[j]}
-            hit = {normalize(a) for (a, _), e in zip(texts, em, strict=True) if e} & gold
-            p = list(self.test[j])
-            bigrams = [tuple(q[i : i + 2]) for _, q in mine for i in range(len(q) - 1)]
-            out.append({
-                "validity": float(np.mean([f1(r, a) if a else 0.0 for a, r in texts])),
-                "validity_em": float(np.mean(em)),
-                "span_rate": float(np.mean([bool(a) and any(p[i : i + len(a)] == list(a) for i in range(len(p)))
-                                            for a, _ in mine])),
-                "coverage": len(hit) / len(gold),
-                "distinct_pair": len({(tuple(a), tuple(q)) for a, q in mine}) / len(mine),
-                "distinct_2": len(set(bigrams)) / len(bigrams) if bigrams else float("nan"),
-            })  # fmt: skip
-        return out
-
-
-def train_span_qa(data: QAData, rows: list[tuple], config: dict, device: str, seed: int) -> SpanQA:
-    """BERT fine-tuned for extractive QA on `(question, passage, start, end)` rows: AdamW, `qa_steps` steps of
-    `qa_batch`, lr `qa_lr` with a 10% linear warm-up and a linear decay to 0 (BERT's SQuAD recipe)."""
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
-    model = SpanQA(load_bert(data.bert, "bidirectional", 0.1, data.tok.keep)).to(device).train()
-    steps = config["qa_steps"]
-
-    def loss_of(step: int) -> torch.Tensor:
-        picked = [rng.choice(rows) for _ in range(config["qa_batch"])]
-        batch, passage, offset = qa_batch([list(q) for q, _, _, _ in picked], [list(p) for _, p, _, _ in picked])
-        start, end = model(batch.to(device), passage.to(device))
-        gold_s = torch.tensor([a for _, _, a, _ in picked]) + offset
-        gold_e = torch.tensor([b for _, _, _, b in picked]) + offset
-        return qa_loss(start, end, gold_s.to(device), gold_e.to(device))
-
-    fit_lm(model, loss_of, LoopConfig(steps, config["qa_lr"], warmup=steps // 10, schedule="linear"))
-    return model.eval()
-
-
-def dev_scores(model: SpanQA, data: QAData) -> tuple[list[float], list[float]]:
-    """EM and F1 of a QA model on each dev example (decoded word pieces on both sides)."""
-    said = answer(model, [list(e.question) for e in data.dev], [list(e.passage) for e in data.dev], data.max_a)
-    pairs = [(data.tok.decode(s), data.tok.decode(list(e.answer))) for s, e in zip(said, data.dev, strict=True)]
-    return [exact_match(p, g) for p, g in pairs], [f1(p, g) for p, g in pairs]
-
-
-def round_trip_model(data: QAData, config: dict, device: str) -> tuple[SpanQA, dict[str, float]]:
-    """The round-trip QA model: BERT fine-tuned for extractive QA on the generator's training examples only.
-
-    Trained once per (data, checkpoint, QA settings) and cached under `$CLAIMBENCH_DATA/question_generation`, with
-    a file lock so that trials on one node wait for one training (each node of a cluster trains its own copy with
-    the same seed). Returns the model and its record: dev EM/F1, whether this trial trained it, its key (as a
-    number, so every trial's record can be compared).
-    """
-    settings = {k: config[k] for k in ("qa_steps", "qa_lr", "qa_batch", "max_p", "max_a", "max_q", "test_share")}
-    key = hashlib.sha256(json.dumps([settings, data.source_key()], sort_keys=True).encode()).hexdigest()[:16]
-    folder = data.root / "question_generation"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"round_trip_qa-{key}.pt"
-    with open(folder / f"round_trip_qa-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():
-            model = SpanQA(load_bert(data.bert, "bidirectional", 0.1, data.tok.keep))
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            model.to(device).eval()
-            trained = 0.0
-        else:
-            rows = [(e.question, e.passage, e.start, e.end) for e in data.train]
-            model = train_span_qa(data, rows, config, device, DATA_SEED)
-            tmp = path.with_suffix(".tmp")
-            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-            tmp.replace(path)
-            trained = 1.0
-    em, f1s = dev_scores(model, data)
-    return model, {"rtqa/dev_em": float(np.mean(em)), "rtqa/dev_f1": float(np.mean(f1s)), "rtqa/trained": trained,
-                   "rtqa/key": float(int(key[:12], 16))}  # fmt: skip
 
 
 def answer_aware(model: Seq2Seq, data: QAData, config: dict) -> dict[str, float]:

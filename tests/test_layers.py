@@ -12,9 +12,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("core", "analysis", "studies")
 MAX_LINES = 600
-STILL_LONG = {"question_generation.py"}
-"""Over the limit until its training loops move to `core/train/` (issue 21, item 5); each must stay over it, so the
-list only shrinks."""
 
 
 def _module_name(path: Path) -> str:
@@ -86,8 +83,7 @@ def test_no_import_circle():
 @pytest.mark.parametrize("layer", ["studies", "analysis"])
 def test_no_module_over_600_lines(layer):
     long = {p.name for p in (ROOT / layer).rglob("*.py") if len(p.read_text().splitlines()) > MAX_LINES}
-    assert long - STILL_LONG == set()
-    assert long >= (STILL_LONG if layer == "studies" else set()), "under the limit now: take it off STILL_LONG"
+    assert long == set()
 
 
 def test_the_analysis_imports_neither_the_studies_nor_ray_nor_torch():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.data import qg as qg_data
 from core.seq2seq import Seq2Seq, _bert_names
 from studies import expand
 from studies import question_generation as st
@@ -172,11 +173,11 @@ def test_round_trip_metrics_with_stub_readers(root, monkeypatch):
     pair valid; coverage counts the distinct gold answers that round-trip-exact pairs hit."""
     data = st.QAData(_config(root), "cpu")
     rows = [[(list(e.answer), list(e.question)) for e in g] for g in data.gold]  # each passage's gold pairs
-    monkeypatch.setattr(st, "answer", lambda model, questions, passages, max_len: [[] for _ in questions])
+    monkeypatch.setattr(qg_data, "answer", lambda model, questions, passages, max_len: [[] for _ in questions])
     for m in data.judge(rows):
         assert m["validity"] == 0.0 and m["validity_em"] == 0.0 and m["coverage"] == 0.0 and m["span_rate"] == 1.0
     said = {(tuple(q), tuple(p)): a for row, p in zip(rows, data.test, strict=True) for a, q in row}
-    monkeypatch.setattr(st, "answer", lambda model, questions, passages, max_len: [
+    monkeypatch.setattr(qg_data, "answer", lambda model, questions, passages, max_len: [
         said[(tuple(q), tuple(p))] for q, p in zip(questions, passages, strict=True)])  # fmt: skip
     for m in data.judge(rows):
         assert m["validity"] == 1.0 and m["validity_em"] == 1.0 and m["coverage"] == 1.0
