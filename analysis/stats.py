@@ -1,4 +1,4 @@
-"""Statistics behind the verdicts, all through scipy: paired t-tests, Holm, bootstrap CIs, log-log slopes.
+"""Statistics behind the verdicts, all through scipy: the paired test, Holm, bootstrap CIs, log-log slopes.
 
 With 5 seeds the spec uses one-sided paired t-tests: the exact Wilcoxon signed-rank test at n = 5 has a
 smallest one-sided p of 1/32 and can never pass a Holm-adjusted threshold over two or more cells.
@@ -15,45 +15,66 @@ BOOTSTRAP_RESAMPLES = 10_000
 
 @dataclass(frozen=True)
 class Paired:
-    """A one-sided paired t-test of mean(diffs) against 0, with a two-sided 95% CI of the mean."""
+    """A one-sided test of mean(diffs) against a value, with a two-sided 95% interval of the mean."""
 
     mean: float
-    """Mean paired difference."""
+    """Mean paired difference (nan without differences)."""
     ci_low: float
-    """Lower end of the 95% t-interval (nan when n < 2)."""
+    """Lower end of the 95% t-interval (nan with too few seeds; the point itself when every difference is equal)."""
     ci_high: float
     """Upper end."""
     p: float
-    """One-sided p-value in the requested direction (nan when n < 2 or the differences are all equal)."""
+    """One-sided p-value in the requested direction (nan with too few seeds)."""
     n: int
     """Number of pairs."""
+    test: str = "t"
+    """`t` (paired t-test), `sign-flip` (exact permutation test: every difference equal) or `too few seeds`."""
+
+    @property
+    def too_few(self) -> bool:
+        return self.test == "too few seeds"
 
 
-def paired_test(diffs: np.ndarray, alternative: str = "greater") -> Paired:
-    """One-sided paired t-test on differences `a - b`.
+def paired_test(diffs: np.ndarray, alternative: str = "greater", popmean: float = 0.0, min_seeds: int = 2) -> Paired:
+    """The one paired test behind every verdict: one-sided, on differences `a - b` (one per seed).
+
+    A paired t-test where the t statistic is defined. When every difference is equal (zero variance, n >= 2) the
+    exact sign-flip permutation test of the mean (all 2^n flips of `diffs - popmean`; five equal positive
+    differences give one-sided p = 1/32). With fewer than `min_seeds` (and always below 2) there is no test: p and
+    the interval are nan and `test` says "too few seeds", so no rule can decide on a zero-width interval.
 
     Args:
         diffs (np.ndarray):
-            Paired differences, one per seed.
+            Paired differences, one per seed (nan entries are an error: say which runs are missing instead).
         alternative (str):
-            `"greater"` tests mean > 0, `"less"` mean < 0.
+            `"greater"` tests mean > popmean, `"less"` mean < popmean.
+        popmean (float):
+            The value tested against (a margin for non-inferiority).
+        min_seeds (int):
+            The claim's minimum number of seeds.
 
     Returns:
-        Paired: mean, 95% CI, one-sided p, n.
+        Paired: mean, 95% interval of the mean, one-sided p, n and the test used.
     """
     d = np.asarray(diffs, dtype=float)
+    if np.isnan(d).any():
+        raise ValueError("paired differences contain nan: leave the pair out and name it instead")
     n = len(d)
-    if n < 2 or np.ptp(d) == 0:
-        mean = float(d.mean()) if n else float("nan")
-        # Identical differences: no spread, so no t-statistic; the CI collapses to the point.
-        return Paired(mean, mean if n else float("nan"), mean if n else float("nan"), float("nan"), n)
-    res = stats.ttest_1samp(d, 0.0, alternative=alternative)
+    mean = float(d.mean()) if n else float("nan")
+    if n < max(2, min_seeds):
+        return Paired(mean, float("nan"), float("nan"), float("nan"), n, "too few seeds")
+    if np.ptp(d) == 0:
+        flips = stats.permutation_test((d - popmean,), np.mean, permutation_type="samples", alternative=alternative,
+                                       n_resamples=np.inf)  # fmt: skip
+        return Paired(mean, mean, mean, float(flips.pvalue), n, "sign-flip")
+    res = stats.ttest_1samp(d, popmean, alternative=alternative)
     ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
-    return Paired(float(d.mean()), float(ci.low), float(ci.high), float(res.pvalue), n)
+    return Paired(mean, float(ci.low), float(ci.high), float(res.pvalue), n, "t")
 
 
 def holm(pvalues: list[float]) -> list[float]:
-    """Holm step-down adjusted p-values (nan stays nan and is left out of the family).
+    """Holm step-down adjusted p-values. A nan p-value (a cell that could not be tested) counts as 1: it keeps its
+    place in the family, so the family never shrinks, and its adjusted value stays nan.
 
     Args:
         pvalues (list[float]):
@@ -63,13 +84,14 @@ def holm(pvalues: list[float]) -> list[float]:
         list[float]: adjusted p-values in the same order, each at most 1.
     """
     p = np.asarray(pvalues, dtype=float)
-    ok = np.flatnonzero(~np.isnan(p))
+    filled = np.where(np.isnan(p), 1.0, p)
     out = np.full(len(p), np.nan)
-    order = ok[np.argsort(p[ok], kind="stable")]
+    order = np.argsort(filled, kind="stable")
     m, running = len(order), 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
+        running = max(running, min(1.0, (m - rank) * filled[i]))
         out[i] = running
+    out[np.isnan(p)] = np.nan
     return out.tolist()
 
 

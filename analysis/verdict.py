@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis.schema import BUDGETS
+
 SUPPORTED, REFUTED, INCONCLUSIVE, INVALID = "SUPPORTED", "REFUTED", "INCONCLUSIVE", "INVALID"
 PASS, FAIL = "PASS", "FAIL"
 EXPECTED = {"positive_control": PASS, "negative_control": FAIL}
@@ -29,14 +31,31 @@ class Claim:
     """Stable id from the spec, e.g. `F1`, `F-C1`."""
     statement: str
     """What is claimed, in one sentence."""
-    rule: str
-    """The decision rule, as pre-registered."""
+    rule: object
+    """The decision rule: an object of `analysis.rules` (its `text()` is the rule the report shows, and it decides),
+    or, for a rule of no shape there, the rule as pre-registered text and a `check` that decides itself."""
     kind: str
     """One of `CLAIM_KINDS`; controls decide whether the study is INVALID."""
     check: Callable
-    """`check(tables: Tables) -> Verdict`."""
+    """`check(tables: Tables)`: with a rule object, the measurement the rule decides on (its `decide` argument, or a
+    tuple of its arguments), or a `Verdict` when there is nothing to decide (e.g. not run at this budget); with a
+    text rule, the `Verdict` itself."""
     figure: str = ""
     """File stem of the study figure that shows this claim, embedded beside its verdict in the report."""
+    decides_from: str = "smoke"
+    """The smallest budget at which the claim gets a verdict; below it a SUPPORTED or REFUTED is reported as
+    INCONCLUSIVE, "direction only", with its numbers (applied in one place, `evaluate`)."""
+
+    @property
+    def rule_text(self) -> str:
+        return self.rule if isinstance(self.rule, str) else self.rule.text()
+
+    def decide(self, tables: "Tables") -> "Verdict":
+        """Measure, then decide by the claim's rule (a text rule's check decides itself)."""
+        out = self.check(tables)
+        if isinstance(out, Verdict) or isinstance(self.rule, str):
+            return out
+        return self.rule.decide(*out) if isinstance(out, tuple) else self.rule.decide(out)
 
 
 @dataclass(frozen=True)
@@ -131,6 +150,16 @@ def all_cells(verdicts: list[str]) -> str:
     return REFUTED if REFUTED in verdicts else INCONCLUSIVE
 
 
+def _gated(claim: Claim, v: Verdict, budget: str) -> Verdict:
+    """A claim below its `decides_from` budget reports its direction only: SUPPORTED/REFUTED become INCONCLUSIVE."""
+    if claim.kind in EXPECTED or v.verdict not in (SUPPORTED, REFUTED) or budget not in BUDGETS:
+        return v
+    if BUDGETS.index(budget) >= BUDGETS.index(claim.decides_from):
+        return v
+    reason = f"direction only at {budget} (verdicts from {claim.decides_from} on): would be {v.verdict}; {v.reason}"
+    return Verdict(INCONCLUSIVE, reason, v.effect, v.ci_low, v.ci_high, v.p_value, v.threshold, v.n_seeds, v.detail)
+
+
 def evaluate(study, tables: Tables) -> pd.DataFrame:
     """Run every control and claim check of a study and apply the INVALID rule.
 
@@ -149,7 +178,7 @@ def evaluate(study, tables: Tables) -> pd.DataFrame:
     results: dict[str, Verdict] = {}
     for claim in study.claims:
         try:
-            results[claim.id] = claim.check(tables)
+            results[claim.id] = _gated(claim, claim.decide(tables), tables.budget)
         except Exception as exc:  # noqa: BLE001 - a failing check must not hide the other verdicts
             last = traceback.format_exception_only(exc)[-1].strip()
             results[claim.id] = Verdict(INCONCLUSIVE, f"check_error: {last}")
@@ -178,7 +207,7 @@ def evaluate(study, tables: Tables) -> pd.DataFrame:
                 "p_value": v.p_value,
                 "threshold": v.threshold,
                 "n_seeds": v.n_seeds,
-                "rule": claim.rule,
+                "rule": claim.rule_text,
                 "statement": claim.statement,
                 "controls_ok": not broken,
                 "detail": json.dumps(v.detail, default=float),

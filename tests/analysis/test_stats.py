@@ -19,8 +19,9 @@ def test_holm_matches_the_step_down_definition():
     # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> running max 0.06
     assert holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    # An untested cell (nan) keeps its place as p = 1: the family stays at three, and its own value stays nan.
     out = holm([0.01, math.nan, 0.02])
-    assert math.isnan(out[1]) and out[0] == pytest.approx(0.02) and out[2] == pytest.approx(0.02)
+    assert math.isnan(out[1]) and out[0] == pytest.approx(0.03) and out[2] == pytest.approx(0.04)
 
 
 def test_paired_test_matches_the_t_formula():
@@ -34,9 +35,32 @@ def test_paired_test_matches_the_t_formula():
     assert paired_test(d, "less").p == pytest.approx(1 - res.p)
 
 
-def test_paired_test_degenerate_inputs_give_no_p():
-    assert math.isnan(paired_test(np.array([0.1])).p)
-    assert math.isnan(paired_test(np.array([0.0, 0.0, 0.0])).p)
+def test_one_seed_is_too_few_and_has_no_interval():
+    one = paired_test(np.array([0.1]))
+    assert one.too_few and math.isnan(one.p) and math.isnan(one.ci_low) and math.isnan(one.ci_high) and one.n == 1
+    assert paired_test(np.array([0.2, 0.1]), min_seeds=3).too_few  # the claim's minimum, not only 2
+    assert not paired_test(np.array([0.2, 0.1, 0.3]), min_seeds=3).too_few
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 7])
+def test_equal_differences_get_the_exact_sign_flip_test(n):
+    # Every one of the 2^n sign flips has mean +-d; only the unflipped one reaches d: p = 1 / 2^n exactly.
+    up = paired_test(np.full(n, 0.1))
+    assert (
+        up.test == "sign-flip"
+        and up.p == pytest.approx(2.0**-n)
+        and (up.ci_low, up.ci_high) == pytest.approx((0.1, 0.1), rel=4 * np.finfo(float).eps)
+    )
+    assert paired_test(np.full(n, 0.1), "less").p == pytest.approx(1.0)  # every flip is <= d
+    assert paired_test(np.full(n, -0.1), "less").p == pytest.approx(2.0**-n)
+    assert paired_test(np.zeros(n)).p == pytest.approx(1.0)  # no difference at all: no evidence either way
+    # Against a margin: differences all equal to 0.1 tested against -0.05 are shifted by 0.15 before flipping.
+    assert paired_test(np.full(n, 0.1), popmean=-0.05).p == pytest.approx(2.0**-n)
+
+
+def test_nan_differences_are_refused():
+    with pytest.raises(ValueError, match="nan"):
+        paired_test(np.array([0.1, math.nan, 0.2]))
 
 
 def test_bootstrap_ci_covers_the_median_and_is_seeded():
