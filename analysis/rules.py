@@ -8,11 +8,14 @@ handed to the rule as plain numbers.
 
 Shapes (`../shared/articles/README.md`, "Default rule shapes" and "Statistics"):
 
-- `Exact`: every error at most a tolerance.
+- `Exact`: every error at most a tolerance; `Bounds`: several quantities, each with its own bound (<, > or ==).
 - `Superiority`: A beats B by at least delta; a one-sided paired test per cell, Holm across cells.
 - `NonInferiority`, `Equivalence`: TOST with margin m.
 - `Trend`: Spearman's rho with the predicted sign, with a bootstrap interval.
 - `Scaling`: a log-log slope with a bootstrap interval against a range.
+- `Exceeds`: an effect against a threshold, on an interval the study computed (e.g. a hierarchical bootstrap).
+- `Within`: every cell's interval (computed by the study) inside a range.
+- `AllOf`: several rules on their own measurements, all of which must support.
 - `Control`: a rule whose outcome is a control's PASS or FAIL (a negative control must FAIL).
 
 Cells combine as `"all"` (SUPPORTED if every cell supports, REFUTED if any refutes) or `"half"` (SUPPORTED if at
@@ -23,6 +26,7 @@ named in the reason.
 """
 
 import math
+import operator
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +38,9 @@ from analysis.stats import ALPHA, BOOTSTRAP_RESAMPLES, Paired, holm, paired_test
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Verdict
 
 COMBINE = ("all", "half")
+OPS = {"<": operator.lt, ">": operator.gt, "==": operator.eq}
+TOO_FEW = "too few seeds"
+"""How every rule's reason starts when a cell has fewer seeds than the rule's minimum."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,34 @@ class Exact:
         return Verdict(SUPPORTED if ok else REFUTED, f"{text} (tolerance {self.tolerance:g})", effect=top,
                        threshold=self.tolerance, n_seeds=sum(len(v) for v in values.values()),
                        detail=[{"check": k, "max": w} for k, w in worst.items()])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """An exact claim on several quantities, each with its own bound (`<` an error, `>` a change that must show,
+    `==` an identity): SUPPORTED if every value of every quantity meets its bound, REFUTED otherwise."""
+
+    setup: str
+    bounds: tuple[tuple[str, str, float], ...]
+
+    def text(self) -> str:
+        bounds = ", ".join(f"every {q} {op} {b:g}" for q, op, b in self.bounds)
+        return f"{self.setup}: SUPPORTED if {bounds}; REFUTED otherwise."
+
+    def decide(self, values: Mapping[str, Sequence[float]]) -> Verdict:
+        missing = [q for q, _, _ in self.bounds if not len(values.get(q, ()))]
+        if missing:
+            return Verdict(INCONCLUSIVE, f"not_run_at_budget: exact checks missing ({', '.join(missing)})")
+        rows = []
+        for q, op, bound in self.bounds:  # the worst value: the largest error, the smallest change, the farthest from ==
+            v = np.asarray(values[q], dtype=float)
+            worst = v[np.argmax(np.where(np.isnan(v), np.inf, v if op == "<" else -v if op == ">" else abs(v - bound)))]
+            rows.append({"check": q, "worst": float(worst), "op": op, "bound": bound, "ok": bool(OPS[op](v, bound).all())})
+        top = next((r for r in rows if not r["ok"]), rows[0])
+        return Verdict(SUPPORTED if all(r["ok"] for r in rows) else REFUTED,
+                       "; ".join(f"{r['check']} {r['worst']:.3g} ({r['op']} {r['bound']:g})" for r in rows),
+                       effect=top["worst"], threshold=top["bound"], n_seeds=max(len(values[q]) for q, _, _ in self.bounds),
+                       detail=rows)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -249,10 +284,10 @@ def _paired_verdict(rule, cells: Sequence[Cell], tests: list[Paired], rows: list
     """A paired rule's cells -> its verdict: too few seeds anywhere decides nothing; else the cells combine."""
     few = _undecidable(cells, tests, rule.min_seeds)
     verdict = INCONCLUSIVE if few else _combine([r["decision"] for r in rows], rule.combine)
-    top = _deciding(rows, verdict, key)
+    top = next(r for r in rows if r["test"] == TOO_FEW) if few else _deciding(rows, verdict, key)
     counts = {d: sum(r["decision"] == d for r in rows) for d in (SUPPORTED, REFUTED)}
     if few:
-        reason = f"too few seeds in {', '.join(few)}"
+        reason = f"{TOO_FEW} in {', '.join(few)}"
     else:
         reason = f"{counts[SUPPORTED]}/{len(rows)} cells support, {counts[REFUTED]} refute"
     if len(rows) > 1 or few:
@@ -351,12 +386,143 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """An effect with a 95% interval from a resampling scheme of the study's own (e.g. the hierarchical bootstrap,
+    items nested in seeds), its p-value where one was tested (Holm-adjusted where a family was), and its seeds."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    """Seeds behind it."""
+    p: float = math.nan
+    label: str = ""
+    """The cell or quantity, named in reasons."""
+    left_out: tuple[str, ...] = ()
+    """The runs it could not use, each with why."""
+
+
+def _gone_estimates(estimates: Sequence[Estimate]) -> str:
+    names = [f"{e.label}: {', '.join(e.left_out)}" for e in estimates if e.left_out]
+    return f"; left out: {'; '.join(names)}" if names else ""
+
+
+@dataclass(frozen=True)
+class Exceeds:
+    """The effect reaches `threshold`, decided on an `Estimate`'s interval.
+
+    `by="interval"`: SUPPORTED if the interval's lower end is >= threshold. `by="estimate"`: SUPPORTED if the
+    estimate is >= threshold and the interval lies above 0 (and, when the estimate carries a p-value, p < alpha).
+    Either way REFUTED if the interval's upper end is < threshold; fewer than `min_seeds` seeds decide nothing.
+    """
+
+    what: str
+    threshold: float
+    by: str = "interval"
+    min_seeds: int = 3
+    alpha: float = ALPHA
+
+    def __post_init__(self):
+        if self.by not in ("interval", "estimate"):
+            raise ValueError(f"by is 'interval' or 'estimate', got {self.by!r}")
+        if self.min_seeds < 1:
+            raise ValueError(f"min_seeds must be at least 1, got {self.min_seeds}")
+
+    def text(self) -> str:
+        win = (
+            f"the 95% interval's lower end is >= {self.threshold:g}"
+            if self.by == "interval"
+            else f"the estimate is >= {self.threshold:g} with the 95% interval above 0 (p < {self.alpha:g} where tested)"
+        )
+        return (f"{self.what} against {self.threshold:g} (at least {self.min_seeds} seeds): SUPPORTED if {win}; REFUTED if "
+                f"the interval's upper end is < {self.threshold:g}; else INCONCLUSIVE.")  # fmt: skip
+
+    def decide(self, e: Estimate, left_out: Sequence[str] = ()) -> Verdict:
+        left_out = (*e.left_out, *left_out)
+        gone = f"; left out: {', '.join(left_out)}" if left_out else ""
+        numbers = dict(effect=e.mean, ci_low=e.low, ci_high=e.high, p_value=e.p, threshold=self.threshold, n_seeds=e.n)
+        text = f"{self.what} {_fmt(e.mean)} [{_fmt(e.low)}, {_fmt(e.high)}] against {self.threshold:g}, {e.n} seeds{gone}"
+        if e.n < self.min_seeds:
+            return Verdict(INCONCLUSIVE, f"{TOO_FEW} (n = {e.n} < {self.min_seeds}): {text}", **numbers)
+        if self.by == "interval":
+            won = e.low >= self.threshold
+        else:
+            won = e.mean >= self.threshold and e.low > 0 and not (e.p >= self.alpha)  # an untested p (nan) passes
+        verdict = SUPPORTED if won else REFUTED if e.high < self.threshold else INCONCLUSIVE
+        return Verdict(verdict, text, **numbers)
+
+
+@dataclass(frozen=True)
+class Within:
+    """Every cell's 95% interval (an `Estimate` the study computed) inside [low, high]: SUPPORTED if every interval
+    lies inside, REFUTED if some interval lies entirely outside; a cell with fewer than `min_seeds` seeds decides
+    nothing (the interval twin of `Scaling`, for quantities measured with a bootstrap of their own)."""
+
+    what: str
+    low: float
+    high: float
+    min_seeds: int = 3
+
+    def text(self) -> str:
+        return (f"{self.what}, 95% interval per cell, at least {self.min_seeds} seeds per cell: SUPPORTED if every interval "
+                f"lies within [{self.low:g}, {self.high:g}]; REFUTED if some interval lies entirely outside it; else "
+                "INCONCLUSIVE.")  # fmt: skip
+
+    def decide(self, cells: Sequence[Estimate], note: str = "") -> Verdict:
+        if not cells:
+            return Verdict(INCONCLUSIVE, f"not_run_at_budget: no cells of {self.what}")
+        few = [f"{c.label} (n = {c.n} < {self.min_seeds})" for c in cells if c.n < self.min_seeds]
+        if few:
+            return Verdict(INCONCLUSIVE, f"{TOO_FEW} in {', '.join(few)}{_gone_estimates(cells)}",
+                           n_seeds=min(c.n for c in cells))  # fmt: skip
+        inside = [self.low <= c.low and c.high <= self.high for c in cells]
+        outside = [c.high < self.low or c.low > self.high for c in cells]
+        verdict = REFUTED if any(outside) else SUPPORTED if all(inside) else INCONCLUSIVE
+        top = max(cells, key=lambda c: max(self.low - c.low, c.high - self.high, c.low - self.high))
+        text = "; ".join(f"{c.label}: {c.mean:.3g} [{c.low:.3g}, {c.high:.3g}]" for c in cells)
+        reason = f"{text}{'; ' + note if note else ''}{_gone_estimates(cells)}"
+        detail = [{"cell": c.label, "mean": c.mean, "ci_low": c.low, "ci_high": c.high, "n": c.n} for c in cells]
+        return Verdict(verdict, reason, top.mean, top.low, top.high, threshold=self.high, n_seeds=min(c.n for c in cells),
+                       detail=detail)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Several rules, each deciding on its own measurement: SUPPORTED if every one supports, REFUTED if any refutes,
+    else INCONCLUSIVE; when any of them lacks seeds ("too few seeds"), INCONCLUSIVE whatever the others say. The
+    numbers shown are the refuting part's, else the first part's."""
+
+    rules: tuple
+    what: str = ""
+
+    def text(self) -> str:
+        parts = " ".join(f"({i}) {r.text()}" for i, r in enumerate(self.rules, 1))
+        head = f"{self.what}: " if self.what else ""
+        return (
+            f"{head}{parts} Together: SUPPORTED if every part is SUPPORTED; REFUTED if any part is REFUTED; else INCONCLUSIVE."
+        )
+
+    def decide(self, *inputs) -> Verdict:
+        """One input per rule, in order: a tuple of its `decide` arguments, or its single argument."""
+        if len(inputs) != len(self.rules):
+            raise ValueError(f"{self.what or 'AllOf'}: {len(inputs)} measurements for {len(self.rules)} rules")
+        parts = [r.decide(*m) if isinstance(m, tuple) else r.decide(m) for r, m in zip(self.rules, inputs, strict=True)]
+        few = any(v.reason.startswith(TOO_FEW) for v in parts)
+        verdict = INCONCLUSIVE if few else _combine([v.verdict for v in parts], "all")
+        top = next((v for v in parts if v.verdict == REFUTED), parts[0])
+        reason = "; ".join(f"({i}) {v.verdict}: {v.reason}" for i, v in enumerate(parts, 1))
+        detail = [{"part": i} | d for i, v in enumerate(parts, 1) for d in v.detail]
+        return Verdict(verdict, reason, top.effect, top.ci_low, top.ci_high, top.p_value, top.threshold,
+                       min(v.n_seeds for v in parts), detail)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Control:
     """A control decided by another rule: the rule's SUPPORTED is the control's PASS, REFUTED its FAIL. Without the
     data to decide (INCONCLUSIVE) a control neither passes nor fails, so the study cannot count it as working.
     `must` is what the control has to come out as (a negative control must FAIL)."""
 
-    rule: Exact | Superiority | NonInferiority | Equivalence | Trend | Scaling
+    rule: Exact | Bounds | Superiority | NonInferiority | Equivalence | Trend | Scaling | Exceeds | Within | AllOf
     must: str = PASS
 
     def __post_init__(self):
@@ -372,5 +538,5 @@ class Control:
         return Verdict(outcome, v.reason, v.effect, v.ci_low, v.ci_high, v.p_value, v.threshold, v.n_seeds, v.detail)
 
 
-Rule = Exact | Superiority | NonInferiority | Equivalence | Trend | Scaling | Control
+Rule = Exact | Bounds | Superiority | NonInferiority | Equivalence | Trend | Scaling | Exceeds | Within | AllOf | Control
 """Any rule of the vocabulary."""

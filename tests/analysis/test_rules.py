@@ -5,7 +5,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.rules import Cell, Control, Equivalence, Exact, NonInferiority, Scaling, Superiority, Trend
+from analysis.rules import (
+    AllOf,
+    Bounds,
+    Cell,
+    Control,
+    Equivalence,
+    Estimate,
+    Exact,
+    Exceeds,
+    NonInferiority,
+    Scaling,
+    Superiority,
+    Trend,
+    Within,
+)
 from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Claim, StudyClaims, Tables, evaluate
 
 RNG = np.random.default_rng(0)
@@ -109,6 +123,51 @@ def test_scaling():
     v = Scaling("time against n", 0.9, 1.1).decide(n, t)
     assert v.verdict == REFUTED and v.effect == pytest.approx(2.0, abs=0.05)
     assert Scaling("time against n", 1.8, 2.2).decide(n[:2], t[:2]).verdict == INCONCLUSIVE
+
+
+def test_exceeds_on_an_interval_computed_elsewhere():
+    by_interval = Exceeds("validity", 0.6)
+    assert by_interval.decide(Estimate(0.7, 0.62, 0.78, n=3)).verdict == SUPPORTED
+    assert by_interval.decide(Estimate(0.7, 0.58, 0.78, n=3)).verdict == INCONCLUSIVE
+    assert by_interval.decide(Estimate(0.5, 0.45, 0.55, n=3)).verdict == REFUTED
+    v = by_interval.decide(Estimate(0.9, 0.85, 0.95, n=1))  # one seed: a narrow interval over items decides nothing
+    assert v.verdict == INCONCLUSIVE and "too few seeds" in v.reason
+    by_estimate = Exceeds("gain", 0.02, by="estimate")
+    assert by_estimate.decide(Estimate(0.03, 0.005, 0.05, n=3, p=0.01)).verdict == SUPPORTED
+    assert by_estimate.decide(Estimate(0.03, 0.005, 0.05, n=3, p=0.2)).verdict == INCONCLUSIVE  # not significant (Holm)
+    assert by_estimate.decide(Estimate(0.03, -0.01, 0.07, n=3)).verdict == INCONCLUSIVE  # interval reaches 0
+    assert by_estimate.decide(Estimate(0.0, -0.01, 0.01, n=3)).verdict == REFUTED
+    assert "lower end is >= 0.6" in by_interval.text() and "above 0" in by_estimate.text()
+
+
+def test_within_and_all_of():
+    rule = Within("ratio per N", 0.5, 2.0)
+    inside, wide, out = (Estimate(1.0, 0.8, 1.3, 3, label="N=1k"), Estimate(1.0, 0.4, 1.3, 3, label="N=4k"),
+                         Estimate(3.0, 2.5, 3.5, 3, label="N=16k", left_out=("seed 2: failed",)))  # fmt: skip
+    assert rule.decide([inside]).verdict == SUPPORTED and rule.decide([inside, wide]).verdict == INCONCLUSIVE
+    v = rule.decide([inside, out])
+    assert v.verdict == REFUTED and v.effect == 3.0 and "left out: N=16k: seed 2: failed" in v.reason
+    few = rule.decide([inside, Estimate(3.0, 2.5, 3.5, 2, label="N=16k")])  # refuting data, but too few seeds
+    assert few.verdict == INCONCLUSIVE and few.reason.startswith("too few seeds in N=16k")
+    both = AllOf((Exceeds("a", 0.6), rule), "both")
+    assert both.decide((Estimate(0.7, 0.65, 0.8, 3),), ([inside],)).verdict == SUPPORTED
+    assert both.decide((Estimate(0.5, 0.4, 0.55, 3),), ([inside],)).verdict == REFUTED
+    assert both.decide((Estimate(0.5, 0.4, 0.55, 1),), ([out],)).verdict == INCONCLUSIVE  # one part lacks seeds
+    assert "(1) " in both.text() and "(2) " in both.text()
+    assert both.decide(Estimate(0.7, 0.65, 0.8, 3), ([inside],)).verdict == SUPPORTED  # a single argument as itself
+    with pytest.raises(ValueError, match="2 rules"):
+        both.decide(([inside],))
+
+
+def test_bounds_from_above_below_and_identities():
+    rule = Bounds("a shift", (("output change", "<", 1e-9), ("L2 change", ">", 1e-6), ("WEISSI(0, 0)", "==", 0.0)))
+    ok = {"output change": [1e-12, 3e-10], "L2 change": [0.2, 0.5], "WEISSI(0, 0)": [0.0]}
+    assert rule.decide(ok).verdict == SUPPORTED
+    v = rule.decide(ok | {"L2 change": [0.2, 1e-8]})  # a change that must show and did not
+    assert v.verdict == REFUTED and v.effect == 1e-8 and v.threshold == 1e-6
+    assert rule.decide(ok | {"WEISSI(0, 0)": [1e-300]}).verdict == REFUTED
+    assert rule.decide({"output change": [0.0]}).verdict == INCONCLUSIVE  # the others not run
+    assert "every L2 change > 1e-06" in rule.text()
 
 
 def test_exact_and_controls():
