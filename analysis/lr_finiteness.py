@@ -1,10 +1,7 @@
-"""Learning-rate finiteness (implicit gradient regularisation): claim checks and figures from the Parquet tables.
-
-Cells are the activation at smoke and local, and (model, data set, protocol, batch) x activation at full.
-Stable runs (the spec's stable range) reached the target loss without a spike above 2x the running minimum;
-runs that spiked and still reached the target (catapults) are outside it, but appear in the figures and in a
-sensitivity line of I4. EGR runs have `egr_mu > 0`; their effective step is h + 4 mu.
-"""
+"""Learning-rate finiteness (implicit gradient regularisation): the measurements behind the claims; the composite rules
+(I3, I4, I5, I6, I-P2) decide here, from the rule objects below. Cells: the activation (x model, data set, protocol,
+batch at full). Stable runs reached the target loss without a spike above 2x the running minimum; runs that spiked and
+still reached it are outside the stable range but in the figures and a sensitivity line. EGR runs have mu > 0."""
 
 import dataclasses
 import math
@@ -13,449 +10,244 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.stats import ALPHA, holm, holm_columns, loglog_slope, paired_test, spearman_ci
-from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict, all_cells
+from analysis.rules import Cell, Control, Equivalence, Exact, Superiority
+from analysis.stats import ALPHA, holm_columns, loglog_slope, spearman_ci
+from analysis.verdict import INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict, all_cells
 
 CELL_KEYS = ("config/model", "config/dataset", "config/protocol", "config/batch_size")  # full-budget factors
 LEVELS = (0.5, 0.2, 0.1, 0.05)
-RHO, RHO_ALPHA, MIN_LEVELS = -0.7, 0.01, 3
-MARGIN = {"smoke": 0.01, "local": 0.01, "full": 0.005}  # TOST margin of I5, accuracy units
-I6_FLOOR = 0.005  # I6 is REFUTED when the CI upper bound of acc(h*) - acc(h_min) is below 0.5 pp
-SLOPES = {"flow": (1.8, 2.2), "modified": (2.7, 3.3)}
+MIN_SEEDS = 3  # the spec README's minimum per cell at local
+I1_H_MAX, I3_H_MAX, I3_IDENTITY, I3_RESIDUAL = 0.025, 0.1, 1e-12, 1e-6  # h ranges; I3's identity error and |1 - ab|
+RHO, RHO_ALPHA, MIN_LEVELS = -0.7, 0.01, 3  # I4 (a): rho <= -0.7 at p < 0.01 (Holm) at >= 3 levels
+I5_BETTER = Superiority("test accuracy of EGR(mu*) minus mu = 0 at the same h", min_seeds=MIN_SEEDS)
+I5_SAME = {b: Equivalence("test accuracy of EGR(mu*) minus the h_big run", m, min_seeds=MIN_SEEDS)
+           for b, m in (("smoke", 0.01), ("local", 0.01), ("full", 0.005))}  # fmt: skip
+I6_BETTER = Superiority("test accuracy at h* minus at h_min", min_seeds=MIN_SEEDS)
+I6_FLOOR = 0.005  # I6 is REFUTED when the 95% upper bound of acc(h*) - acc(h_min) is below 0.5 pp
+IP2 = {"ip2/hvp_rel_err": Exact(1e-10, "relative error against hvp"),
+       "ip2/fd_rel_err": Exact(1e-6, "relative error of the central difference")}  # fmt: skip
+RENAME = {"config/activation": "activation", "config/lr": "h", "config/egr_mu": "mu",
+          "val/acc": "val_acc", "test/acc": "test_acc", "train/rig": "rig", "train/lambda_max": "lambda_max",
+          "noise/acc_drop": "noise_drop", "train/reached": "reached", "train/spiked": "spiked",
+          **{f"rig_at/{lv:g}": f"rig@{lv:g}" for lv in LEVELS}}  # fmt: skip
 
 
 def endpoints(t: Tables) -> pd.DataFrame:
-    """One row per main-phase run (ok or diverged): cell keys, activation, h, mu, impl, seed, stability and finals.
-
-    Returns:
-        pd.DataFrame: columns `trial_id, seed, activation, h, mu, impl, status, reached, spiked, stable, val_acc,
-        test_acc, rig, lambda_max, noise_drop, rig@<level>` and any cell keys.
-    """
-    tr = t.trials[t.trials["status"].isin(["ok", "diverged"])].copy()
-    cols = {
-        "config/activation": "activation",
-        "config/lr": "h",
-        "config/egr_mu": "mu",
-        "val/acc": "val_acc",
-        "test/acc": "test_acc",
-        "train/rig": "rig",
-        "train/lambda_max": "lambda_max",
-        "noise/acc_drop": "noise_drop",
-        **{f"rig_at/{lv:g}": f"rig@{lv:g}" for lv in LEVELS},
-    }
-    out = tr.rename(columns=cols)
-    for c in cols.values():
-        if c not in out:
-            out[c] = math.nan
+    """One row per main-phase run (ok, diverged or failed): `trial_id, seed, status`, cell keys, the `RENAME` columns,
+    `impl, reached, spiked, stable` and `arm` (e.g. `h=0.1, mu=0.075`)."""
+    tr = t.trials
+    out = tr[["trial_id", "seed", "status", *[c for c in CELL_KEYS if c in tr]]].copy()
+    for old, new in RENAME.items():
+        out[new] = tr.get(old, math.nan)
     out["impl"] = tr.get("config/egr_impl", "double_backprop")
-    reached = tr["train/reached"] if "train/reached" in tr else pd.Series(0.0, index=tr.index)
-    spiked = tr["train/spiked"] if "train/spiked" in tr else pd.Series(0.0, index=tr.index)
-    out["reached"] = (tr["status"] == "ok") & (reached.fillna(0) > 0)
-    out["spiked"] = spiked.fillna(1) > 0
+    out["reached"] = (out["status"] == "ok") & (out["reached"].fillna(0) > 0)
+    out["spiked"] = out["spiked"].fillna(int("train/spiked" in tr)) > 0  # a run without its flag counts as spiked
     out["stable"] = out["reached"] & ~out["spiked"]
-    keep = ["trial_id", "seed", "activation", "h", "mu", "impl", "status", "reached", "spiked", "stable"]
-    keep += ["val_acc", "test_acc", "rig", "lambda_max", "noise_drop", *[f"rig@{lv:g}" for lv in LEVELS]]
-    keep += [c for c in CELL_KEYS if c in out.columns]
-    return out[keep].reset_index(drop=True)
-
-
-def _cell_cols(ep: pd.DataFrame) -> list[str]:
-    return [c for c in CELL_KEYS if c in ep.columns and ep[c].nunique() > 1] + ["activation"]
+    out["arm"] = [f"h={h:g}" + (f", mu={m:g}" if m > 0 else "") for h, m in zip(out["h"], out["mu"], strict=True)]
+    return out.reset_index(drop=True)
 
 
 def _cells(ep: pd.DataFrame):
-    cols = _cell_cols(ep)
+    """(label, runs) per cell: the activation, with the full budget's factors that vary."""
+    cols = [c for c in CELL_KEYS if c in ep.columns and ep[c].nunique() > 1] + ["activation"]
     for key, g in ep.groupby(cols, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        yield {c.removeprefix("config/"): v for c, v in zip(cols, key, strict=True)}, g
+        yield ", ".join(map(str, key if isinstance(key, tuple) else (key,))), g
 
 
-def _label(cell: dict) -> str:
-    return ", ".join(f"{v}" for v in cell.values())
+def _gone(runs: pd.DataFrame, used: pd.Series) -> list[str]:
+    """The runs a measurement did not use, by arm and why, e.g. `h=1.6: diverged (seeds 0, 3)`."""
+    out = runs[~used]
+    why = np.select([out["status"] != "ok", ~out["reached"], out["spiked"]], [out["status"], "target not reached", "spiked"],
+                    "no test accuracy")  # fmt: skip
+    return [f"{arm}: {w} (seeds {', '.join(map(str, sorted(s['seed'])))})" for (arm, w), s in out.groupby(["arm", why])]
 
 
-# Exact claims and controls.
+def _pair(label: str, a: pd.DataFrame, b: pd.DataFrame, use: str) -> Cell:
+    """Per-seed test-accuracy differences a - b over the seeds whose runs are `use` in both arms; the rest named."""
+    xa, xb = (x[x[use] & x["test_acc"].notna()].set_index("seed")["test_acc"] for x in (a, b))
+    both = pd.concat([a, b]).drop_duplicates("trial_id")
+    ok = both[use] & both["test_acc"].notna()
+    lone = sorted(set(xa.index) ^ set(xb.index) - set(both.loc[~ok, "seed"]))
+    gone = _gone(both, ok) + ([f"seeds {', '.join(map(str, lone))}: no run in the other arm"] if lone else [])
+    return Cell(label, (xa - xb).dropna().to_numpy(), tuple(gone))
 
 
-def check_i1(t: Tables) -> Verdict:
-    """I1: on the quadratic, modified-flow ratio in [0.95, 1.05] and flow error within 5% for h <= 0.025."""
-    hs, mod, plain = t.check("i1/h"), t.check("i1/mod_ratio"), t.check("i1/flow_ratio")
-    if not hs:
-        return Verdict(INCONCLUSIVE, "not_run_at_budget: exact checks missing")
-    small = [i for i, h in enumerate(hs) if h <= 0.025]
-    ok = all(0.95 <= mod[i] <= 1.05 and abs(plain[i] - 1) <= 0.05 for i in small)
-    ivp = max(t.check("i1/ivp_vs_expm") or [math.nan])
-    text = "modified-flow ratios " + ", ".join(f"h={h:g}: {r:.3f}" for h, r in zip(hs, mod, strict=True))
-    text += "; flow ratios " + ", ".join(f"{r:.3f}" for r in plain) + f"; solve_ivp vs expm {ivp:.1e}"
-    detail = [{"h": h, "modified_ratio": m, "flow_ratio": p} for h, m, p in zip(hs, mod, plain, strict=True)]
-    return Verdict(SUPPORTED if ok else REFUTED, text, effect=mod[small[-1]], threshold=0.05, n_seeds=1, detail=detail)
+def _few(*verdicts: Verdict) -> list[str]:
+    return [r["cell"] for v in verdicts for r in v.detail if r.get("test") == "too few seeds"]
 
 
-def check_i2(t: Tables) -> Verdict:
-    """I2: log-log slopes of the one-step errors against flow and modified flow in [1.8, 2.2] and [2.7, 3.3]."""
+def check_i1(t: Tables) -> dict[str, list[float]]:
+    """I1: |ratio - 1| of the modified-flow and flow one-step errors to their leading terms, at h <= I1_H_MAX."""
+    small = [i for i, h in enumerate(t.check("i1/h")) if h <= I1_H_MAX]
+    ratios = {"modified flow": t.check("i1/mod_ratio"), "flow": t.check("i1/flow_ratio")}
+    return {k: [abs(r[i] - 1) for i in small] for k, r in ratios.items()}
+
+
+def check_i2(t: Tables) -> dict[str, list[float]]:
+    """I2: |slope / order - 1| of the log-log one-step errors (order 2 against the flow, 3 against the modified flow)."""
     hs = t.check("i2/h")
-    if not hs:
-        return Verdict(INCONCLUSIVE, "not_run_at_budget: exact checks missing")
-    slopes = {k: loglog_slope(hs, t.check(f"i2/{k}_err")) for k in ("flow", "mod")}
-    ok = (
-        SLOPES["flow"][0] <= slopes["flow"] <= SLOPES["flow"][1]
-        and SLOPES["modified"][0] <= slopes["mod"] <= SLOPES["modified"][1]
-    )
-    text = f"slope vs flow {slopes['flow']:.3f} (range {SLOPES['flow']}), "
-    text += f"vs modified flow {slopes['mod']:.3f} (range {SLOPES['modified']})"
-    detail = [{"against": k, "slope": v} for k, v in slopes.items()]
-    return Verdict(
-        SUPPORTED if ok else REFUTED,
-        text,
-        effect=slopes["mod"],
-        threshold=SLOPES["modified"][0],
-        n_seeds=len(hs),
-        detail=detail,
-    )
+    slopes = {(k, order): loglog_slope(hs, t.check(f"i2/{k}_err")) for k, order in (("flow", 2), ("mod", 3))} if hs else {}
+    return {f"{k} slope {s:.3f} vs {order}": [abs(s / order - 1)] for (k, order), s in slopes.items()}
 
 
 def check_i3(t: Tables) -> Verdict:
-    """I3: D-ratio identity to 1e-12 and |a - b| strictly decreasing in h (h <= 0.1), all converged to ab = 1."""
-    err, hs = t.check("i3/identity_rel_err"), t.check("i3/h")
+    """I3: D-ratio identity to I3_IDENTITY and final |a - b| strictly decreasing in h <= I3_H_MAX, all converged to ab = 1."""
+    err, hs, gaps, res = (t.check(f"i3/{k}") for k in ("identity_rel_err", "h", "final_gap", "final_residual"))
     if not err or not hs:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: exact checks missing")
-    gaps, res = t.check("i3/final_gap"), t.check("i3/final_residual")
-    rule = [i for i, h in enumerate(hs) if h <= 0.1]
-    g = [gaps[i] for i in rule]
-    decreasing = all(b < a for a, b in zip(g, g[1:], strict=False))
-    converged = all(res[i] < 1e-6 for i in rule)
-    ok = err[0] <= 1e-12 and decreasing and converged
-    ratio = t.check("i3/example_ratio")
-    text = f"identity error {err[0]:.1e}; final |a-b| " + ", ".join(f"h={hs[i]:g}: {gaps[i]:.4f}" for i in rule)
-    text += f"; {'all' if converged else 'not all'} converged; ratio at (2.8, 3.5), h=0.01: {ratio[0]:.6f}" if ratio else ""
+    rule = [i for i, h in enumerate(hs) if h <= I3_H_MAX]
+    decreasing = all(gaps[j] < gaps[i] for i, j in zip(rule, rule[1:], strict=False))
+    converged = all(res[i] < I3_RESIDUAL for i in rule)
+    text = f"identity error {max(err):.1e}; final |a-b| " + ", ".join(f"h={hs[i]:g}: {gaps[i]:.4f}" for i in rule)
+    text += f" ({'' if decreasing else 'not '}strictly decreasing); {'all' if converged else 'not all'} converged"
+    ok = max(err) <= I3_IDENTITY and decreasing and converged
     detail = [{"h": h, "final_gap": gp, "residual": r} for h, gp, r in zip(hs, gaps, res, strict=True)]
-    return Verdict(SUPPORTED if ok else REFUTED, text, effect=err[0], threshold=1e-12, n_seeds=200, detail=detail)
-
-
-def _control(t: Tables, metric: str, tol: float, what: str) -> Verdict:
-    v = t.check(metric)
-    if not v:
-        return Verdict(FAIL, "exact checks missing")
-    return Verdict(PASS if v[0] <= tol else FAIL, f"{what} {v[0]:.2e} (tolerance {tol:g})", effect=v[0], threshold=tol)
-
-
-def check_ip1(t: Tables) -> Verdict:
-    """I-P1: EGR with mu = 0 gives the same float64 iterates as plain GD (difference exactly 0)."""
-    return _control(t, "ip1/max_abs_diff", 0.0, "max |EGR(mu=0) - GD| over 25 steps:")
+    return Verdict(SUPPORTED if ok else REFUTED, text, effect=max(err), threshold=I3_IDENTITY, n_seeds=len(err), detail=detail)
 
 
 def check_ip2(t: Tables) -> Verdict:
-    """I-P2: penalty gradient vs 2 mu hvp (<= 1e-10) and vs a central difference (<= 1e-6), relative."""
-    hvp, fd = t.check("ip2/hvp_rel_err"), t.check("ip2/fd_rel_err")
-    if not hvp or not fd:
-        return Verdict(FAIL, "exact checks missing")
-    ok = hvp[0] <= 1e-10 and fd[0] <= 1e-6
-    return Verdict(
-        PASS if ok else FAIL, f"vs hvp {hvp[0]:.1e}, vs central difference {fd[0]:.1e}", effect=fd[0], threshold=1e-6
-    )
+    """I-P2: the penalty gradient against 2 mu hvp and against a central difference, each within its tolerance."""
+    vs = [Control(rule).decide(t.check(metric)) for metric, rule in IP2.items()]
+    return dataclasses.replace(next((v for v in vs if v.verdict != PASS), vs[-1]), reason="; ".join(v.reason for v in vs))
 
 
-def check_ip3(t: Tables) -> Verdict:
-    """I-P3: R_IG accumulated over batches equals the single full batch to 1e-10."""
-    return _control(t, "ip3/abs_err", 1e-10, "|R_IG(accumulated) - R_IG(full batch)|")
-
-
-# Empirical claims.
-
-
-def _spearman(x, y) -> tuple[float, float, int]:
+def _spearman(x, y) -> tuple[float, float]:
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or len(np.unique(x[ok])) < 2 or np.ptp(y[ok]) == 0:
-        return math.nan, math.nan, int(ok.sum())
-    r = stats.spearmanr(x[ok], y[ok])
-    return float(r.statistic), float(r.pvalue), int(ok.sum())
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return math.nan, math.nan
+    return tuple(map(float, stats.spearmanr(x[ok], y[ok])))
+
+
+def quadratic_fit(runs: pd.DataFrame) -> tuple[np.ndarray | None, float]:
+    """Quadratic fit of test accuracy in log h (coefficients; None under 3 distinct h) and its optimum's log h."""
+    u, acc = np.log(runs["h"].to_numpy(float)), runs["test_acc"].to_numpy(float)
+    if len(np.unique(u)) < 3:
+        return None, float(u.max()) if len(u) else math.nan
+    coef = np.polyfit(u, acc, 2)
+    u_opt = -coef[1] / (2 * coef[0]) if coef[0] < 0 else (u.max() if np.polyval(np.polyder(coef), u.max()) > 0 else u.min())
+    return coef, float(np.clip(u_opt, u.min(), u.max()))
 
 
 def _branch_slope(runs: pd.DataFrame) -> dict:
-    """Quadratic fit of test accuracy in log h; OLS slope on the increasing branch (h up to the fitted optimum)."""
+    """OLS slope of test accuracy on log h over the increasing branch (h up to the fitted optimum), and over all h."""
     u, acc = np.log(runs["h"].to_numpy(float)), runs["test_acc"].to_numpy(float)
-    out = {"h_opt": math.nan, "slope": math.nan, "p_up": math.nan, "p_down_all": math.nan, "n_branch": 0}
+    out = {"h_opt": math.nan, "slope": math.nan, "p_up": math.nan, "p_down_all": math.nan}
     if len(np.unique(u)) < 2:
         return out
-    lo, hi = u.min(), u.max()
-    if len(np.unique(u)) >= 3:
-        b2, b1, _ = np.polyfit(u, acc, 2)
-        u_opt = -b1 / (2 * b2) if b2 < 0 else (hi if b1 + 2 * b2 * hi > 0 else lo)
-    else:
-        u_opt = hi
-    u_opt = float(np.clip(u_opt, lo, hi))
-    out["h_opt"] = math.exp(u_opt)
-    branch = u <= u_opt + 1e-9
-    out["n_branch"] = int(branch.sum())
-    if len(np.unique(u[branch])) >= 2:
+    out["h_opt"] = math.exp(u_opt := quadratic_fit(runs)[1])
+    if len(np.unique(u[branch := u <= u_opt + 1e-9])) >= 2:
         fit = stats.linregress(u[branch], acc[branch], alternative="greater")
         out["slope"], out["p_up"] = float(fit.slope), float(fit.pvalue)
     out["p_down_all"] = float(stats.linregress(u, acc, alternative="less").pvalue)
     return out
 
 
-def _i4_cell(plain: pd.DataFrame) -> dict:
-    stable = plain[plain["stable"]]
-    row: dict = {"n_runs": len(plain), "n_stable": len(stable), "stable_h": sorted(stable["h"].unique().tolist())}
-    for lv in LEVELS:
-        row[f"rho@{lv:g}"], row[f"p@{lv:g}"], row[f"n@{lv:g}"] = _spearman(stable["h"], stable[f"rig@{lv:g}"])
-    row |= _branch_slope(stable)
-    for name, col in [("rho_lambda_max", "lambda_max"), ("rho_noise_drop", "noise_drop"), ("rho_rig_end", "rig")]:
-        row[name] = _spearman(stable["h"], stable[col])[0]
-    return row
-
-
-def _i4_decide(rows: list[dict]) -> list[tuple[str, str]]:
-    for lv in LEVELS:
-        for r, p in zip(rows, holm([r[f"p@{lv:g}"] for r in rows]), strict=True):
-            r[f"p_holm@{lv:g}"] = p
-    holm_columns(rows, "p_up", "p_down_all")
-    out = []
+def _i4(ep: pd.DataFrame) -> list[dict]:
+    """Per cell over stable plain runs: Spearman rho(h, R_IG) per loss level, the branch slope, Holm, the decision."""
+    rows = []
+    for label, g in _cells(ep):
+        s = g[g["stable"]]
+        row = {"cell": label, "seeds": s["seed"].nunique(), "stable_h": sorted(s["h"].unique().tolist())}
+        for lv in LEVELS:
+            row[f"rho@{lv:g}"], row[f"p@{lv:g}"] = _spearman(s["h"], s[f"rig@{lv:g}"])
+        for name, col in [("lambda_max", "lambda_max"), ("noise drop", "noise_drop"), ("final R_IG", "rig")]:
+            row[f"rho(h, {name})"] = _spearman(s["h"], s[col])[0]
+        rows.append(row | _branch_slope(s) | {"left_out": _gone(g, g["stable"])})
+    holm_columns(rows, *[f"p@{lv:g}" for lv in LEVELS], "p_up", "p_down_all")
     for r in rows:
-        neg = sum(r[f"rho@{lv:g}"] <= RHO and r[f"p_holm@{lv:g}"] < RHO_ALPHA for lv in LEVELS)
-        pos = sum(r[f"rho@{lv:g}"] >= -RHO and r[f"p_holm@{lv:g}"] < RHO_ALPHA for lv in LEVELS)
-        r["levels_negative"], r["levels_positive"] = neg, pos
-        a_ok, b_ok = neg >= MIN_LEVELS, r["p_up_holm"] < ALPHA
-        opposite = pos >= MIN_LEVELS or (r["p_down_all_holm"] < ALPHA and not b_ok)
-        r["verdict"] = REFUTED if opposite else SUPPORTED if a_ok and b_ok else INCONCLUSIVE
-        out.append((r["cell"], r["verdict"]))
-    return out
+        neg = r["levels_negative"] = sum(r[f"rho@{lv:g}"] <= RHO and r[f"p@{lv:g}_holm"] < RHO_ALPHA for lv in LEVELS)
+        pos = r["levels_positive"] = sum(r[f"rho@{lv:g}"] >= -RHO and r[f"p@{lv:g}_holm"] < RHO_ALPHA for lv in LEVELS)
+        rising = r["p_up_holm"] < ALPHA
+        opposite = pos >= MIN_LEVELS or (r["p_down_all_holm"] < ALPHA and not rising)
+        r["decision"] = REFUTED if opposite else SUPPORTED if neg >= MIN_LEVELS and rising else INCONCLUSIVE
+    return rows
 
 
 def check_i4(t: Tables) -> Verdict:
     """I4: per cell, rho(h, R_IG at matched loss) <= -0.7 (p < 0.01, Holm) at >= 3 levels, and a rising accuracy branch."""
-    ep = endpoints(t)
-    ep = ep[ep["mu"] == 0]
-    if ep.empty:
+    if (ep := endpoints(t).query("mu == 0")).empty:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no plain runs")
-    rows = [{"cell": _label(cell), **cell, **_i4_cell(g)} for cell, g in _cells(ep)]
-    cells = _i4_decide(rows)
-    verdict = all_cells([v for _, v in cells])
-    # Sensitivity (no verdict): the same rule with the runs that spiked but still reached the target.
-    loose = [{"cell": _label(cell), **_i4_cell(g.assign(stable=g["reached"]))} for cell, g in _cells(ep)]
-    loose_cells = _i4_decide(loose)
-    decider = next((r for r in rows if r["verdict"] == verdict), rows[0])
-    rho, (lo, hi) = decider["rho@0.05"], _rho_ci(ep, decider)
-    parts = [
-        f"{r['cell']}: {r['verdict']} (rho<=-0.7 at {r['levels_negative']}/{len(LEVELS)} levels; branch slope "
-        f"{r['slope']:+.4f}/ln h, p={r['p_up_holm']:.3g}; stable h {r['stable_h']})"
+    rows = _i4(ep)
+    few = [f"{r['cell']} (n = {r['seeds']} < {MIN_SEEDS})" for r in rows if r["seeds"] < MIN_SEEDS]
+    verdict = INCONCLUSIVE if few else all_cells([r["decision"] for r in rows])
+    loose = _i4(ep.assign(stable=ep["reached"]))  # sensitivity, no verdict: spiked runs that reached count as stable
+    text = (f"too few seeds in {', '.join(few)}; " if few else "") + "; ".join(
+        f"{r['cell']}: {r['decision']} (rho <= {RHO:g} at {r['levels_negative']}/{len(LEVELS)} levels; branch slope "
+        f"{r['slope']:+.4f}/ln h, p={r['p_up_holm']:.3g}; stable h {r['stable_h']}; "
+        + ", ".join([f"{k} {r[k]:+.2f}" for k in r if k.startswith("rho(h")] + [f"left out: {x}" for x in r["left_out"]]) + ")"
         for r in rows
-    ]
-    text = "; ".join(parts) + " | with spiked runs that reached the target: " + ", ".join(f"{c} {v}" for c, v in loose_cells)
-    common = dict(
-        effect=rho,
-        ci_low=lo,
-        ci_high=hi,
-        p_value=decider[f"p_holm@{0.05:g}"],
-        threshold=RHO_ALPHA,
-        n_seeds=int(ep["seed"].nunique()),
-        detail=rows,
-    )
-    if t.budget == "smoke":
-        return Verdict(INCONCLUSIVE, "underpowered at smoke; directions: " + _smoke_directions(ep, t), **common)
-    return Verdict(verdict, text, **common)
-
-
-def _rho_ci(ep: pd.DataFrame, row: dict) -> tuple[float, float]:
-    sel = np.logical_and.reduce([ep[f"config/{k}" if f"config/{k}" in ep else k] == row[k] for k in _cell_names(ep)])
-    s = ep[sel & ep["stable"]]
-    s = s[np.isfinite(s["rig@0.05"])]
-    return spearman_ci(s["h"], s["rig@0.05"]) if len(s) >= 3 else (math.nan, math.nan)
-
-
-def _cell_names(ep: pd.DataFrame) -> list[str]:
-    return [c.removeprefix("config/") for c in _cell_cols(ep)]
-
-
-def _smoke_directions(ep: pd.DataFrame, t: Tables) -> str:
-    """The spec's smoke directions: rho(h, R_IG) < 0 and rho(h, lambda_max) < 0 over stable h; EGR R_IG in between."""
-    parts = []
-    full = endpoints(t)
-    for cell, g in _cells(ep):
-        s = g[g["stable"]]
-        r_rig, r_lam = _spearman(s["h"], s["rig"])[0], _spearman(s["h"], s["lambda_max"])[0]
-        parts.append(f"{_label(cell)}: rho(h, R_IG)={r_rig:+.2f}, rho(h, lambda_max)={r_lam:+.2f}")
-        sel = np.logical_and.reduce([full[k] == v for k, v in zip(_cell_cols(full), cell.values(), strict=True)])
-        egr = full[sel & (full["mu"] > 0) & full["reached"]]
-        for mu, e in egr.groupby("mu"):
-            h, hb = e["h"].iloc[0], e["h"].iloc[0] + 4 * mu
-            small, big = g[(g["h"] == h) & g["reached"]]["rig"].mean(), g[np.isclose(g["h"], hb) & g["reached"]]["rig"].mean()
-            if np.isfinite(big):
-                lo_, hi_ = sorted([small, big])
-                parts.append(
-                    f"EGR mu={mu:g} R_IG {e['rig'].mean():.2e} "
-                    f"{'between' if lo_ <= e['rig'].mean() <= hi_ else 'outside'} h={h:g} and h={hb:g}"
-                )
-    return "; ".join(parts)
+    ) + " | with spiked runs that reached the target: " + ", ".join(f"{r['cell']} {r['decision']}" for r in loose)  # fmt: skip
+    top = next((r for r in rows if r["decision"] == verdict), rows[0])
+    s = next(g[g["stable"] & np.isfinite(g["rig@0.05"])] for label, g in _cells(ep) if label == top["cell"])
+    lo, hi = spearman_ci(s["h"], s["rig@0.05"]) if len(s) >= 3 else (math.nan, math.nan)
+    return Verdict(verdict, text, effect=top["rho@0.05"], ci_low=lo, ci_high=hi, p_value=top["p@0.05_holm"],
+                   threshold=RHO_ALPHA, n_seeds=min(r["seeds"] for r in rows), detail=rows)  # fmt: skip
 
 
 def check_i5(t: Tables) -> Verdict:
     """I5: EGR(mu*) beats mu = 0 at small h, is TOST-equivalent to h_big in test accuracy, and its R_IG lies between."""
     ep = endpoints(t)
-    egr_all = ep[(ep["mu"] > 0) & ep["reached"]]
-    if egr_all.empty:
+    if not ((ep["mu"] > 0) & ep["reached"]).any():
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no EGR runs reached the target")
-    margin = MARGIN[t.budget]
-    rows = []
-    for cell, g in _cells(ep):
-        egr = g[(g["mu"] > 0) & g["reached"]]
-        if egr.empty:
+    better, same, rows = [], [], []
+    for label, g in _cells(ep):
+        egr, plain = g[g["mu"] > 0], g[g["mu"] == 0]
+        if not egr["reached"].any():  # the cell keeps its place, undecidable
+            nothing = Cell(label, [], tuple(_gone(egr, egr["reached"])))
+            better, same, rows = [*better, nothing], [*same, nothing], [*rows, {"cell": label}]
             continue
         h = float(egr["h"].iloc[0])
-        arms = egr.groupby(["mu", "impl"])["val_acc"].mean().sort_values(ascending=False)
-        mu_star, impl = arms.index[0]
-        plain = g[(g["mu"] == 0) & g["reached"]]
-        grid = np.array(sorted(plain["h"].unique()))
-        h_big = h + 4 * mu_star
-        h_cmp = float(grid[np.argmin(np.abs(np.log(grid) - math.log(h_big)))]) if len(grid) else math.nan
-        star = egr[(egr["mu"] == mu_star) & (egr["impl"] == impl)].set_index("seed")
-        base = plain[plain["h"] == h].set_index("seed")
-        big = plain[plain["h"] == h_cmp].set_index("seed")
-        d0 = (star["test_acc"] - base["test_acc"]).dropna().to_numpy()
-        d1 = (star["test_acc"] - big["test_acc"]).dropna().to_numpy()
-        better, worse0 = paired_test(d0, "greater"), paired_test(d0, "less")
-        p_low = _ttest(d1, -margin, "greater")
-        p_high = _ttest(d1, margin, "less")
-        p_worse = _ttest(d1, -margin, "less")
-        rig = [base["rig"].mean(), star["rig"].mean(), big["rig"].mean()]
-        rows.append(
-            {
-                "cell": _label(cell),
-                **cell,
-                "h": h,
-                "mu_star": float(mu_star),
-                "impl": impl,
-                "h_big": h_big,
-                "h_compared": h_cmp,
-                "gain_vs_mu0": better.mean,
-                "ci_low": better.ci_low,
-                "ci_high": better.ci_high,
-                "p_better": better.p,
-                "p_worse_than_mu0": worse0.p,
-                "diff_vs_h_big": float(d1.mean()) if len(d1) else math.nan,
-                "p_tost": max(p_low, p_high),
-                "p_worse_than_h_big": p_worse,
-                "rig_h": rig[0],
-                "rig_egr": rig[1],
-                "rig_h_big": rig[2],
-                "rig_between": bool(min(rig[0], rig[2]) <= rig[1] <= max(rig[0], rig[2])),
-                "h_big_spiked": int(big["spiked"].sum()),
-                "n": min(len(d0), len(d1)),
-            }
-        )
-    if not rows:
-        return Verdict(INCONCLUSIVE, "not_run_at_budget: no EGR runs")
-    holm_columns(rows, "p_better", "p_worse_than_mu0", "p_tost", "p_worse_than_h_big")
-    for r in rows:
-        if not r["h_compared"] > r["h"]:  # no larger step on the grid to compare with
-            r["verdict"] = INCONCLUSIVE
-        elif r["p_worse_than_h_big_holm"] < ALPHA or r["p_worse_than_mu0_holm"] < ALPHA:
-            r["verdict"] = REFUTED
-        elif r["p_better_holm"] < ALPHA and r["p_tost_holm"] < ALPHA and r["rig_between"]:
-            r["verdict"] = SUPPORTED
-        else:
-            r["verdict"] = INCONCLUSIVE
-    verdict = all_cells([r["verdict"] for r in rows])
-    text = "; ".join(
-        f"{r['cell']}: {r['verdict']} (mu*={r['mu_star']:g} [{r['impl']}] vs mu=0: {r['gain_vs_mu0']:+.4f}, "
-        f"p={r['p_better_holm']:.3g}; "
-        f"vs h={r['h_compared']:g}: {r['diff_vs_h_big']:+.4f}, TOST p={r['p_tost_holm']:.3g} (margin {margin:g}); "
-        f"R_IG {'between' if r['rig_between'] else 'not between'}; "
-        f"h={r['h_compared']:g} spiked in {r['h_big_spiked']}/{r['n']} seeds)"
-        for r in rows
-    )
-    decider = next(r for r in rows if r["verdict"] == verdict) if any(r["verdict"] == verdict for r in rows) else rows[0]
-    common = dict(
-        effect=decider["gain_vs_mu0"],
-        ci_low=decider["ci_low"],
-        ci_high=decider["ci_high"],
-        p_value=decider["p_better_holm"],
-        threshold=margin,
-        n_seeds=min(r["n"] for r in rows),
-        detail=rows,
-    )
-    if t.budget == "smoke":
-        return Verdict(INCONCLUSIVE, f"underpowered at smoke; {text}", **common)
-    return Verdict(verdict, text, **common)
+        mu, impl = egr[egr["reached"]].groupby(["mu", "impl"])["val_acc"].mean().idxmax()
+        grid = np.array(sorted(plain.loc[plain["reached"], "h"].unique()))
+        h_cmp = float(grid[np.argmin(np.abs(np.log(grid / (h + 4 * mu))))]) if len(grid) else math.nan
+        star, base, big = egr[(egr["mu"] == mu) & (egr["impl"] == impl)], plain[plain["h"] == h], plain[plain["h"] == h_cmp]
+        better.append(_pair(label, star, base, "reached"))
+        same.append(_pair(label, star, big, "reached") if h_cmp > h else Cell(label, [], (f"no step above h={h:g}",)))
+        rig = [x.loc[x["reached"], "rig"].mean() for x in (base, star, big)]
+        rows.append({"cell": label, "h": h, "mu_star": float(mu), "impl": impl, "h_big": h + 4 * mu, "h_compared": h_cmp,
+                     "rig_h": rig[0], "rig_egr": rig[1], "rig_h_big": rig[2], "h_big_spiked": int(big["spiked"].sum()),
+                     "rig_between": bool(min(rig[0], rig[2]) <= rig[1] <= max(rig[0], rig[2]))})  # fmt: skip
+    a, b = I5_BETTER.decide(better), (tost := I5_SAME[t.budget]).decide(same)
+    for r, ra, rb in zip(rows, a.detail, b.detail, strict=True):
+        r |= {f"{vs}_{k}": x[k] for vs, x in (("vs_mu0", ra), ("vs_h_big", rb)) for k in ("mean", "ci_high", "p", "test")}
+    worse = [r["cell"] for r in rows if r.get("vs_h_big_ci_high", math.nan) < -tost.margin]
+    ok = a.verdict == b.verdict == SUPPORTED and all(r.get("rig_between", False) for r in rows)
+    verdict = INCONCLUSIVE if _few(a, b) else REFUTED if a.verdict == REFUTED or worse else SUPPORTED if ok else INCONCLUSIVE
+    arms = "; ".join(f"{r['cell']}: mu*={r['mu_star']:g} [{r['impl']}], h_big={r['h_compared']:g} (spiked in "
+                     f"{r['h_big_spiked']} seeds), R_IG {'' if r['rig_between'] else 'not '}between"
+                     for r in rows if "h" in r)  # fmt: skip
+    text = (f"mu* vs mu = 0: {a.verdict}, {a.reason} | mu* vs h_big: {b.verdict}, {b.reason}"
+            + (f"; 95% interval below -{tost.margin:g} in {', '.join(worse)}" if worse else "") + f" | {arms}")  # fmt: skip
+    return dataclasses.replace(a, verdict=verdict, reason=text, threshold=tost.margin, n_seeds=min(a.n_seeds, b.n_seeds),
+                               detail=rows)  # fmt: skip
 
 
-def _ttest(d: np.ndarray, popmean: float, alternative: str) -> float:
-    if len(d) < 2 or np.ptp(d) == 0:
-        return math.nan
-    return float(stats.ttest_1samp(d, popmean, alternative=alternative).pvalue)
+def _i6(ep: pd.DataFrame) -> Verdict:
+    cells, rows = [], []
+    for label, g in _cells(ep):
+        stable_h = [h for h, s in g[g["status"] != "failed"].groupby("h") if s["stable"].all()]  # failed: no evidence
+        h_min = float(g["h"].min())
+        h_star = float(g[g["h"].isin(stable_h)].groupby("h")["val_acc"].mean().idxmax()) if h_min in stable_h else math.nan
+        pair = _pair(label, g[g["h"] == h_star], g[g["h"] == h_min], "stable")
+        cells.append(pair if h_min in stable_h else Cell(label, [], (f"h_min={h_min:g} not stable",)))
+        rows.append({"h_star": h_star, "h_min": h_min})
+    v = I6_BETTER.decide(cells)
+    for r, extra in zip(v.detail, rows, strict=True):
+        r |= extra
+    short = [r for r in v.detail if r["ci_high"] < I6_FLOOR]
+    verdict = INCONCLUSIVE if _few(v) else REFUTED if short else SUPPORTED if v.verdict == SUPPORTED else INCONCLUSIVE
+    text = ", ".join(f"{r['cell']}: h*={r['h_star']:g} vs h_min={r['h_min']:g}" for r in v.detail) + f"; {v.reason}"
+    text += f"; 95% upper bound < {I6_FLOOR:g} in {', '.join(r['cell'] for r in short)}" if short else ""
+    top = short[0] if verdict == REFUTED else {"mean": v.effect, "ci_low": v.ci_low, "ci_high": v.ci_high, "p_holm": v.p_value}
+    return dataclasses.replace(v, verdict=verdict, reason=text, effect=top["mean"], ci_low=top["ci_low"],
+                               ci_high=top["ci_high"], p_value=top["p_holm"])  # fmt: skip
 
 
 def check_i6(t: Tables) -> Verdict:
-    """I6: acc(h*) - acc(h_min), h* the stable h with the best mean validation accuracy; paired one-sided t, Holm."""
-    ep = endpoints(t)
-    ep = ep[ep["mu"] == 0]
-    if ep.empty:
+    """I6: acc(h*) - acc(h_min), h* the stable h with the best mean validation accuracy; paired one-sided test, Holm."""
+    if (ep := endpoints(t).query("mu == 0")).empty:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no plain runs")
-    verdict = _i6(t, ep)
-    # Sensitivity (no verdict): the same rule when runs that spiked but reached the target count as stable.
-    loose = _i6(t, ep.assign(stable=ep["reached"]))
-    return dataclasses.replace(verdict, reason=f"{verdict.reason} | with spiked runs that reached the target: {loose.reason}")
-
-
-def _i6(t: Tables, ep: pd.DataFrame) -> Verdict:
-    rows = []
-    for cell, g in _cells(ep):
-        stable_h = [h for h, s in g.groupby("h") if s["stable"].all()]
-        h_min = float(g["h"].min())
-        if h_min not in stable_h:
-            rows.append({"cell": _label(cell), **cell, "h_star": math.nan, "h_min": h_min, "note": "h_min not stable"})
-            continue
-        means = g[g["h"].isin(stable_h)].groupby("h")["val_acc"].mean()
-        h_star = float(means.idxmax())
-        a, b = g[g["h"] == h_star].set_index("seed")["test_acc"], g[g["h"] == h_min].set_index("seed")["test_acc"]
-        d = (a - b).dropna().to_numpy()
-        res = paired_test(d, "greater")
-        rows.append(
-            {
-                "cell": _label(cell),
-                **cell,
-                "h_star": h_star,
-                "h_min": h_min,
-                "diff": res.mean,
-                "ci_low": res.ci_low,
-                "ci_high": res.ci_high,
-                "p": res.p,
-                "n": res.n,
-            }
-        )
-    tested = [r for r in rows if "diff" in r]
-    holm_columns(tested, "p")
-    for r in rows:
-        if "diff" not in r:
-            r["verdict"] = INCONCLUSIVE
-        elif r["ci_high"] < I6_FLOOR:
-            r["verdict"] = REFUTED
-        elif r["diff"] > 0 and r["p_holm"] < ALPHA:
-            r["verdict"] = SUPPORTED
-        else:
-            r["verdict"] = INCONCLUSIVE
-    verdict = all_cells([r["verdict"] for r in rows])
-    text = "; ".join(
-        f"{r['cell']}: {r['verdict']} (h*={r['h_star']:g} vs h_min={r['h_min']:g}: {r['diff']:+.4f} "
-        f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}], p={r['p_holm']:.3g})"
-        if "diff" in r
-        else f"{r['cell']}: INCONCLUSIVE ({r['note']})"
-        for r in rows
-    )
-    decider = next((r for r in tested if r["verdict"] == verdict), tested[0] if tested else {})
-    common = dict(
-        effect=decider.get("diff", math.nan),
-        ci_low=decider.get("ci_low", math.nan),
-        ci_high=decider.get("ci_high", math.nan),
-        p_value=decider.get("p_holm", math.nan),
-        threshold=ALPHA,
-        n_seeds=min((r["n"] for r in tested), default=0),
-        detail=rows,
-    )
-    if t.budget == "smoke":
-        return Verdict(INCONCLUSIVE, f"underpowered at smoke; {text}", **common)
-    return Verdict(verdict, text, **common)
-
-
-# Figures: each returns (file stem, matplotlib Figure), or None when its data is missing.
+    v, loose = _i6(ep), _i6(ep.assign(stable=ep["reached"]))  # sensitivity, no verdict: spiked runs count as stable
+    return dataclasses.replace(v, reason=f"{v.reason} | with spiked runs that reached the target: {loose.verdict}, "
+                                         f"{loose.reason}")  # fmt: skip

@@ -6,7 +6,8 @@ and `python -m analysis` reads them from here without importing the study (torch
 
 from analysis import fast_mlm as fa
 from analysis.figures import fast_mlm as faf
-from analysis.verdict import Claim, StudyClaims
+from analysis.rules import Control
+from analysis.verdict import PASS, Claim, StudyClaims
 
 ARTICLE = "修改Transformer结构，设计一个更快更好的MLM模型 (a faster, better MLM by changing the Transformer) https://kexue.fm/archives/7661"
 
@@ -15,19 +16,22 @@ CLAIMS = (
         "T1",
         "Every token is a target (6.7x more than 15% MLM), so T-TA reaches a given pseudo-NLL in fewer steps.",
         "Target: MLM-15%'s final validation pnll (at s_total). s_TTA: T-TA's first evaluation step with pnll <= target; "
-        "r = s_total / s_TTA. SUPPORTED if the 95% bootstrap CI of r (seeds, then validation windows) lies above 1; "
-        "REFUTED if T-TA never reaches the target in >= 2 of 3 seeds or the CI lies below 1; else INCONCLUSIVE. The "
-        "ratio in training wall-clock seconds is reported beside it. Real text at local/full; at smoke (HMM) "
-        "reported only.",
+        "r = s_total / s_TTA. SUPPORTED if the 95% bootstrap CI of r (10k resamples: seeds, then validation windows) lies "
+        f"above 1; REFUTED if T-TA never reaches the target in >= 2 of 3 seeds or the CI lies below 1; else INCONCLUSIVE. "
+        f"Fewer than {fa.MIN_SEEDS} seeds with both arms finished: INCONCLUSIVE, too few seeds (runs left out named). The "
+        "ratio in training wall-clock seconds is reported beside it. Real text at local/full; at smoke (HMM) direction "
+        "only.",
         "empirical",
         fa.check_t1,
         "efficiency",
+        decides_from="local",
     ),
     Claim(
         "T2",
         "With keys and values from the input at every layer and the diagonal mask, output i is exactly independent of x_i.",
-        "SUPPORTED if max |d logit_i / d e_i| <= 1e-12 (float64, e = per-position embeddings) at depths 1-4 and every "
-        "trained T-TA's HMM test pnll >= oracle pnll - 0.01 nats (per depth and seed); REFUTED otherwise.",
+        f"Both: (1) {fa.LEAK.text()} (2) {fa.ORACLE.text()} SUPPORTED if both support; REFUTED if either refutes; "
+        f"INCONCLUSIVE otherwise, also when a depth has fewer finished T-TA HMM runs than its seeds need (2 at smoke, "
+        f"{fa.MIN_SEEDS} from local; diverged and failed runs named).",
         "exact",
         fa.check_t2,
         "oracle_gap",
@@ -35,41 +39,43 @@ CLAIMS = (
     Claim(
         "T3",
         "At equal parameters T-TA is comparable to or better than standard MLM (paper: 3-layer models).",
-        "TOST non-inferiority of test pnll(T-TA) / pnll(best MLM), the better of MLM-15%/40% on validation, margin "
-        "1.02, hierarchical bootstrap (seeds, then test windows, paired): SUPPORTED if the one-sided 95% upper bound "
-        "<= 1.02; REFUTED if the lower bound > 1.02; else INCONCLUSIVE. INCONCLUSIVE also when the better MLM's test "
-        "pnll is not at least 0.05 nats below the training unigram's (nothing learned to compare). Real text at "
-        "local/full; at smoke (HMM) reported only.",
+        fa.NONINFERIORITY,
         "empirical",
         fa.check_t3,
         "non_inferiority",
+        decides_from="local",
     ),
     Claim(
         "T4",
         "Unsupervised scoring needs one pass instead of T: the paper reports over 6x faster reranking on CPU.",
         "PLL scoring time of the same windows, MLM (T masked copies) / T-TA (one pass), one thread, at batch 1 and 32, "
-        "paired by repeat: SUPPORTED if the lower end of the 95% CI of the median speed-up (bootstrap over repeats) is "
-        ">= 6 at both batch sizes; REFUTED if the upper end is < 6 at either; else INCONCLUSIVE. The ratio to T is "
-        "reported. At smoke reported only.",
+        f"paired by repeat: SUPPORTED if the median speed-up over the repeats is >= {fa.SPEEDUP:g} at both batch sizes; "
+        f"REFUTED if the upper end of its 95% CI (bootstrap over repeats) is < {fa.SPEEDUP:g} at either; else "
+        f"INCONCLUSIVE, also with fewer than {fa.MIN_SEEDS} repeats at either. The ratio to T is reported. At smoke "
+        "direction only.",
         "empirical",
         fa.check_t4,
         "throughput",
+        decides_from="local",
     ),
     Claim(
         "T5",
         "T3 holds beyond 3 layers (Su's open question; the Synthesizer-R argument predicts yes).",
-        "T3's test (with its unigram guard) at each depth of the data set that ran at several (the HMM at 2 and 4 at "
-        "local, text at 3/6/12 at full): SUPPORTED if non-inferiority is SUPPORTED at every depth; "
-        "REFUTED if it is SUPPORTED at the shallowest and REFUTED at the deepest; else INCONCLUSIVE.",
+        "T3's rule at each planned depth of the data set that ran at several (the HMM at 2 and 4 at local, text at "
+        f"3/6/12 at full), the depths as its cells [{fa.NONINFERIORITY.text()}]. The claim: SUPPORTED if non-inferiority "
+        "is SUPPORTED at every depth; REFUTED if it is SUPPORTED at the shallowest and REFUTED at the deepest; else "
+        "INCONCLUSIVE. A depth with too few finished seeds (none at all included) makes it INCONCLUSIVE, naming it.",
         "empirical",
         fa.check_t5,
         "non_inferiority",
+        decides_from="local",
     ),
     Claim(
         "T-C1",
         "Leaky stacking (keys and values from the previous layer) keeps x_i out of output i.",
-        "Must FAIL: leak gradient > 1e-12 at depths 2-4 and <= 1e-12 at depth 1, and every leaky HMM run's test pnll "
-        "below the oracle - 0.05 nats; otherwise the leak test or the oracle is blind and the study INVALID.",
+        f"Must FAIL: leak gradient > {fa.LEAK.tolerance:g} at depths 2-4 and <= {fa.LEAK.tolerance:g} at depth 1, and "
+        f"every leaky HMM run's test pnll below the oracle - {fa.LEAKY_GAP:g} nats (a leaky run that did not finish: "
+        "INCONCLUSIVE, named); otherwise the leak test or the oracle is blind and the study INVALID.",
         "negative_control",
         fa.check_tc1,
         "one_layer_only",
@@ -77,14 +83,15 @@ CLAIMS = (
     Claim(
         "T-C2",
         "An additive -10000 mask keeps x_i out of output i on a row with a single real token.",
-        "Must FAIL: leak gradient > 1e-12 for the additive mask (while the -inf mask with zeroed rows stays <= 1e-12).",
+        f"Must FAIL: leak gradient > {fa.LEAK.tolerance:g} for the additive mask (while the -inf mask with zeroed rows "
+        f"stays <= {fa.LEAK.tolerance:g}).",
         "negative_control",
         fa.check_tc2,
     ),
     Claim(
         "T-P1",
         "The forward-backward oracle p(x_i | x_not_i) equals brute-force enumeration (K = 2, V = 3, T = 5).",
-        "Must PASS: max absolute difference of the pseudo-NLLs <= 1e-12.",
+        Control(fa.TP1, must=PASS),
         "positive_control",
         fa.check_tp1,
     ),

@@ -6,17 +6,26 @@ and `python -m analysis` reads them from here without importing the study (torch
 
 from analysis import lr_finiteness as lf
 from analysis.figures import lr_finiteness as lff
+from analysis.rules import Control, Exact
+from analysis.stats import ALPHA
 from analysis.verdict import Claim, StudyClaims
 
 ARTICLE = "从动力学角度看优化算法（五）：为什么学习率不宜过小？ (why the learning rate should not be too small) https://kexue.fm/archives/7787"
+
+I5, I6 = lf.I5_BETTER, lf.I6_BETTER
+LEVELS = ", ".join(f"{lv:g}" for lv in lf.LEVELS)
+TEST = "one-sided paired test (t; exact sign-flip when every difference is equal), Holm across the cells at alpha"
 
 CLAIMS = (
     Claim(
         "I1",
         "On L = theta^T A theta / 2, GD differs from the flow by (h^2/2) A^2 theta and from the modified flow by "
         "(h^3/3) A^3 theta.",
-        "3-D diagonal A, float64: SUPPORTED if ||modified-flow error|| / ||(h^3/3) A^3 theta0|| lies in [0.95, 1.05] and "
-        "the flow error within 5% of (h^2/2) ||A^2 theta0|| for every h <= 0.025; REFUTED otherwise.",
+        Exact(
+            0.05,
+            f"|ratio - 1| at h <= {lf.I1_H_MAX:g} (3-D diagonal A, float64; modified flow: ||error|| / "
+            "||(h^3/3) A^3 theta0||; flow: ||error|| / ((h^2/2) ||A^2 theta0||))",
+        ),
         "exact",
         lf.check_i1,
         "exact_orders",
@@ -24,8 +33,11 @@ CLAIMS = (
     Claim(
         "I2",
         "On E = (1 - ab)^2 / 2 the one-step error of GD has order 2 against the flow and 3 against the modified flow.",
-        "From (1.4, 1.75), h in {0.0025, 0.005, 0.01, 0.02}, flows by solve_ivp (rtol 1e-12): SUPPORTED if the log-log "
-        "slopes lie in [1.8, 2.2] and [2.7, 3.3]; REFUTED otherwise.",
+        Exact(
+            0.1,
+            "|slope / order - 1| of the log-log one-step error (order 2 against the flow, 3 against the modified "
+            "flow; from (1.4, 1.75), h in {0.0025, 0.005, 0.01, 0.02}, flows by solve_ivp at rtol 1e-12)",
+        ),
         "exact",
         lf.check_i2,
         "exact_orders",
@@ -33,9 +45,9 @@ CLAIMS = (
     Claim(
         "I3",
         "On E = (1 - ab)^2 / 2 one GD step multiplies D = a^2 - b^2 by (1 - h^2 r^2), so a larger h ends more balanced.",
-        "SUPPORTED if (a) the identity holds to 1e-12 (relative) for 200 random (a, b, h) and (b) after 2000 GD steps "
-        "from (2.8, 3.5) the final |a - b| decreases strictly over h in {0.005, 0.01, 0.02, 0.05, 0.1}, all with "
-        "|1 - ab| < 1e-6; REFUTED otherwise.",
+        f"SUPPORTED if (a) the identity holds to {lf.I3_IDENTITY:g} (relative) for 200 random (a, b, h) and (b) after "
+        "2000 GD steps from (2.8, 3.5) the final |a - b| decreases strictly over h in {0.005, 0.01, 0.02, 0.05, "
+        f"{lf.I3_H_MAX:g}}}, all with |1 - ab| < {lf.I3_RESIDUAL:g}; REFUTED otherwise.",
         "exact",
         lf.check_i3,
         "two_parameter_model",
@@ -43,57 +55,65 @@ CLAIMS = (
     Claim(
         "I4",
         "Larger h gives a smaller R_IG at matched loss and higher test accuracy, up to the instability threshold.",
-        "Per activation, over stable runs (target reached without a spike above 2x the running minimum): (a) Spearman "
-        "rho(h, R_IG) <= -0.7 with Holm-adjusted p < 0.01 at >= 3 of the loss levels {0.5, 0.2, 0.1, 0.05}; (b) on the "
-        "increasing branch (h up to the optimum of a quadratic fit of test accuracy in log h) test accuracy rises with "
-        "log h (OLS slope, one-sided p < 0.05, Holm). SUPPORTED if (a) and (b) hold for every activation; REFUTED if "
-        "either shows a significant opposite trend for any; else INCONCLUSIVE.",
+        "Per activation, over stable runs (target reached without a spike above 2x the running minimum; the others "
+        f"named), at least {lf.MIN_SEEDS} seeds per cell: (a) Spearman rho(h, R_IG) <= {lf.RHO:g} with Holm-adjusted "
+        f"p < {lf.RHO_ALPHA:g} at >= {lf.MIN_LEVELS} of the loss levels {{{LEVELS}}}; (b) on the increasing branch "
+        "(h up to the optimum of a quadratic fit of test accuracy in log h) test accuracy rises with log h (OLS slope, "
+        f"one-sided p < {ALPHA:g}, Holm). SUPPORTED if (a) and (b) hold for every activation; REFUTED if either shows "
+        "a significant opposite trend for any; else INCONCLUSIVE.",
         "empirical",
         lf.check_i4,
         "regularisation_at_matched_loss",
+        decides_from="local",
     ),
     Claim(
         "I5",
         "EGR at small h with mu = (h_big - h)/4 reproduces the large-h run's R_IG and test accuracy.",
-        "Per activation, mu* = best mu > 0 on validation: SUPPORTED if mu* beats mu = 0 (paired one-sided t, p < 0.05, "
-        "Holm), EGR(mu*) is TOST-equivalent to the h_big run in test accuracy (margin 1.0 pp local, 0.5 pp full) and its "
-        "final R_IG lies between those of h and h_big; REFUTED if EGR(mu*) is significantly worse than h_big by more "
-        "than the margin or mu* significantly worse than mu = 0; else INCONCLUSIVE.",
+        f"Per activation, mu* = best mu > 0 on validation, runs that reached the target, at least {I5.min_seeds} seeds "
+        f"per cell: SUPPORTED if mu* beats mu = 0 ({TEST} {I5.alpha:g}), EGR(mu*) is TOST-equivalent to the h_big run "
+        f"in test accuracy (margin {lf.I5_SAME['local'].margin:g} local, {lf.I5_SAME['full'].margin:g} full; the "
+        "larger of the two one-sided p, Holm) and its final R_IG lies between those of h and h_big, in every cell; "
+        "REFUTED if the 95% interval of EGR(mu*) - h_big lies entirely below -margin or mu* is significantly worse "
+        "than mu = 0 (Holm) in any cell; else INCONCLUSIVE.",
         "empirical",
         lf.check_i5,
         "accuracy_vs_step_size",
+        decides_from="local",
     ),
     Claim(
         "I6",
         "The learning rate should not be too small: the best stable h beats the smallest h in test accuracy.",
-        "Per activation, h* = stable h with the best mean validation accuracy: SUPPORTED if acc(h*) - acc(h_min) > 0 "
-        "(paired one-sided t, p < 0.05, Holm) for every activation; REFUTED if the 95% CI upper bound is < 0.5 pp for "
-        "any (this covers h* = h_min); else INCONCLUSIVE.",
+        f"Per activation, h* = stable h with the best mean validation accuracy, at least {I6.min_seeds} seeds per "
+        f"cell: SUPPORTED if acc(h*) - acc(h_min) > 0 ({TEST} {I6.alpha:g}) for every activation; REFUTED if the 95% "
+        f"CI upper bound is < {lf.I6_FLOOR:g} for any (this covers h* = h_min); else INCONCLUSIVE.",
         "empirical",
         lf.check_i6,
         "accuracy_vs_step_size",
+        decides_from="local",
     ),
     Claim(
         "I-P1",
         "EGR with mu = 0 equals plain gradient descent: the same iterates in float64.",
-        "Exact equality over 25 steps of a softplus MLP. Must PASS, else the study is INVALID.",
+        Control(Exact(0.0, "max |EGR(mu = 0) - GD| over 25 steps of a softplus MLP, float64,")),
         "positive_control",
-        lf.check_ip1,
+        lambda t: t.check("ip1/max_abs_diff"),
     ),
     Claim(
         "I-P2",
         "The double-backprop penalty gradient equals 2 mu H g by autograd.functional.hvp, and a central finite "
         "difference agrees.",
-        "Relative error <= 1e-10 against hvp and <= 1e-6 for the central difference, float64. Must PASS, else INVALID.",
+        "PASS if "
+        + " and ".join(f"the {r.what} is <= {r.tolerance:g}" for r in lf.IP2.values())
+        + " (float64); FAIL otherwise. Must PASS, else the study is INVALID.",
         "positive_control",
         lf.check_ip2,
     ),
     Claim(
         "I-P3",
         "R_IG from accumulated batch gradients equals the single full-batch computation.",
-        "Absolute difference <= 1e-10 in float64. Must PASS, else INVALID.",
+        Control(Exact(1e-10, "|R_IG(accumulated batches) - R_IG(full batch)|, float64,")),
         "positive_control",
-        lf.check_ip3,
+        lambda t: t.check("ip3/abs_err"),
     ),
 )
 

@@ -1,103 +1,143 @@
 """The claims of study `weissi` with their pre-registered rules, the article and the figures.
 
-Each claim names its check in `analysis/weissi.py`; `studies/weissi.py` hands these to the runner,
-and `python -m analysis` reads them from here without importing the study (torch, Ray).
+Each claim names its measurement in `analysis/weissi.py`; `studies/weissi.py` hands these to the runner, and
+`python -m analysis` reads them from here without importing the study (torch, Ray). W5-W7 and W-C1 are decided
+by `analysis.rules`; the exact claims W1-W4 and W-P1 bound several quantities each, some from above and some from
+below: `analysis.rules.Bounds`.
 """
 
 from analysis import weissi as wa
 from analysis.figures import weissi as waf
-from analysis.verdict import Claim, StudyClaims
+from analysis.rules import Bounds, Control, Exact, Superiority
+from analysis.verdict import FAIL, Claim, StudyClaims
 
 ARTICLE = 'L2正则没有想象那么好？可能是"权重尺度偏移"惹的祸 (is L2 not as good as we think?) https://kexue.fm/archives/7681'
+
+
+W5 = Superiority("test acc(best WEISSI arm) - test acc(better of L2/WD; both chosen on validation), paired over seeds "
+                 "per optimiser (and model/data at full)", delta=0.003)  # fmt: skip
+W6 = Superiority("PGD accuracy (PGD-10 at eps 0.1 locally, PGD-20 at full) of the best WEISSI arm - the better L2/WD arm "
+                 "(both chosen on validation accuracy; the input-gradient norm difference beside each cell), paired over "
+                 "seeds")  # fmt: skip
+W7 = Superiority(
+    "test acc(wd_decoupled) - test acc(l2_coupled) in the Adam cells, paired over seeds (Holm over models at full)"
+)
 
 CLAIMS = (
     Claim(
         "W1",
         "A weight-scale shift with prod gamma = 1 leaves a biased ReLU net's outputs and WEISSI unchanged but changes L2.",
-        "20 random log-normal gamma vectors on a 64-128-128-10 net, float64: SUPPORTED if outputs agree to rtol 1e-9, "
-        "|delta WEISSI| < 1e-9 and |delta L2| > 1e-6 for every draw; REFUTED otherwise.",
+        Bounds(
+            "20 random log-normal gamma vectors on a 64-128-128-10 net, float64",
+            (("relative output change", "<", 1e-9), ("|delta WEISSI|", "<", 1e-9), ("|delta L2|", ">", 1e-6)),
+        ),
         "exact",
-        wa.check_w1,
+        wa.w1,
         "invariance",
     ),
     Claim(
         "W2",
         "Balanced rescaling lowers the weight-only L2 to L (prod_l ||W_l||)^(2/L) without changing the function.",
-        "SUPPORTED if the balanced L2 equals the AM-GM bound to 1e-9 (relative), lies below the original L2, and "
-        "outputs are unchanged (rtol 1e-9); REFUTED otherwise.",
+        Bounds(
+            "Balanced rescaling of the W1 net, float64",
+            (
+                ("relative error of the balanced L2 to the AM-GM bound", "<", 1e-9),
+                ("balanced L2 / original L2", "<", 1),
+                ("relative output change", "<", 1e-9),
+            ),
+        ),
         "exact",
-        wa.check_w2,
+        wa.w2,
         "orbit",
     ),
     Claim(
         "W3",
         "Gradient flow conserves D = ||W1||^2 + ||b1||^2 - ||W2||^2, also under WEISSI; L2 decays it as exp(-4 lambda t).",
-        "Full-batch GD on a 2-layer ReLU net, lr 1e-3, 20k steps (lr T = 20), lambda = 0.05: SUPPORTED if |D_T/D_0 - 1| "
-        "< 1e-3 without regulariser and with WEISSI, and D_T/D_0 within 5% of exp(-4 lambda lr T) with L2 (all "
-        "tensors); REFUTED otherwise.",
+        Bounds(
+            "Full-batch GD on a 2-layer ReLU net, lr 1e-3, 20k steps (lr T = 20), lambda = 0.05, L2 penalty lambda "
+            "sum ||.||^2 over all tensors",
+            (
+                ("|D_T/D_0 - 1| without a regulariser", "<", 1e-3),
+                ("|D_T/D_0 - 1| with WEISSI", "<", 1e-3),
+                ("|(D_T/D_0) / exp(-4 lambda lr T) - 1| with L2", "<", 0.05),
+            ),
+        ),
         "exact",
-        wa.check_w3,
+        wa.w3,
         "balance_dynamics",
     ),
     Claim(
         "W4",
         "SGD(weight_decay) and Adam(weight_decay) equal L2 in the loss; AdamW differs and is a decoupled update.",
-        "50 steps on a fixed batch, float64: SUPPORTED if max|delta theta| < 1e-10 for SGD (momentum 0 and 0.9) and "
-        "Adam against L2 in the loss, > 1e-6 for AdamW against Adam + L2, and < 1e-10 for AdamW against a "
-        "hand-written decoupled step; REFUTED otherwise.",
+        Bounds(
+            "max |delta theta| over 50 steps on a fixed batch, float64, of SGD(weight_decay) vs SGD + L2 in the loss "
+            "(momentum 0 and 0.9), Adam(weight_decay) vs Adam + L2, AdamW vs a hand-written decoupled step, and AdamW "
+            "vs Adam + L2",
+            (*((k.removeprefix("w4/"), "<", 1e-10) for k in wa.W4_SAME), ("adamw_vs_adam_l2", ">", 1e-6)),
+        ),
         "exact",
-        wa.check_w4,
+        wa.w4,
         "optimiser_equivalence",
     ),
     Claim(
         "W5",
         "Tuned WEISSI generalises better than the better of tuned L2 and tuned weight decay on a homogeneous net.",
-        "Per optimiser (and model/data at full): delta = test acc(best WEISSI arm) - test acc(better of L2/WD, chosen "
-        "on validation), paired over seeds. SUPPORTED if in every cell the one-sided paired t has Holm p < 0.05 and "
-        "mean delta >= 0.3 pp; REFUTED if in any cell the 95% CI upper bound of delta is < 0.3 pp; else INCONCLUSIVE.",
+        W5,
         "empirical",
-        wa.check_w5,
+        lambda t: wa.versus(t, "test_acc", wa.WEISSI, wa.L2_WD, wa.homogeneous, W5.min_seeds),
         "isolation",
+        decides_from="local",
     ),
     Claim(
         "W6",
         "WEISSI gives better adversarial accuracy and a smaller input-gradient norm than L2/WD.",
-        "PGD accuracy (PGD-10 at eps 0.1 locally, PGD-20 at full) of the best WEISSI arm vs the better L2/WD arm, "
-        "paired over seeds: SUPPORTED if higher in every cell with Holm p < 0.05; REFUTED if significantly lower in "
-        "any; else INCONCLUSIVE. The input-gradient norm is reported beside it.",
+        W6,
         "empirical",
-        wa.check_w6,
+        lambda t: wa.versus(t, "pgd_acc", wa.WEISSI, wa.L2_WD, wa.homogeneous, W6.min_seeds, "test/input_grad_norm"),
         "robustness",
+        decides_from="local",
     ),
     Claim(
         "W7",
         "AdamW beats Adam + L2 when both are tuned with equal budgets.",
-        "Adam cells: test acc(wd_decoupled) - test acc(l2_coupled), paired over seeds. SUPPORTED if > 0 with one-sided "
-        "p < 0.05 (Holm over models at full) in every cell; REFUTED if Adam + L2 is significantly better in any; else "
-        "INCONCLUSIVE.",
+        W7,
         "empirical",
-        wa.check_w7,
+        lambda t: wa.versus(
+            t,
+            "test_acc",
+            ("wd_decoupled",),
+            ("l2_coupled",),
+            lambda c: c["optimizer"] == "adam" and wa.homogeneous(c),
+            W7.min_seeds,
+        ),
         "isolation",
+        decides_from="local",
     ),
     Claim(
         "W-C1",
         "Scaling each bias by its own gamma (not the cumulative product) passes the W1 output-invariance test.",
-        "It changes the outputs (relative > 1e-6), so it must FAIL, else the W1 test is insensitive and the study INVALID.",
+        Control(Exact(1e-6, "relative output change under the naive bias rule (20 shifts)"), must=FAIL),
         "negative_control",
-        wa.check_wc1,
+        lambda t: t.check("wc1/out_rel_diff"),
         "invariance",
     ),
     Claim(
         "W-P1",
         "With lambda1 = lambda2 = 0 WEISSI is 0, and its value equals a per-layer Python loop over the formula.",
-        "Exact zero and relative error < 1e-12. Must PASS, else INVALID.",
+        Control(
+            Bounds(
+                "WEISSI with lambda1 = lambda2 = 0, and against a per-layer Python loop",
+                (("|WEISSI(0, 0)|", "==", 0), ("loop relative error", "<", 1e-12)),
+            )
+        ),
         "positive_control",
-        wa.check_wp1,
+        wa.wp1,
     ),
     Claim(
         "W-D1",
         "On a BN ResNet-18 (WEISSI only on layers not followed by BN) WEISSI shows no advantage over L2/WD.",
-        "Reported only (full budget): a significant win there would mean the effect does not come from the invariance.",
+        "Reported only (full budget), always INCONCLUSIVE: a significant win there would mean the effect does not come "
+        f"from the invariance. The test: {wa.BN.text()}",
         "diagnostic",
         wa.check_wd1,
         "isolation",

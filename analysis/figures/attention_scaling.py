@@ -9,20 +9,12 @@ import numpy as np
 import pandas as pd
 
 from analysis import style
-from analysis.attention_scaling import (
-    CHUNK_NATS,
-    IMPL_COLOURS,
-    MARGIN,
-    VARIANT_COLOURS,
-    _ok,
-    chosen_runs,
-    l1_cells,
-    paired_chunks,
-    row_kl_samples,
-    timings,
-)
-from analysis.stats import hierarchical_bootstrap
+from analysis.attention_scaling import MARGIN, chosen_runs, l1_cells, l5_estimate, row_kl_samples, task_runs, timings
 from analysis.verdict import Tables
+
+IMPL_COLOURS = {"softmax": style.BASELINE, "sdpa": "#7f7f7f", "linear": style.FLOODED, "cumsum": style.HIGHLIGHT}
+VARIANT_COLOURS = {"softmax": style.BASELINE, "linear_elu": style.FLOODED, "linear_cos": style.HIGHLIGHT, "taylor2": "#2ca02c",
+                   "softmax_per_token": "#9467bd"}  # fmt: skip
 
 
 def fig_time(t: Tables):
@@ -79,7 +71,7 @@ def fig_memory(t: Tables):
 
 def fig_decode(t: Tables):
     """Spec figure 3: per-token decode latency vs position for the three paths."""
-    if _ok(t, "decode").empty:
+    if task_runs(t, "decode").empty:
         return None
     fig, ax = style.plt.subplots(figsize=(5.5, 3.6))
     for metric, label, colour in [("decode/rnn_ms", "RNN linear", style.FLOODED), ("decode/kv_ms", "KV-cached softmax",
@@ -127,6 +119,7 @@ def fig_equivalence(t: Tables):
 def fig_quality(t: Tables):
     """Spec figure 5: validation bits/char vs step per variant; test delta vs softmax with the margin; recall."""
     runs = chosen_runs(t)
+    runs = runs[runs["status"] == "ok"] if len(runs) else runs
     if runs.empty:
         return None
     fig, axes = style.plt.subplots(1, 3, figsize=(14, 3.8))
@@ -136,19 +129,19 @@ def fig_quality(t: Tables):
         s = g.groupby("step")["value"].agg(["mean", "min", "max"])
         axes[0].plot(s.index, s["mean"], color=VARIANT_COLOURS.get(attn), label=attn)
         axes[0].fill_between(s.index, s["min"], s["max"], color=VARIANT_COLOURS.get(attn), alpha=0.2)
-    axes[0].set(xlabel="step", ylabel="validation bits per token", title="confirmation seeds (band: min-max)")
+    axes[0].set(xlabel="step", ylabel="validation bits per token", title="seeds at the chosen lr (band: min-max)")
     axes[0].legend(fontsize=7)
     names = [a for a in VARIANT_COLOURS if a != "softmax" and a in set(runs["attn"])]
     for i, attn in enumerate(names):
-        diffs = paired_chunks(t, "lm", CHUNK_NATS, attn, "softmax")
-        if diffs:
-            mean, low, high = hierarchical_bootstrap(diffs, level=0.90)
+        mean, low, high, n, _ = l5_estimate(t, attn)
+        if n:
             axes[1].errorbar(mean, i, xerr=[[mean - low], [high - mean]], fmt="o", color=VARIANT_COLOURS[attn])
     axes[1].axvspan(-MARGIN, MARGIN, color=style.BAND, alpha=0.3, label="+-ln 1.05")
     axes[1].axvline(0, color="grey", lw=0.8)
     axes[1].set_yticks(range(len(names)), names)
     axes[1].set(xlabel="test nats/token vs softmax (90% CI)", title="L5 margin")
     rec = chosen_runs(t, "recall")
+    rec = rec[rec["status"] == "ok"] if len(rec) else rec
     if len(rec) and "test/recall_acc" in rec:
         order = [a for a in VARIANT_COLOURS if a in set(rec["attn"])]
         for i, a in enumerate(order):
@@ -170,7 +163,7 @@ def fig_row_kl(t: Tables):
     style.sns.violinplot(data=kl, x="variant", y="kl", order=order, hue="variant", palette=VARIANT_COLOURS, ax=axes[0],
                          cut=0, legend=False)  # fmt: skip
     axes[0].set(ylabel="KL(softmax row || kernel row)", xlabel="")
-    runs = _ok(t, "lm")
+    runs = task_runs(t, "lm")
     soft = runs[runs["config/attn"] == "softmax"]
     ent = {v: soft[f"attn/row_entropy/{v}"].mean() for v in ["softmax", *order] if f"attn/row_entropy/{v}" in soft}
     axes[1].bar(list(ent), list(ent.values()), color=[VARIANT_COLOURS.get(v, "grey") for v in ent])

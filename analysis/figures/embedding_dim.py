@@ -8,8 +8,19 @@ import math
 import numpy as np
 
 from analysis import style
-from analysis.embedding_dim import METRICS, PRIMARY, SU, _main, _runs, conditions, ratio_interval, tree_knees
-from analysis.verdict import Tables
+from analysis.embedding_dim import (
+    METRICS,
+    PRIMARY,
+    SU,
+    _main,
+    _runs,
+    divergence,
+    knee_ratio,
+    shift_conditions,
+    tree_curves,
+    tree_knees,
+)
+from analysis.verdict import Tables, Verdict
 from core.embeddings.knee import fit_models
 
 
@@ -19,8 +30,7 @@ def fig_quality(t: Tables):
     m = _main(t)
     if runs.empty or m.empty:
         return None
-    T = int(m["T"].iloc[0])
-    main = runs[(runs["algo"] == "sgns") & (runs["tokens"] == T)]
+    main = runs[(runs["status"] == "ok") & (runs["algo"] == "sgns") & (runs["tokens"] == int(m["T"].iloc[0]))]
     metrics = [k for k in METRICS if k in main and main[k].notna().any()]
     Ns = sorted(main["vocab_size"].unique())
     colours = dict(zip(Ns, style.sns.color_palette("viridis", n_colors=len(Ns)), strict=True))
@@ -34,8 +44,8 @@ def fig_quality(t: Tables):
             ax.plot(stats_.index, stats_["mean"], "-o", ms=2.5, color=colours[N], label=f"N={N}")
             ax.fill_between(stats_.index, lo, hi, color=colours[N], alpha=0.2, lw=0)
             ax.axvline(SU * math.log(N), ls=":", color=colours[N])
-            if metric == PRIMARY:
-                r = m[m["N"] == N].iloc[0]
+            r = m[m["N"] == N].iloc[0]
+            if metric == PRIMARY and r.knee == r.knee:
                 y = float(np.interp(r.knee, stats_.index, stats_["mean"]))
                 ax.errorbar([r.knee], [y], xerr=[[r.knee - r.ci_low], [r.ci_high - r.knee]], fmt="D", color=colours[N], ms=5)
         ax.set_xscale("log", base=2)
@@ -49,6 +59,7 @@ def fig_quality(t: Tables):
 def fig_knees(t: Tables):
     """ln N vs knee with CIs, the log / power / constant fits with AIC, 8.33 ln N and the capacity line; ratio inset."""
     m = _main(t)
+    m = m[m["knee"].notna()] if len(m) else m
     if len(m) < 2:
         return None
     fig, ax = style.plt.subplots(figsize=(5.5, 4))
@@ -57,13 +68,8 @@ def fig_knees(t: Tables):
                 label="5%-knee (held-out SGNS loss)")  # fmt: skip
     grid = np.linspace(x.min() - 0.3, x.max() + 0.3, 50)
     fits = fit_models(m["N"].to_numpy(), m["knee"].to_numpy())
-    ax.plot(
-        grid,
-        fits["log"]["a"] * grid + fits["log"]["b"],
-        "-",
-        color=style.BASELINE,
-        label=f"a ln N + b (AIC {fits['log']['aic']:.1f})",
-    )
+    ax.plot(grid, fits["log"]["a"] * grid + fits["log"]["b"], "-", color=style.BASELINE,
+            label=f"a ln N + b (AIC {fits['log']['aic']:.1f})")  # fmt: skip
     if math.isfinite(fits["power"]["alpha"]):
         ax.plot(grid, fits["power"]["c"] * np.exp(grid) ** fits["power"]["alpha"], "--", color=style.HIGHLIGHT,
                 label=f"c N^{fits['power']['alpha']:.2f} (AIC {fits['power']['aic']:.1f})")  # fmt: skip
@@ -74,16 +80,10 @@ def fig_knees(t: Tables):
     ax.set_ylabel("n_eps")
     ax.legend(fontsize=6, loc="upper left")
     inset = ax.inset_axes([0.68, 0.08, 0.3, 0.3])
-    lo_r, hi_r = m.iloc[0], m.iloc[-1]
-    ci = ratio_interval(lo_r, hi_r)
-    r = hi_r["knee"] / lo_r["knee"]
-    top = min(ci[1], 3 * r)  # an unbounded interval is drawn to 3 r
-    inset.errorbar([0], [r], yerr=[[r - ci[0]], [top - r]], fmt="o", color=style.FLOODED)
-    for val, c in [
-        (math.log(hi_r["N"]) / math.log(lo_r["N"]), style.CONTROL),
-        (1.0, "grey"),
-        ((hi_r["N"] / lo_r["N"]) ** 0.2, style.HIGHLIGHT),
-    ]:
+    r, low, high, _ = knee_ratio(m)
+    top = min(r.high, 3 * r.mean)  # an unbounded interval is drawn to 3 r
+    inset.errorbar([0], [r.mean], yerr=[[r.mean - r.low], [top - r.mean]], fmt="o", color=style.FLOODED)
+    for val, c in [(math.log(high) / math.log(low), style.CONTROL), (1.0, "grey"), ((high / low) ** 0.2, style.HIGHLIGHT)]:
         inset.axhline(val, color=c, lw=1)
     inset.set_xticks([])
     inset.set_title("r (red: ln-ratio)", fontsize=6)
@@ -94,17 +94,12 @@ def fig_knees(t: Tables):
 
 def fig_tokens(t: Tables):
     """T (log x) vs knee at the D5 vocabulary size, hue = algorithm, with a +-30% band around the reference."""
-    c = conditions(t)
-    m = _main(t)
-    if c.empty or m.empty or c.groupby("N").size().max() < 2:
+    at = shift_conditions(t)
+    if isinstance(at, Verdict):
         return None
-    N = int(c.groupby("N").size().idxmax())
-    at = c[c["N"] == N]
-    ref = at[(at["algo"] == "sgns") & (at["T"] == int(m["T"].iloc[0]))]
+    N, k = int(at["N"].iloc[0]), float(at.loc[at["reference"], "knee"].iloc[0])
     fig, ax = style.plt.subplots(figsize=(5, 3.6))
-    if len(ref):
-        k = float(ref["knee"].iloc[0])
-        ax.axhspan(0.7 * k, 1.3 * k, color=style.BAND, alpha=0.3, label="reference +-30%")
+    ax.axhspan(0.7 * k, 1.3 * k, color=style.BAND, alpha=0.3, label="reference +-30% (spec 6, D5)")
     for algo, colour in [("sgns", style.FLOODED), ("cbow", style.HIGHLIGHT)]:
         g = at[at["algo"] == algo].sort_values("T")
         if len(g):
@@ -132,13 +127,11 @@ def fig_derivation(t: Tables):
     axes[0].legend(fontsize=7)
     dd = t.check("dd1/n")
     palette = style.sns.color_palette("viridis", n_colors=3)
-    for N, c in zip((250, 500, 1000), palette, strict=True):
-        ex, ap = np.array(t.check(f"dd1/exact_{N}")), np.array(t.check(f"dd1/approx_{N}"))
-        axes[1].plot(dd, ex, "-o", ms=3, color=c, label=f"exact N={N}")
-        axes[1].plot(dd, ap, "--", color=c, label=f"2 ln N + h_n, N={N}")
-        far = np.flatnonzero(np.abs(ex - ap) > 1)
-        if len(far):
-            axes[1].axvline(dd[far[0]], color=c, ls=":", lw=1)
+    for (N, far), c in zip(divergence(t).items(), palette, strict=True):
+        axes[1].plot(dd, t.check(f"dd1/exact_{N}"), "-o", ms=3, color=c, label=f"exact N={N}")
+        axes[1].plot(dd, t.check(f"dd1/approx_{N}"), "--", color=c, label=f"2 ln N + h_n, N={N}")
+        if far == far:
+            axes[1].axvline(far, color=c, ls=":", lw=1)
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[1].set_xlabel("n")
     axes[1].set_ylabel("H (nats)")
@@ -149,13 +142,10 @@ def fig_derivation(t: Tables):
 
 def fig_tree(t: Tables):
     """Exact KL vs n per N on the planted tree, facet = b, knees marked (D-P2)."""
-    tr = t.trials
-    if tr.empty or "config/task" not in tr:
-        return None
-    trees = tr[(tr["status"] == "ok") & (tr["config/task"] == "tree")]
-    curves = t.metrics[t.metrics["metric"] == "tree/kl"].merge(trees, on="trial_id")
+    curves = tree_curves(t)
     if curves.empty:
         return None
+    curves = curves[curves["status"] == "ok"]
     k = tree_knees(t)
     bs = sorted(curves["config/b"].unique())
     fig, axes = style.plt.subplots(1, len(bs), figsize=(4.5 * len(bs), 3.5), squeeze=False)

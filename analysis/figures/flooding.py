@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import style
-from analysis.flooding import _cells, _pairs, best_levels, endpoints, noisy_label_entropy, per_seed_best
+from analysis.flooding import cells, endpoints, noisy_label_entropy, pairs, per_seed_best
 from analysis.stats import loglog_slope, paired_test
 from analysis.verdict import Tables
 
@@ -84,7 +84,7 @@ def fig_isolation(t: Tables):
         aspect=1.3,
         sharex=False,
     )
-    b_star = best_levels(ep)
+    b_star = {(c["key"]["eta"], c["key"]["E"]): c["b_star"] for c in cells(t)}
     for (e, eta), ax in g.axes_dict.items():
         sub = ep[(ep["E"] == e) & (ep["eta"] == eta)]
         base = sub[sub["b"] == 0]["test_acc"]
@@ -103,21 +103,16 @@ def fig_isolation(t: Tables):
 
 def fig_paired(t: Tables):
     """Per-seed test accuracy from b = 0 to b*, one panel per cell, with the cell's mean difference and CI (F1)."""
-    ep = endpoints(t)
-    cells = list(_cells(ep))
-    if not cells:
+    shown = [c for c in cells(t) if not np.isnan(c["b_star"])]
+    if not shown:
         return None
-    fig, axes = style.plt.subplots(1, len(cells), figsize=(2.4 * len(cells), 3), sharey=True, squeeze=False)
-    for ax, (label, cell, b_star) in zip(axes[0], cells, strict=True):
-        pairs = _pairs(ep, cell, b_star, "test_acc")
-        for _, row in pairs.iterrows():
-            ax.plot([0, 1], [row["baseline"], row["flooded"]], "o-", color=style.FLOODED, alpha=0.7)
-        res = paired_test((pairs["flooded"] - pairs["baseline"]).to_numpy())
-        ax.set_xticks([0, 1], ["b=0", f"b*={b_star:g}"])
-        ax.set_title(
-            ", ".join(f"{k}={v}" for k, v in label.items()) + f"\nΔ={res.mean:+.3f} [{res.ci_low:+.3f}, {res.ci_high:+.3f}]",
-            fontsize=8,
-        )
+    fig, axes = style.plt.subplots(1, len(shown), figsize=(2.4 * len(shown), 3), sharey=True, squeeze=False)
+    for ax, c in zip(axes[0], shown, strict=True):
+        p = pairs(c["rows"], c["b_star"], "test_acc")
+        ax.plot([0, 1], p[["baseline", "flooded"]].T.to_numpy(), "o-", color=style.FLOODED, alpha=0.7)
+        res = paired_test((p["flooded"] - p["baseline"]).to_numpy())
+        ax.set_xticks([0, 1], ["b=0", f"b*={c['b_star']:g}"])
+        ax.set_title(f"{c['label']}\nΔ={res.mean:+.3f} [{res.ci_low:+.3f}, {res.ci_high:+.3f}]", fontsize=8)
     axes[0][0].set_ylabel("test accuracy")
     fig.suptitle("F1: paired test accuracy, b = 0 vs b* (one line per seed)", y=1.02)
     return "paired_effect", fig

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import style
-from analysis.lr_finiteness import LEVELS, endpoints
+from analysis.lr_finiteness import LEVELS, endpoints, quadratic_fit
 from analysis.stats import loglog_slope
 from analysis.verdict import Tables
 
@@ -96,16 +96,8 @@ def fig_matched_loss(t: Tables):
         sub = ep[(ep["activation"] == act) & (ep["mu"] == 0) & ep["stable"]]
         for lv in LEVELS:
             means = sub.groupby("h")[f"rig@{lv:g}"].mean()
-            ax.scatter(
-                [lv] * len(means),
-                means.to_numpy(),
-                c=[style.level_palette(hs)[hs.index(h)] for h in means.index],
-                marker="D",
-                s=18,
-                zorder=3,
-                edgecolor="k",
-                linewidth=0.4,
-            )
+            colors = [style.level_palette(hs)[hs.index(h)] for h in means.index]
+            ax.scatter([lv] * len(means), means.to_numpy(), c=colors, marker="D", s=18, zorder=3, edgecolor="k", linewidth=0.4)
     g.set_axis_labels("training loss (decreasing →)", "R_IG = ||grad L_train||^2")
     g.figure.suptitle(
         "I4a: implicit regularisation at matched loss (diamonds: mean R_IG of stable runs at each level)", y=1.03
@@ -129,15 +121,14 @@ def fig_accuracy(t: Tables):
         }.items():
             s = sub[(sub["mu"] == 0) & (sub["stable"] == stable)]
             if len(s):
-                agg = s.groupby("h")["test_acc"].agg(["mean", "sem", "count"]).reset_index()
+                agg = s.groupby("h")["test_acc"].agg(["mean", "sem"]).reset_index()
                 ax.errorbar(
                     agg["h"], agg["mean"], yerr=1.96 * agg["sem"].fillna(0), fmt="o", color=color, capsize=3, label=label
                 )
         st = sub[(sub["mu"] == 0) & sub["stable"]]
-        if st["h"].nunique() >= 3:
-            u = np.log(st["h"].to_numpy(float))
-            coef = np.polyfit(u, st["test_acc"].to_numpy(float), 2)
-            grid = np.linspace(u.min(), u.max(), 100)
+        coef, _ = quadratic_fit(st)  # the fit I4 (b) reads its increasing branch from
+        if coef is not None:
+            grid = np.linspace(*np.log([st["h"].min(), st["h"].max()]), 100)
             ax.plot(
                 np.exp(grid),
                 np.polyval(coef, grid),
@@ -150,16 +141,8 @@ def fig_accuracy(t: Tables):
         egr = sub[sub["mu"] > 0]
         if len(egr):
             e = egr.assign(h_eff=egr["h"] + 4 * egr["mu"]).groupby("h_eff")["test_acc"].agg(["mean", "sem"]).reset_index()
-            ax.errorbar(
-                e["h_eff"],
-                e["mean"],
-                yerr=1.96 * e["sem"].fillna(0),
-                fmt="*",
-                ms=11,
-                color=style.FLOODED,
-                capsize=3,
-                label="EGR at h + 4 mu",
-            )
+            ax.errorbar(e["h_eff"], e["mean"], yerr=1.96 * e["sem"].fillna(0), fmt="*", ms=11, color=style.FLOODED, capsize=3,
+                        label="EGR at h + 4 mu")  # fmt: skip
         ax.set_xscale("log")
         ticks = sorted(sub["h"].unique())
         ax.set_xticks(ticks, [f"{h:g}" for h in ticks])
@@ -178,18 +161,8 @@ def fig_edge_of_stability(t: Tables):
     if c.empty:
         return None
     hs = sorted(c["h"].unique())
-    g = style.sns.relplot(
-        data=c,
-        x="step",
-        y="value",
-        hue="h",
-        col="activation",
-        kind="line",
-        errorbar=None,
-        palette=style.level_palette(hs),
-        height=3.2,
-        aspect=1.3,
-    )
+    g = style.sns.relplot(data=c, x="step", y="value", hue="h", col="activation", kind="line", errorbar=None,
+                          palette=style.level_palette(hs), height=3.2, aspect=1.3)  # fmt: skip
     for ax in g.axes.flat:
         ax.axhline(2, ls="--", color=style.CONTROL, lw=1)
         ax.set_yscale("log")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import style
-from analysis.pg_vs_zo import CHANCE, METHOD_COLOURS, _runs, _stats, check_z6
+from analysis.pg_vs_zo import CHANCE, METHOD_COLOURS, check_z6, cosines, runs
 from analysis.verdict import Tables
 
 
@@ -22,6 +22,10 @@ def fig_identities(t: Tables):
     axes[0].plot(lim, lim, ":", color="grey")
     axes[0].set_xlabel("ZO term (f(theta + eps u) - f(theta)) u / eps")
     axes[0].set_ylabel("Gaussian-policy REINFORCE term")
+    s = runs(t, "stats")
+    scale = s.groupby("config/stat_dtype")["stats/z1_max_diff"].max() if "stats/z1_max_diff" in s else pd.Series()
+    note = ", ".join(f"{k} {v:.1e}" for k, v in scale.items()) or "not run"
+    axes[0].set_title(f"max |delta| {t.check('z1/max_abs_diff')[0]:.1e} (float64); at scale: {note}", fontsize=7)
     est, exact, se = np.array(t.check("z3/estimate")), np.array(t.check("z3/exact")), np.array(t.check("z3/se"))
     k = np.arange(len(est))
     axes[1].bar(k - 0.2, exact, width=0.4, color=style.BASELINE, label="exact grad softmax_t")
@@ -67,28 +71,14 @@ def fig_baselines(t: Tables):
 
 def fig_cosine(t: Tables):
     """log q vs E[cos] (log-log), hue = sigma, facets dtype x model, with the sqrt(q / d) guide (Z2 at scale)."""
-    s = _stats(t)
-    if s.empty:
+    df = cosines(t, "cos")
+    if df.empty:
         return None
-    rows = []
-    for _, r in s.iterrows():
-        for c in r.index:
-            if c.startswith("stats/cos@") and pd.notna(r[c]):
-                rows.append(
-                    {
-                        "model": r["config/model"],
-                        "dtype": r["config/stat_dtype"],
-                        "sigma": r["config/stat_sigma"],
-                        "q": int(c.split("@")[1]),
-                        "cos": max(r[c], 1e-4),
-                        "d": r["stats/d"],
-                    }
-                )
-    df = pd.DataFrame(rows)
+    df["value"] = df["value"].clip(lower=1e-4)
     g = style.sns.relplot(
         data=df,
         x="q",
-        y="cos",
+        y="value",
         hue="sigma",
         col="model",
         row="dtype",
@@ -111,11 +101,8 @@ def fig_cosine(t: Tables):
 
 def fig_curves(t: Tables):
     """Validation accuracy vs example-forward equivalents (log x), hue = method, facet = model (Z5, Z6)."""
-    runs = _runs(t)
-    if runs.empty:
-        return None
     c = t.curves("val/acc")
-    c = c[c["trial_id"].isin(runs["trial_id"]) & (c["step"] > 0)].rename(
+    c = c[c["trial_id"].isin(runs(t)["trial_id"]) & (c["step"] > 0)].rename(
         columns={"config/method": "method", "config/model": "model"}
     )
     if c.empty:
@@ -150,8 +137,8 @@ def fig_gap(t: Tables):
     fig, ax = style.plt.subplots(figsize=(5, 3.6))
     ax.errorbar(
         df["d"] / 10,
-        df["gap"],
-        yerr=[df["gap"] - df["ci_low"], df["ci_high"] - df["gap"]],
+        df["mean"],
+        yerr=[df["mean"] - df["ci_low"], df["ci_high"] - df["mean"]],
         fmt="o-",
         color=style.FLOODED,
         capsize=3,
@@ -166,18 +153,18 @@ def fig_gap(t: Tables):
 
 def fig_final(t: Tables):
     """Final test accuracy by method x model, point-range over seeds, with the chance line (Z5)."""
-    runs = _runs(t)
-    if runs.empty:
+    ok = runs(t)
+    if ok.empty:
         return None
     g = style.sns.catplot(
-        data=runs,
+        data=ok,
         x="method",
         y="test/acc",
         col="model",
         kind="point",
         errorbar=("ci", 95),
         color=style.FLOODED,
-        order=[m for m in METHOD_COLOURS if m in set(runs["method"])],
+        order=[m for m in METHOD_COLOURS if m in set(ok["method"])],
         height=3,
         aspect=1.1,
     )

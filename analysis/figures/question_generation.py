@@ -3,23 +3,50 @@
 The checks they illustrate, and the measurements both use, live in `analysis/question_generation.py`.
 """
 
+from functools import wraps
+
 import numpy as np
 import pandas as pd
 
 from analysis.question_generation import (
-    DECODE_LABELS,
     LEAK_TOL,
-    ORDER_GAIN,
-    VIABLE,
-    by_seed,
+    Q1,
+    Q2,
     check_qc1,
-    estimate,
+    languages,
     main_runs,
+    measure,
     order_metric,
-    paired,
     runs,
+    subset,
 )
 from analysis.verdict import Tables
+
+DECODE_LABELS = {"su": "Su (sample a, greedy q)", "greedy_both": "greedy both", "sample_both": "sample both",
+                 "beam_both": "beam both (width 3)", "su_span": "Su + span constraint"}  # fmt: skip
+
+
+def for_language(fig, data: str):
+    """A figure drawn from one data set's models, named `<figure>_<data>` (None without such models)."""
+
+    def draw(t: Tables):
+        if data not in languages(t):
+            return None
+        out = fig(subset(t, data))
+        return None if out is None else (f"{out[0]}_{data}", out[1])
+
+    draw.__name__ = f"{fig.__name__}_{data}"
+    return draw
+
+
+def one_language(fig):
+    """A figure drawn only when the models come from one data set (below full); full draws `for_language`."""
+
+    @wraps(fig)
+    def draw(t: Tables):
+        return fig(t) if len(languages(t)) <= 1 else None
+
+    return draw
 
 
 def _arm_means(t: Tables) -> pd.DataFrame:
@@ -51,7 +78,7 @@ def fig_pareto(t: Tables):
         ax.scatter(g["coverage"], g["validity"], color=colours[arm], marker=marker, alpha=0.35, s=18)
         ax.errorbar(g["coverage"].mean(), g["validity"].mean(), xerr=g["coverage"].std(ddof=0), yerr=g["validity"].std(ddof=0),
                     color=colours[arm], marker=marker, ms=8, label=f"{DECODE_LABELS.get(arm, arm)}, {order}")  # fmt: skip
-    ax.axhline(VIABLE, color="grey", ls=":", lw=0.8)
+    ax.axhline(Q1.threshold, color="grey", ls=":", lw=0.8)
     full = t.budget == "full"
     ax.set(xlabel="coverage of gold answers" if full else "coverage of askable (fact, slot) pairs",
            ylabel="round-trip F1" if full else "oracle validity", title="Q1/Q3 validity vs coverage")  # fmt: skip
@@ -68,16 +95,15 @@ def fig_order_effect(t: Tables):
     panels = ((f"{name} (points)", f"test/su/{order_metric(t)}"), ("coverage (points)", "test/su/coverage"),
               ("joint NLL (centinats)", "test/tf_nll"))  # fmt: skip
     for label, metric in panels:
-        scale = 100
-        g = paired(by_seed(t, "AQ", metric), by_seed(t, "QA", metric))
-        if g:
-            e = estimate(g)
-            rows.append((label, scale * e["effect"], scale * e["low"], scale * e["high"]))
+        e = measure(t, ("AQ", metric), ("QA", metric))
+        if e.n:
+            rows.append((label, 100 * e.mean, 100 * e.low, 100 * e.high))
     if not rows:
         return None
     fig, ax = _point_ranges(rows)
     ax.axvline(0, color="grey", lw=0.8)
-    ax.axvline(100 * ORDER_GAIN, color=style.HIGHLIGHT, ls="--", lw=0.8, label="+2 points (Q2)")
+    gain = 100 * Q2.effect.threshold
+    ax.axvline(gain, color=style.HIGHLIGHT, ls="--", lw=0.8, label=f"{gain:+g} points (Q2)")
     ax.set(xlabel="AQ - QA (95% CI)", title="Q2 order effect")
     ax.legend(fontsize=7)
     return "order_effect", fig
@@ -103,10 +129,9 @@ def fig_pretraining(t: Tables):
     rows = []
     for init in ("pretrained", "random"):
         for order in ("AQ", "QA"):
-            g = list(by_seed(t, order, "test/su/validity_em", init).values())
-            if g and sum(map(len, g)):
-                e = estimate(g)
-                rows.append((f"{init} {order}", 100 * e["effect"], 100 * e["low"], 100 * e["high"]))
+            e = measure(t, (order, "test/su/validity_em", init))
+            if e.n:
+                rows.append((f"{init} {order}", 100 * e.mean, 100 * e.low, 100 * e.high))
     if not rows:
         return None
     fig, ax = _point_ranges(rows)
@@ -146,7 +171,7 @@ def fig_controls(t: Tables):
     ax = axes[0]
     ax.bar(range(len(vals)), [max(v, 1e-17) for _, v in vals],
            color=[style.CONTROL if "bidirectional" in n or "nopad" in n else style.FLOODED for n, _ in vals])  # fmt: skip
-    ax.axhline(LEAK_TOL, color="grey", ls=":", lw=0.8, label="tolerance 1e-12")
+    ax.axhline(LEAK_TOL, color="grey", ls=":", lw=0.8, label=f"tolerance {LEAK_TOL:g}")
     ax.set_xticks(range(len(vals)), [n for n, _ in vals], fontsize=7)
     ax.set(yscale="log", ylabel="max |d logit / d e| (0 drawn at 1e-17)", title="exact leak tests")
     ax.legend(fontsize=7)

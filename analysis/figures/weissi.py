@@ -98,11 +98,10 @@ def fig_optimisers(t: Tables):
 
 def fig_isolation(t: Tables):
     """Test accuracy by reg, point-range over seeds, rows = optimiser (W5, W7); each arm at its best setting."""
-    ep = endpoints(t)
-    if ep.empty:
+    best = best_per_arm(endpoints(t))
+    if best.empty:
         return None
-    best = best_per_arm(ep)
-    cols = _cell_cols(ep)
+    cols = _cell_cols(best)
     g = style.sns.catplot(
         data=best, x="reg", y="test_acc", row="optimizer", col=cols[0] if cols else None, kind="point", errorbar=("ci", 95),
         order=[r for r in REG_ORDER if r in set(best["reg"])], color=style.FLOODED, linestyle="none", height=2.8,
@@ -115,10 +114,9 @@ def fig_isolation(t: Tables):
 
 def fig_robustness(t: Tables):
     """Accuracy under FGSM and PGD vs eps per reg, and the input-gradient norm per reg (W6)."""
-    ep = endpoints(t)
-    if ep.empty:
+    best = best_per_arm(endpoints(t))
+    if best.empty:
         return None
-    best = best_per_arm(ep)
     attacks = [c for c in best if c.startswith("test/fgsm_acc@") or c.startswith("test/pgd_acc@")]
     long = best.melt(
         id_vars=["optimizer", "reg", "seed"], value_vars=["test_acc", *attacks], var_name="attack", value_name="acc"
@@ -144,10 +142,9 @@ def fig_robustness(t: Tables):
 
 def fig_norms(t: Tables):
     """log10 prod ||W_l|| and the layer-norm spread per epoch, hue = reg (best setting per arm)."""
-    ep = endpoints(t)
-    if ep.empty:
+    best = best_per_arm(endpoints(t))
+    if best.empty:
         return None
-    best = best_per_arm(ep)
     curves = pd.concat([t.curves(m).assign(metric=m) for m in ("weights/log10_prod_norm", "weights/spread")])
     curves = curves[curves["trial_id"].isin(best["trial_id"])].rename(
         columns={"config/reg": "reg", "config/optimizer": "optimizer"}

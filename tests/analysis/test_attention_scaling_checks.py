@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis import attention_scaling as aa
+from analysis.claims.attention_scaling import CLAIMS
 from analysis.stats import hierarchical_bootstrap
 from analysis.verdict import FAIL, INCONCLUSIVE, REFUTED, SUPPORTED, Tables, evaluate
 from studies import attention_scaling
@@ -72,20 +73,25 @@ def test_hierarchical_bootstrap_is_wider_than_chunks_alone_when_seeds_differ():
     assert low < mean < high and (high - low) > 8 * se_flat
 
 
-def lm_tables(delta: float, noise: float = 0.01, chunks: int = 100) -> Tables:
-    """LM runs: linear_elu = softmax + delta nats per chunk; two lrs tuned on seed 0, seeds 1 and 2 confirm."""
+def lm_tables(
+    delta: float, noise: float = 0.01, chunks: int = 100, seeds=(0, 1, 2, 3), cos: float = 0.1, status=None
+) -> Tables:
+    """LM runs: linear_elu = softmax + delta nats per chunk (linear_cos + `cos` more); two lrs tuned on seed 0, every
+    seed run at both. `status` overrides some runs' status, e.g. `{("linear_elu", 2): "diverged"}` (no test chunks)."""
     rng = np.random.default_rng(0)
     trials, metrics = [], []
     base = 1.5 + 0.2 * rng.standard_normal(chunks)
     for attn in ("softmax", "linear_elu", "linear_cos"):
         for lr in (1e-3, 3e-3):
-            for s in (0, 1, 2):
+            for s in seeds:
                 tid = f"{attn}-{lr}-{s}"
-                shift = {"softmax": 0.0, "linear_elu": delta, "linear_cos": delta + 0.1}[attn] + (0.0 if lr == 3e-3 else 0.05)
-                trials.append({"trial_id": tid, "seed": s, "status": "ok", "config/task": "lm", "config/attn": attn,
+                shift = {"softmax": 0.0, "linear_elu": delta, "linear_cos": delta + cos}[attn] + (0.0 if lr == 3e-3 else 0.05)
+                st = (status or {}).get((attn, s), "ok")
+                trials.append({"trial_id": tid, "seed": s, "status": st, "config/task": "lm", "config/attn": attn,
                                "config/lr": lr, "config/seed": s, "val/nats": 1.5 + shift})  # fmt: skip
-                vals = base + shift + noise * rng.standard_normal(chunks)
-                metrics += [(tid, 101, i, aa.CHUNK_NATS, v) for i, v in enumerate(vals)]  # a series at the last step
+                if st == "ok":
+                    vals = base + shift + noise * rng.standard_normal(chunks)
+                    metrics += [(tid, 101, i, aa.CHUNK_NATS, v) for i, v in enumerate(vals)]  # a series at the last step
     columns = ["trial_id", "step", "series", "metric", "value"]
     return Tables("local", pd.DataFrame(trials), pd.DataFrame(metrics, columns=columns),
                   pd.DataFrame(columns=["step", "metric", "value"]))  # fmt: skip
@@ -98,13 +104,118 @@ def test_l5_tost_on_planted_gaps(delta, expected):
     assert "3e-3" in v.reason.replace("0.003", "3e-3")  # the lr with the lower seed-0 validation loss was chosen
 
 
-def test_real_exact_checks_decide_l2_l4_and_the_controls_fail():
-    checks = attention_scaling.exact_checks("smoke")
+def exact_tables(checks: dict[str, list[float]], trials=(), metrics=()) -> Tables:
     long = pd.DataFrame([(i, m, v) for m, vs in checks.items() for i, v in enumerate(vs)], columns=["step", "metric", "value"])
-    t = Tables("smoke", pd.DataFrame(), pd.DataFrame(columns=["trial_id", "step", "metric", "value"]), long)
-    assert aa.check_l2(t).verdict == SUPPORTED
-    assert aa.check_l4(t).verdict == SUPPORTED
-    assert aa.check_lc1(t).verdict == FAIL and aa.check_lc2(t).verdict == FAIL
-    assert aa.check_l3(t).verdict == INCONCLUSIVE  # the forms agree; no decode trial in this table
+    columns = ["trial_id", "step", "metric", "value"]
+    return Tables("smoke", pd.DataFrame(list(trials)), pd.DataFrame(list(metrics), columns=columns), long)
+
+
+def test_real_exact_checks_decide_l2_l4_and_the_controls_fail():
+    t = exact_tables(attention_scaling.exact_checks("smoke"))
+    v = {c.id: c.decide(t) for c in CLAIMS}
+    assert v["L2"].verdict == SUPPORTED and v["L4"].verdict == SUPPORTED, (v["L2"].reason, v["L4"].reason)
+    assert v["L-C1"].verdict == FAIL and v["L-C2"].verdict == FAIL
+    assert v["L3"].verdict == INCONCLUSIVE and "decode trial missing" in v["L3"].reason  # the forms agree; no decode
     rows = evaluate(attention_scaling.get_study("smoke"), t).set_index("claim_id")
     assert rows.loc["L2", "verdict"] == SUPPORTED and bool(rows["controls_ok"].all())
+
+
+def test_l5_and_l6_on_a_single_lm_seed_decide_nothing():
+    # One confirmation seed (seed 0 tunes): the hierarchical bootstrap falls back to the chunks of one run, a narrow
+    # interval that must not decide.
+    t = lm_tables(0.0, noise=0.02, seeds=(0, 1))
+    v = aa.check_l5(t)
+    assert v.verdict == INCONCLUSIVE and v.reason.startswith("too few seeds (n = 1 < 3)") and v.n_seeds == 1
+    assert v.ci_high < aa.MARGIN  # it would have been SUPPORTED on the chunks alone
+    l6 = aa.check_l6(l6_tables(lm_tables(0.0, noise=0.02, seeds=(0, 1), cos=0.2), cos_recall=-0.2))
+    assert l6.verdict == INCONCLUSIVE and "too few seeds (recall 3, LM 1 < 3)" in l6.reason, l6.reason
+
+
+def test_l5_names_a_diverged_run_and_does_not_decide_on_the_rest():
+    v = aa.check_l5(lm_tables(0.0, noise=0.02, status={("linear_elu", 2): "diverged"}))
+    assert v.verdict == INCONCLUSIVE and "too few seeds (n = 2 < 3)" in v.reason
+    assert "left out: linear_elu seed 2: diverged" in v.reason
+
+
+def test_l5_reads_the_confirmation_seeds_not_the_tuning_seed():
+    v = aa.check_l5(lm_tables(0.0, noise=0.02))
+    assert v.verdict == SUPPORTED and v.n_seeds == 3  # seeds 1-3; seed 0 chose the lr
+    two = aa.check_l5(lm_tables(0.0, noise=0.02, seeds=(0, 1, 2)))
+    assert two.verdict == INCONCLUSIVE and "too few seeds" in two.reason
+
+
+def l6_tables(lm: Tables, cos_recall: float, softmax_acc: float = 0.9, kl=None) -> Tables:
+    """`lm` plus MQAR runs (seeds 1-3, 16 values: chance 1/16) with linear_cos recall = linear_elu + cos_recall per
+    batch, and row-KL samples on the softmax LM's seed-1 run at its chosen lr (`kl`: variant -> samples)."""
+    rng = np.random.default_rng(1)
+    trials, metrics = [], []
+    for attn, acc in (("softmax", softmax_acc), ("linear_elu", 0.5), ("linear_cos", 0.5 + cos_recall)):
+        for s in (1, 2, 3):
+            vals = np.clip(acc + 0.02 * rng.standard_normal(20), 0, 1)
+            trials.append({"trial_id": f"rc-{attn}-{s}", "seed": s, "status": "ok", "config/task": "recall",
+                           "config/attn": attn, "config/lr": 3e-3, "config/seed": s, "config/values": 16,
+                           "test/recall_acc": float(vals.mean())})  # fmt: skip
+            metrics += [(f"rc-{attn}-{s}", 500, i, aa.CHUNK_RECALL, v) for i, v in enumerate(vals)]
+    kl = kl or {"linear_elu": rng.gamma(2.0, 0.5, 200), "linear_cos": rng.gamma(2.0, 0.5, 200) + 0.5}
+    lm_trials = lm.trials.copy()
+    lm_trials["attn/row_kl/linear_elu"] = np.nan
+    soft = lm_trials[lm_trials["config/attn"] == "softmax"]
+    chosen = soft.loc[soft[soft["seed"] == 0]["val/nats"].idxmin(), "config/lr"]  # seed 0 tunes the lr
+    tid = soft[(soft["seed"] == 1) & (soft["config/lr"] == chosen)]["trial_id"].iloc[0]  # the first confirmation seed
+    lm_trials.loc[lm_trials["trial_id"] == tid, "attn/row_kl/linear_elu"] = float(np.median(kl["linear_elu"]))
+    metrics += [(tid, 101, i, aa.ROW_KL_SAMPLE + name, v) for name, vs in kl.items() for i, v in enumerate(vs)]
+    columns = ["trial_id", "step", "series", "metric", "value"]
+    return Tables("local", pd.concat([lm_trials, pd.DataFrame(trials)], ignore_index=True),
+                  pd.concat([lm.metrics, pd.DataFrame(metrics, columns=columns)], ignore_index=True), lm.checks)  # fmt: skip
+
+
+def test_l6_supported_refuted_and_the_recall_validity_gate():
+    worse = l6_tables(lm_tables(0.0, noise=0.02, cos=0.2), cos_recall=-0.2)
+    v = aa.check_l6(worse)
+    assert v.verdict == REFUTED and v.n_seeds == 3, v.reason
+    better_kl = {"linear_elu": np.linspace(1.0, 2.0, 200), "linear_cos": np.linspace(0.1, 0.5, 200)}
+    better = l6_tables(lm_tables(0.0, noise=0.02, cos=-0.2), cos_recall=0.2, kl=better_kl)
+    assert aa.check_l6(better).verdict == SUPPORTED, aa.check_l6(better).reason
+    unlearned = aa.check_l6(l6_tables(lm_tables(0.0, noise=0.02, cos=0.2), cos_recall=-0.2, softmax_acc=0.1))
+    assert unlearned.verdict == INCONCLUSIVE and "recall not learned (softmax" in unlearned.reason
+
+
+def test_l6_reads_the_median_row_kl_and_refutes_on_its_point_comparison():
+    # linear_cos: larger median row KL, but elu has a heavy tail, so its MEAN is larger; and the medians are close.
+    rng = np.random.default_rng(2)
+    elu = np.concatenate([rng.uniform(0.0, 1.0, 180), np.full(20, 50.0)])
+    kl = {"linear_elu": elu, "linear_cos": np.median(elu) + 0.01 + rng.uniform(-0.05, 0.05, 200)}
+    v = aa.check_l6(l6_tables(lm_tables(0.0, noise=0.02, cos=0.2), cos_recall=-0.2, kl=kl))
+    (row,) = [d for d in v.detail if d["metric"] == "median_row_kl"]
+    assert kl["linear_cos"].mean() < elu.mean() and row["mean"] > 0 and row["ci"][0] < 0  # no significance needed
+    assert v.verdict == REFUTED, v.reason
+
+
+def decode_tables(rnn_growth: float, kv_slope: float) -> Tables:
+    """Agreeing forms, and decode latencies at positions 0..4096: RNN 1 ms x (1 + growth x position / 4096) with 3%
+    noise, KV-cached softmax 1 ms + kv_slope per position."""
+    rng = np.random.default_rng(3)
+    pos = np.arange(0, 4097, 256)
+    rnn = 1.0 * (1 + rnn_growth * pos / 4096) * (1 + 0.03 * rng.standard_normal(len(pos)))
+    kv = 1.0 + kv_slope * pos + 0.01 * rng.standard_normal(len(pos))
+    metrics = [
+        ("dec", p, m, v) for m, vals in (("decode/rnn_ms", rnn), ("decode/kv_ms", kv)) for p, v in zip(pos, vals, strict=True)
+    ]
+    checks = {
+        f"l3/{f}_vs_quadratic/{dt}": [1e-16] for f in ("chunked", "cumsum", "recurrent") for dt in ("float64", "float32")
+    }
+    trial = {"trial_id": "dec", "seed": 0, "status": "ok", "config/task": "decode"}
+    return exact_tables(checks, [trial], metrics)
+
+
+@pytest.mark.parametrize("growth,kv,expected", [(0.0, 1e-3, SUPPORTED), (0.3, 1e-3, REFUTED), (0.0, 0.0, INCONCLUSIVE)])
+def test_l3_decode_latency(growth, kv, expected):
+    v = aa.check_l3(decode_tables(growth, kv))
+    assert v.verdict == expected, v.reason
+    assert v.reason.startswith("max form errors: ") and "; RNN step" in v.reason
+
+
+def test_l4_without_the_linformer_leak_test_is_undecided():
+    t = exact_tables({"l4/leak/softmax": [0.0], "l4/leak/linear_elu": [0.0]})
+    assert aa.check_l4(t).verdict == INCONCLUSIVE
+    assert aa.check_l4(exact_tables({"l4/leak/softmax": [0.0], "l4/leak/linformer": [0.0]})).verdict == REFUTED

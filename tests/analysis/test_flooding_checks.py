@@ -1,12 +1,26 @@
-"""The flooding checks on planted tables: each verdict must follow from the data put in."""
+"""The flooding claims on planted tables: each verdict must follow from the data put in."""
 
 import numpy as np
 import pytest
 from conftest import GOOD_CHECKS, planted
 
 from analysis import flooding as fl
+from analysis.claims.flooding import CLAIMED, CLAIMS
 from analysis.verdict import INCONCLUSIVE, INVALID, REFUTED, SUPPORTED, Tables, evaluate
-from studies import load
+
+CLAIM = {c.id: c for c in CLAIMS}
+
+
+def decide(claim_id: str, t: Tables):
+    """The claim's verdict before the budget gate (the planted tables are `local`, where every claim decides)."""
+    return CLAIM[claim_id].decide(t)
+
+
+def with_status(t: Tables, status: str, *trial_ids: str) -> Tables:
+    """The same tables with the named runs marked `status` (diverged or failed runs keep their rows)."""
+    trials = t.trials.copy()
+    trials.loc[trials["trial_id"].isin(trial_ids), "status"] = status
+    return Tables(t.budget, trials, t.metrics, t.checks)
 
 
 def test_detector_fires_on_a_rebound_and_not_on_a_rise():
@@ -19,37 +33,81 @@ def test_detector_fires_on_a_rebound_and_not_on_a_rise():
 
 
 def test_f1_supported_on_a_planted_gain_and_refuted_on_a_planted_loss():
-    assert fl.check_f1(planted(0.05)).verdict == SUPPORTED
-    assert fl.check_f1(planted(-0.05, every_level=True)).verdict == REFUTED
+    assert decide("F1", planted(0.05)).verdict == SUPPORTED
+    assert decide("F1", planted(-0.05, every_level=True)).verdict == REFUTED
     # Worse only at b = 0.6: validation picks b* = 0.3, which equals b = 0, so nothing is refuted.
-    assert fl.check_f1(planted(-0.05)).verdict == INCONCLUSIVE
+    assert decide("F1", planted(-0.05)).verdict == INCONCLUSIVE
 
 
 def test_f1_inconclusive_without_an_effect():
-    v = fl.check_f1(planted(0.0))
+    v = decide("F1", planted(0.0))
     assert v.verdict == INCONCLUSIVE and v.n_seeds == 5
 
 
+def test_f1_with_one_seed_left_at_b_star_is_undecidable_and_names_the_runs():
+    # At eta = 0.4, b = 0.6 survives in seed 0 only: it is still b* there, so that cell has one pair.
+    t = with_status(planted(0.05), "diverged", *[f"e0.4-b0.6-s{s}" for s in range(1, 5)])
+    v = decide("F1", t)
+    assert v.verdict == INCONCLUSIVE and v.reason.startswith("too few seeds in eta=0.4, E=off, b*=0.6 (n = 1 < 3)"), v.reason
+    assert "seed 1 of b=0.6: diverged" in v.reason and v.n_seeds == 1
+
+
+def test_a_diverged_baseline_seed_is_named_and_the_rest_still_decide():
+    t = with_status(planted(0.05), "diverged", "e0.2-b0.0-s3")
+    v = decide("F1", t)
+    assert v.verdict == SUPPORTED and v.n_seeds == 4
+    assert "eta=0.2, E=off, b*=0.6: seed 3 of b=0: diverged" in v.reason
+    assert "seed 3 of b=0: diverged" in decide("F2", t).reason
+    assert "seed 3 of b=0: diverged" in decide("F5", t).reason
+
+
+def test_a_cell_whose_flooded_runs_all_failed_keeps_its_place():
+    t = with_status(planted(0.05), "failed", *[f"e0.4-b{b}-s{s}" for b in (0.3, 0.6) for s in range(5)])
+    v = decide("F1", t)
+    assert v.verdict == INCONCLUSIVE and len(v.detail) == 4 and "eta=0.4, E=on, b*=nan (n = 0 < 3)" in v.reason
+
+
 def test_f2_follows_the_curves():
-    assert fl.check_f2(planted(0.05)).verdict == SUPPORTED
-    assert fl.check_f2(planted(0.05, bump=False)).verdict == REFUTED
+    assert decide("F2", planted(0.05)).verdict == SUPPORTED
+    assert decide("F2", planted(0.05, bump=False)).verdict == REFUTED
+    assert decide("F2", planted(0.05, seeds=2)).reason.startswith("too few seeds")
 
 
 def test_f3_on_hovering_losses():
-    v = fl.check_f3(planted(0.05))
+    v = decide("F3", planted(0.05))
     assert v.verdict == SUPPORTED, v.reason
+    assert decide("F3", planted(0.05, seeds=2)).verdict == INCONCLUSIVE  # two seeds decide only at smoke
+    smoke = planted(0.05, seeds=2)
+    assert decide("F3", Tables("smoke", smoke.trials, smoke.metrics, smoke.checks)).verdict == SUPPORTED
 
 
 def test_f5_flatter_is_supported():
-    assert fl.check_f5(planted(0.05)).verdict == SUPPORTED
+    assert decide("F5", planted(0.05)).verdict == SUPPORTED
 
 
 def test_f6_noise_entropy_values_match_the_spec():
     assert [round(fl.noisy_label_entropy(e), 3) for e in (0.1, 0.2, 0.3, 0.4)] == [0.545, 0.94, 1.27, 1.552]
 
 
+def test_f6_trend_and_ratio():
+    rule = CLAIM["F6"].rule
+    eta = np.repeat([0.0, 0.2, 0.4], 5)
+    b = np.array([0.05, 0.1, 0.05, 0.1, 0.05, 0.6, 1.0, 1.0, 1.5, 1.0, 1.5, 1.5, 2.0, 1.5, 1.0])
+    h = np.array([fl.noisy_label_entropy(e) for e in eta])
+    assert rule.decide(eta, b, h).verdict == SUPPORTED
+    assert rule.decide(eta, b / 10, h).verdict == REFUTED  # every median ratio far below 0.5
+    few = rule.decide(eta[:-3], b[:-3], h[:-3], ("eta=0.4 b=1 seed 2: diverged",))
+    assert few.verdict == INCONCLUSIVE and "too few seeds in eta=0.4 (n = 2 < 3)" in few.reason and "diverged" in few.reason
+    # The planted tables pick b* = 0.6 at every noise level: no trend to rank.
+    assert decide("F6", planted(0.05)).verdict == INCONCLUSIVE
+    # A noise level whose flooded runs all failed has no b* at all: it still counts, with no seeds.
+    gone = with_status(planted(0.05), "failed", *[f"e0.4-b{b}-s{s}" for b in (0.3, 0.6) for s in range(5)])
+    v = decide("F6", gone)
+    assert v.verdict == INCONCLUSIVE and "too few seeds in eta=0.4 (n = 0 < 3)" in v.reason and "seed 4: failed" in v.reason
+
+
 def test_a_control_that_behaves_wrongly_invalidates_the_claims():
-    study = load("flooding", "local")
+    study = CLAIMED
     t = planted(0.05)
     good_checks = GOOD_CHECKS
     ok = evaluate(study, Tables("local", t.trials, t.metrics, good_checks)).set_index("claim_id")
@@ -64,7 +122,14 @@ def test_a_control_that_behaves_wrongly_invalidates_the_claims():
     assert "F-C1" in bad.loc["F1", "reason"]
 
 
-@pytest.mark.parametrize("name", ["fp1", "fp2"])
+def test_smoke_reports_direction_only():
+    t = planted(0.05)
+    smoke = evaluate(CLAIMED, Tables("smoke", t.trials, t.metrics, GOOD_CHECKS)).set_index("claim_id")
+    assert smoke.loc["F1", "verdict"] == INCONCLUSIVE and smoke.loc["F1", "reason"].startswith("direction only at smoke")
+
+
+@pytest.mark.parametrize("name", ["F-P1", "F-P2"])
 def test_missing_exact_checks_fail_positive_controls(name):
     empty = planted(0.0)
-    assert getattr(fl, f"check_{name}")(empty).verdict == "FAIL"
+    assert decide(name, empty).verdict == "FAIL"
+    assert decide(name, Tables("local", empty.trials, empty.metrics, GOOD_CHECKS)).verdict == "PASS"

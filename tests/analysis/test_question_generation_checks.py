@@ -6,8 +6,9 @@ import pytest
 
 from analysis import question_generation as qa
 from analysis import style
+from analysis.claims.question_generation import CLAIMED
 from analysis.figures import question_generation as qaf
-from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables
+from analysis.verdict import FAIL, INCONCLUSIVE, PASS, REFUTED, SUPPORTED, Tables, Verdict, evaluate
 
 PASSAGES = 200
 METRICS = ("validity", "span_rate", "coverage", "distinct_pair", "distinct_2")
@@ -40,14 +41,16 @@ def _run(tid, order, seed, arms: dict[str, dict[str, float]], mask="unilm", nll=
     return trial, rows
 
 
-def _tables(aq, qa_, budget="local", control=None, checks=None, seeds=4, steps=1500) -> Tables:
+def _tables(aq, qa_, budget="local", control=None, checks=None, seeds=4, steps=1500, status=None) -> Tables:
+    """`status`: (order, seed) -> a run's status other than ok (its metrics are then not written)."""
     rng = np.random.default_rng(0)
     trials, metrics = [], []
     for s in range(seeds):
         for order, arms in (("AQ", aq), ("QA", qa_)):
             t, m = _run(f"{order}{s}", order, s, arms, rng=rng, steps=steps)
+            t["status"] = (status or {}).get((order, s), "ok")
             trials.append(t)
-            metrics += m
+            metrics += m if t["status"] == "ok" else []
     if control is not None:
         t, m = _run("ctl", "AQ", 0, {"su": {"validity": control[1]}}, mask="bidirectional", nll=control[0], rng=rng, steps=400)
         trials.append(t)
@@ -87,9 +90,45 @@ def test_refuted_when_planted_so():
 
 def test_near_thresholds_is_inconclusive():
     t = _tables(_arms(su=0.6, sample_both=0.6, su_cov=0.15), _arms(su=0.58), seeds=2)
-    assert qa.check_q1(t).verdict == INCONCLUSIVE
-    assert qa.check_q2(t).verdict == INCONCLUSIVE
-    assert qa.check_q3(t).verdict == INCONCLUSIVE
+    for check in (qa.check_q1, qa.check_q2, qa.check_q3, qa.check_q4):  # two seeds: nothing is decided
+        v = check(t)
+        assert v.verdict == INCONCLUSIVE and "too few seeds" in v.reason
+    t = _tables(_arms(su=0.6, sample_both=0.6, su_cov=0.15), _arms(su=0.58))
+    for check in (qa.check_q1, qa.check_q2, qa.check_q3):  # four seeds: the intervals straddle the thresholds
+        v = check(t)
+        assert v.verdict == INCONCLUSIVE and "too few seeds" not in v.reason
+
+
+def test_one_seed_decides_nothing():
+    t = _tables(_arms(), _arms(su=0.6), seeds=1)
+    v = qa.check_q1(t)
+    assert v.verdict == INCONCLUSIVE and v.reason.startswith("too few seeds (n = 1 < 3)")
+    assert v.ci_low < v.effect < v.ci_high  # the one-seed interval is computed and shown, never decides
+    for check in (qa.check_q2, qa.check_q3, qa.check_q4):
+        assert check(t).verdict == INCONCLUSIVE and "too few seeds" in check(t).reason
+
+
+def test_diverged_runs_are_named_and_count_against_the_minimum():
+    four = _tables(_arms(), _arms(su=0.6), status={("AQ", 3): "diverged"})
+    v = qa.check_q1(four)  # three ok seeds remain: decided, the diverged run named
+    assert v.verdict == SUPPORTED and v.n_seeds == 3 and "AQ seed 3: diverged" in v.reason
+    assert "QA seed 1: failed" in qa.check_q2(_tables(_arms(), _arms(su=0.6), status={("QA", 1): "failed"})).reason
+    three = _tables(_arms(), _arms(su=0.6), seeds=3, status={("QA", 2): "diverged"})
+    v = qa.check_q2(three)
+    assert v.verdict == INCONCLUSIVE and "too few seeds" in v.reason and "QA seed 2: diverged" in v.reason
+    assert qa.check_q1(three).verdict == SUPPORTED  # Q1 reads the AQ models only
+    t = _tables(_arms(), _arms(su=0.6))
+    gone = Tables(t.budget, t.trials[t.trials["trial_id"] != "QA2"], t.metrics, t.checks)  # never recorded
+    assert "seed 2: run in one arm only" in qa.check_q2(gone).reason and qa.check_q2(gone).n_seeds == 3
+
+
+def test_a_missing_test_keeps_its_place_in_the_holm_family():
+    t = _tables({k: v for k, v in _arms().items() if k != "su_span"}, _arms(su=0.6))  # no span-constrained decoding
+    raw, fam = qa.cells(t), qa.family(t)
+    assert set(fam) == {"Q2", "Q3_validity", "Q3_coverage", "Q4"} and fam["Q4"].n == 0 and np.isnan(fam["Q4"].p)
+    ps = sorted(e.p for k, e in raw.items() if k != "Q4")
+    assert min(e.p for e in fam.values() if not np.isnan(e.p)) == pytest.approx(min(1.0, 4 * ps[0]))
+    assert qa.check_q4(t).verdict == INCONCLUSIVE and "not_run_at_budget" in qa.check_q4(t).reason
 
 
 def test_span_rate_at_one_refutes_q4():
@@ -100,8 +139,11 @@ def test_span_rate_at_one_refutes_q4():
 
 def test_smoke_reports_only_and_calibration_guard():
     t = _tables(_arms(), _arms(su=0.6), budget="smoke")
-    v = qa.check_q1(t)
-    assert v.verdict == INCONCLUSIVE and v.reason.startswith("smoke, reported only (would be SUPPORTED)")
+    assert qa.check_q1(t).verdict == SUPPORTED  # the measurement decides; `evaluate` reports it as a direction
+    v = evaluate(CLAIMED, t).set_index("claim_id")
+    assert (v.loc[["Q1", "Q2", "Q3", "Q4", "Q5"], "verdict"] == INCONCLUSIVE).all()
+    assert v.loc["Q1", "reason"].startswith("direction only at smoke (verdicts from local on): would be SUPPORTED")
+    assert v.loc["Q-C2", "verdict"] == FAIL and v.loc["Q-C2", "rule"] == qa.QC2.text()
     low = _tables(_arms(su=0.1), _arms(su=0.1))
     v = qa.check_q1(low)
     assert v.verdict == INCONCLUSIVE and "calibration rule" in v.reason  # steps were not doubled
@@ -111,11 +153,11 @@ def test_smoke_reports_only_and_calibration_guard():
 
 def test_holm_family_adjusts_four_tests():
     t = _tables(_arms(), _arms(su=0.6))
-    fam = qa.family(t)
+    raw, fam = qa.cells(t), qa.family(t)
     assert set(fam) == {"Q2", "Q3_validity", "Q3_coverage", "Q4"}
-    ordered = sorted(fam.values(), key=lambda e: e["p"])
-    assert all(e["p_holm"] >= e["p"] for e in ordered)
-    assert ordered[0]["p_holm"] == pytest.approx(min(1.0, 4 * ordered[0]["p"]))
+    assert all(fam[k].p >= raw[k].p for k in raw)
+    first = min(raw, key=lambda k: raw[k].p)
+    assert fam[first].p == pytest.approx(min(1.0, 4 * raw[first].p))
 
 
 @pytest.mark.parametrize(
@@ -189,11 +231,15 @@ def test_q5_and_the_full_budget_order_metric():
     worse = qa.check_q2(_full(arms, utility={"AQ": 0.6, "QA": 0.8}))
     assert worse.verdict == INCONCLUSIVE and "utility not shown not worse" in worse.reason
     assert qa.check_q2(_full(arms)).verdict == INCONCLUSIVE  # no utility runs
-    assert qa.check_q1(t).effect == pytest.approx(np.mean([qa.by_seed(t, "AQ", "test/su/validity")[s] for s in range(3)]))
+    assert qa.check_q1(t).effect == pytest.approx(
+        np.mean([qa.arm_values(t, "AQ", "test/su/validity")[0][s] for s in range(3)])
+    )
     same = _full({("pretrained", "AQ"): 0.5, ("pretrained", "QA"): 0.5, ("random", "AQ"): 0.5, ("random", "QA"): 0.5})
     assert qa.check_q5(same).verdict == REFUTED and qa.check_q2(same).verdict == REFUTED
     close = _full({("pretrained", "AQ"): 0.6, ("random", "AQ"): 0.5, ("pretrained", "QA"): 0.5, ("random", "QA"): 0.5},
                   seeds=2)  # fmt: skip
+    assert qa.check_q5(close).verdict == INCONCLUSIVE and "too few seeds" in qa.check_q5(close).reason  # 2 seeds
+    close = _full({("pretrained", "AQ"): 0.6, ("random", "AQ"): 0.5, ("pretrained", "QA"): 0.5, ("random", "QA"): 0.5})
     assert qa.check_q5(close).verdict == INCONCLUSIVE  # +10 points planted: the CI straddles the threshold
 
 
@@ -225,16 +271,33 @@ def test_full_budget_claims_need_both_languages():
     # Each language's verdict is the one its own tables give.
     assert qa.check_q5(qa.subset(mixed, "webqa")).verdict == REFUTED
     assert qa.check_qc2(both).verdict == FAIL  # the exact checks are shared
-    assert qa.one_language(qaf.fig_pretraining)(both) is None
-    name, fig = qa.for_language(qaf.fig_pretraining, "webqa")(both)
-    assert name == "pretraining_webqa" and qa.for_language(qaf.fig_pretraining, "xx")(both) is None
+    assert qaf.one_language(qaf.fig_pretraining)(both) is None
+    name, fig = qaf.for_language(qaf.fig_pretraining, "webqa")(both)
+    assert name == "pretraining_webqa" and qaf.for_language(qaf.fig_pretraining, "xx")(both) is None
 
 
 def test_a_control_must_fail_in_every_language():
     strong = {("pretrained", "AQ"): 0.7, ("pretrained", "QA"): 0.5}
     both = _both(_full(strong, data="squad"), _full(strong, data="webqa"))
-    from analysis.verdict import Verdict
-
     one = qa.per_language(lambda t: Verdict(FAIL if qa.languages(t) == ["squad"] else PASS, "planted"))
     assert one(both).verdict == PASS  # passing in Chinese makes the study INVALID
     assert qa.per_language(lambda t: Verdict(FAIL, "planted"))(both).verdict == FAIL
+
+
+def test_q2_utility_must_lie_strictly_above_its_margin():
+    from analysis.rules import Estimate
+
+    effect = Estimate(0.1, 0.05, 0.15, 3, p=0.01)
+    at = Estimate(0.0, qa.Q2.utility_margin, 0.01, 3)  # spec 3: lower end > -1 point
+    assert qa.Q2.decide(effect, at).verdict == INCONCLUSIVE
+    assert qa.Q2.decide(effect, Estimate(0.0, qa.Q2.utility_margin + 1e-3, 0.01, 3)).verdict == SUPPORTED
+    assert qa.Q2.decide(effect, Estimate(0.0, 0.0, 0.01, 2)).verdict == INCONCLUSIVE  # too few utility seeds
+    assert qa.Q2.decide(effect).verdict == SUPPORTED  # below full the utility is not required
+
+
+def test_a_language_whose_runs_all_failed_is_not_dropped():
+    strong = {("pretrained", "AQ"): 0.7, ("random", "AQ"): 0.3}
+    zh = _full(strong, data="webqa")
+    zh.trials["status"] = "failed"
+    v = qa.check_q5(_both(_full(strong, data="squad"), zh))
+    assert v.verdict == INCONCLUSIVE and "webqa: INCONCLUSIVE, too few seeds" in v.reason and "seed 0: failed" in v.reason

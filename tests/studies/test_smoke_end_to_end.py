@@ -43,8 +43,10 @@ def test_lr_finiteness_smoke_runs_and_reports(tmp_path, ray_session):
     for claim in ("I1", "I2", "I3"):
         assert verdicts.loc[claim, "verdict"] == "SUPPORTED", verdicts.loc[claim, "reason"]
     assert (verdicts.loc[["I-P1", "I-P2", "I-P3"], "verdict"] == "PASS").all() and verdicts["controls_ok"].all()
-    for claim in ("I4", "I5", "I6"):  # directions only at smoke
-        assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE" and "underpowered at smoke" in verdicts.loc[claim, "reason"]
+    for claim in ("I4", "I5", "I6"):  # directions only at smoke (2 seeds: also under the minimum of 3)
+        reason = verdicts.loc[claim, "reason"]
+        assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE", reason
+        assert reason.startswith("direction only at smoke") or "too few seeds" in reason, reason
     figures = {p.stem for p in (tmp_path / "reports" / "lr_finiteness" / "smoke").glob("*.png")}
     assert {"exact_orders", "two_parameter_model", "regularisation_at_matched_loss", "accuracy_vs_step_size"} <= figures
     assert {"edge_of_stability", "flatness", "trial_status"} <= figures
@@ -97,8 +99,10 @@ def test_attention_scaling_smoke_runs_and_reports(tmp_path, ray_session):
     # the LM trials share the 2 cores, and once came out REFUTED in a full CI run (it passed alone): not asserted here.
     l3 = verdicts.loc["L3", "reason"]
     assert l3.startswith("max form errors: ") and "; RNN step" in l3, l3  # the forms agreed, so decode was judged
-    for claim in ("L5", "L6"):  # sanity only at smoke
-        assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE" and "smoke: sanity only" in verdicts.loc[claim, "reason"]
+    for claim in ("L5", "L6"):  # 2 smoke seeds: under the minimum of 3, and verdicts come from local on anyway
+        reason = verdicts.loc[claim, "reason"]
+        assert verdicts.loc[claim, "verdict"] == "INCONCLUSIVE", reason
+        assert reason.startswith("direction only at smoke") or "too few seeds" in reason, reason
     figures = {p.stem for p in (tmp_path / "reports" / "attention_scaling" / "smoke").glob("*.png")}
     assert {"time_vs_length", "memory_vs_length", "decode_latency", "equivalence", "quality", "row_kl"} <= figures
 
