@@ -1,4 +1,8 @@
-"""`python -m analysis [--results DIR|URI] [--out DIR]`: verdicts, figures and Markdown reports from Parquet alone.
+"""`python -m analysis [--results DIR|URI] [--out DIR] [--study FILE ...]`: verdicts, figures and Markdown reports
+from Parquet alone.
+
+Besides the built-in studies, a results folder of a study outside the package is reported with the claims of the
+study file its run recorded; `--study FILE` names that file instead (it moved) or adds one without results.
 
 `--results` is a local folder or a URI (`s3://bucket/prefix`, `gs://…`, `file://…`), only ever read; the reports and
 `<out>/<study>/verdicts.parquet` go to a local `--out`. A damaged or foreign table is one line, exit 2, nothing written.
@@ -8,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from analysis.claims import StudyFileError
 from analysis.report import report_all
 from analysis.store import ResultsError, check_reachable, exists, exit_now_if_a_probe_hangs, first_line, results_location
 
@@ -16,6 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     p.add_argument("--results", type=results_location, default=Path("results"), help="folder or URI (s3://bucket/prefix)")
     p.add_argument("--out", type=Path, default=Path("reports"))
+    p.add_argument(
+        "--study",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a study file outside the package to report (repeatable; default: the files the runs recorded)",
+    )
     p.add_argument("--screenshot", type=Path, default=None, help="also save a PNG of report.html (needs chromium)")
     args = p.parse_args(argv)
     try:
@@ -31,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"analysis: error: no results directory {args.results}", file=sys.stderr)
         return 2
     try:
-        index = report_all(args.results, args.out)
-    except ResultsError as exc:  # a damaged or foreign table, named with what to do; read before anything is written
+        index = report_all(args.results, args.out, args.study)
+    except (ResultsError, StudyFileError) as exc:  # a damaged table, or a bad --study file: one line, nothing written
         print(f"analysis: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,5 +1,8 @@
 """Verdicts, figures, Markdown and a self-contained HTML report for every study, from the Parquet files alone.
 
+Every study means the built-in ones and those outside the package whose runs a results root holds (their claims come
+from the study file the run recorded, `analysis.load.outside_studies`).
+
 `collect` reads every study's tables, then evaluates each study at each budget it has results for (writing
 `<out>/<study>/verdicts.parquet`) and draws its figures once; `write_markdown` and `analysis.html.write_html`
 render the same sections. Studies without results still appear, marked not run, so the overview shows every claim
@@ -12,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import style
-from analysis.claims import discover
+from analysis.claims import StudyFileError, claims_of_file, discover
 from analysis.html import write_html
-from analysis.load import lacking_metrics, tables_for
+from analysis.load import lacking_metrics, outside_studies, tables_for
 from analysis.plots import GENERIC, fig_nuisance_axes
 from analysis.schema import BUDGETS, VERDICT_COLUMNS, describe_incomplete, read_json, read_trials, write_verdicts
 from analysis.sections import VERDICT_HEADER, BudgetSection, StudySection, detail_rows, num, plan_notes, rerun, verdict_fields
@@ -58,26 +61,40 @@ def draw_figures(claimed: StudyClaims, tables: Tables, fig_dir: Path, tuning: di
     return drawn
 
 
-def collect(results: Path | str, out: Path) -> list[StudySection]:
-    """Evaluate and draw every discovered study at every budget it has results for.
+def collect(results: Path | str, out: Path, study_files: list[Path] = ()) -> list[StudySection]:
+    """Evaluate and draw every discovered study, and every study outside the package, at every budget it has results for.
 
     Every table is read before anything is written: a damaged or foreign one (`analysis.store.ResultsError`)
-    stops the analysis with nothing written. `results` is only read.
+    stops the analysis with nothing written. `results` is only read. A study outside the package is found by the
+    study file its run recorded, or named by `study_files` (`analysis.load.outside_studies`); its claims are those of
+    the file's `get_study(budget)`. A recorded file that is gone, changed or broken is one line on stderr.
 
     Args:
         results (Path | str):
             Results root, a local path or a URI.
         out (Path):
             Report directory (verdicts go to `out/<study>/verdicts.parquet`, figures to `out/<study>/<budget>/`).
+        study_files (list[Path]):
+            Study files outside the package to report (`--study PATH`), also without recorded results.
 
     Returns:
-        list[StudySection]: one per discovered study, in name order.
+        list[StudySection]: one per study, built-in ones first, each group in name order.
     """
+    files, notes = outside_studies(results, study_files)
+    for note in notes:
+        print(f"analysis: warning: {note}", file=sys.stderr)
+    claims_of = {name: (lambda budget, c=claimed: c) for name, claimed in discover().items()}
+    claims_of |= {name: (lambda budget, f=file: claims_of_file(f, budget)) for name, file in files.items()}
     loaded, incomplete = [], []
-    for name, claimed in discover().items():
+    for name, claims_at in claims_of.items():
         study_dir = join(results, name)
         trials = read_trials(study_dir)
         budgets = [b for b in BUDGETS if ((trials["budget"] == b) & (trials["phase"] != "checks")).any()]
+        try:
+            claimed = {b: claims_at(b) for b in budgets or ["smoke"]}
+        except StudyFileError as exc:  # a study file whose get_study fails at a budget it ran: left out, in one line
+            print(f"analysis: warning: {name}: not reported: {exc}", file=sys.stderr)
+            continue
         meta = {b: read_json(join(study_dir, "metadata", f"{b}.json")) for b in budgets}
         tables = {b: tables_for(study_dir, b) for b in budgets}
         for b in budgets:  # finished trials whose metrics are gone: no verdict may stand on the rest
@@ -88,9 +105,10 @@ def collect(results: Path | str, out: Path) -> list[StudySection]:
         more = f" (and {len(incomplete) - 1} more studies or budgets)" if len(incomplete) > 1 else ""
         raise ResultsError(incomplete[0] + more)
     sections = []
-    for name, claimed, per_budget in loaded:
-        section = StudySection(name, claimed)
+    for name, claimed_at, per_budget in loaded:
+        section = StudySection(name, next(iter(claimed_at.values())))
         for budget, tables, meta in per_budget:
+            claimed = claimed_at[budget]
             where = f"analysis: {name}/{budget}:"
             if tables.ignored:
                 print(
@@ -146,7 +164,7 @@ def write_markdown(sections: list[StudySection], results: Path, out: Path) -> Pa
             lines += [
                 f"## Budget `{b.budget}`\n",
                 f"Trials: {len(b.tables.trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-                f"command `python -m studies run {s.name} --budget {b.budget}`; "
+                f"command `python -m studies run {b.meta.get('study_file') or s.name} --budget {b.budget}`; "
                 f"latest run: commit `{b.meta.get('git_commit', '?')}`, started {b.meta.get('started_at', '?')}; "
                 f"data: {'; '.join(b.meta.get('data', [])) or 'generated'}.\n",
                 *plan_notes(s.name, b.budget, b.tables),
@@ -180,19 +198,21 @@ def write_markdown(sections: list[StudySection], results: Path, out: Path) -> Pa
     return path
 
 
-def report_all(results: Path | str, out: Path) -> Path:
-    """Markdown and HTML reports for every discovered study.
+def report_all(results: Path | str, out: Path, study_files: list[Path] = ()) -> Path:
+    """Markdown and HTML reports for every discovered study and every study outside the package with results.
 
     Args:
         results (Path | str):
             Results root, a local path or a URI.
         out (Path):
             Report directory.
+        study_files (list[Path]):
+            Study files outside the package to report as well (`collect`).
 
     Returns:
         Path: the Markdown index (`report.html` lies beside it).
     """
-    sections = collect(results, out)  # reads every table first: a damaged one leaves `out` untouched
+    sections = collect(results, out, study_files)  # reads every table first: a damaged one leaves `out` untouched
     out.mkdir(parents=True, exist_ok=True)
     write_html(sections, results, out)
     return write_markdown(sections, results, out)

@@ -2,9 +2,11 @@
 
 A study module defines `get_study(budget) -> Study` and nothing runs on import. `discover()` imports every
 module here whose name does not start with `_`; a test checks each of them (importable, claims with ids,
-every budget builds), so there is no hand-kept list to drift.
+every budget builds), so there is no hand-kept list to drift. A study may also live in a file anywhere else
+(`load("path/to/my_study.py", budget)`, docs/writing-a-study.md): its file name names it.
 """
 
+import dataclasses
 import hashlib
 import importlib
 import itertools
@@ -12,13 +14,15 @@ import json
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
+from analysis.claims import StudyFileError, file_sha256, is_study_file, study_of_file
 from analysis.schema import BUDGETS
 from analysis.verdict import CLAIM_KINDS, Claim
 
-__all__ = ["BUDGETS", "CLAIM_KINDS", "Claim", "Fusion", "Study", "StudyError", "Tuning", "discover", "load"]
+__all__ = ["BUDGETS", "CLAIM_KINDS", "Claim", "Fusion", "Study", "StudyError", "Tuning", "discover", "load", "load_file"]
 
 Budget = Literal["smoke", "local", "full"]
 
@@ -117,6 +121,11 @@ class Study:
     """Config key of the replicate seed."""
     fusion: Fusion | None = None
     """Train fusable main trials as bundles (`Fusion`); `None`, or `run(..., fuse=False)`, runs one per Ray trial."""
+    file: str = ""
+    """For a study loaded from a file outside the package (`load`): the file's absolute path, recorded in the run's
+    metadata so that `python -m analysis` finds the claims again; empty for a built-in study."""
+    file_sha256: str = ""
+    """sha256 of that file as it was loaded."""
 
 
 def trial_device() -> str:
@@ -149,23 +158,56 @@ def discover() -> dict[str, ModuleType]:
 
 
 def load(name: str, budget: str) -> Study:
-    """Build a study at a budget, with one-line errors for unknown names and budgets.
+    """Build a study at a budget, with one-line errors for unknown names, bad files and unknown budgets.
 
     Args:
         name (str):
-            Study name.
+            A built-in study's name, or the path of a study file (ending in `.py` or holding a path separator).
         budget (str):
             `smoke`, `local` or `full`.
 
     Returns:
         Study: the validated study.
     """
+    if is_study_file(name):
+        return load_file(name, budget)
     modules = discover()
     if name not in modules:
         raise StudyError(f"unknown study {name!r} (known: {', '.join(modules) or 'none'})")
     if budget not in BUDGETS:
         raise StudyError(f"unknown budget {budget!r} (expected one of {', '.join(BUDGETS)})")
     study = modules[name].get_study(budget)
+    validate(study)
+    return study
+
+
+def load_file(path: str, budget: str) -> Study:
+    """Build the study of a file outside the package at a budget: its `get_study(budget)`, named after the file.
+
+    The file is imported under a private module name (`analysis.claims.import_study_file`); the study's name
+    becomes the file's stem (it names the results folder) and the file's path and sha256 go with it into the run's
+    metadata. A missing file, a module without `get_study`, a `get_study` that does not return a `Study`, a
+    built-in study's name and an invalid study are each one line (`StudyError`).
+
+    Args:
+        path (str):
+            The study file.
+        budget (str):
+            `smoke`, `local` or `full`.
+
+    Returns:
+        Study: the validated study.
+    """
+    if budget not in BUDGETS:
+        raise StudyError(f"unknown budget {budget!r} (expected one of {', '.join(BUDGETS)})")
+    try:
+        study = study_of_file(path, budget)
+    except StudyFileError as exc:
+        raise StudyError(str(exc)) from None
+    if not isinstance(study, Study):
+        raise StudyError(f"{path} is not a study: get_study({budget!r}) returned {type(study).__name__}, not a studies.Study")
+    file = Path(path).expanduser().resolve()
+    study = dataclasses.replace(study, name=file.stem, file=str(file), file_sha256=file_sha256(file))
     validate(study)
     return study
 

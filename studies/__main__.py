@@ -1,10 +1,11 @@
-"""Command line: `python -m studies list | run NAME | status NAME`.
+"""Command line: `python -m studies list | run NAME | status NAME`; NAME may be a study file's path (`my_study.py`).
 
-    python -m studies list
+    python -m studies list [path/to/my_study.py ...]
     python -m studies run flooding --budget local [--results DIR|s3://bucket/prefix] [--address auto] [--force]
     python -m studies check-cluster [cluster.yaml] [--results s3://bucket/prefix]
     python -m studies run all --budget smoke [--gpus-per-trial 0.125]
     python -m studies status flooding [--budget local] [--results DIR]
+    python -m studies run path/to/my_study.py --budget smoke --results DIR   # a study outside the package
 
 Bad input prints one line `studies: error: …` and exits 2; a run always keeps what it already recorded.
 """
@@ -18,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+from analysis.claims import is_study_file
 from analysis.store import ResultsError, check_reachable, exit_now_if_a_probe_hangs, first_line, join, results_location
 from studies import BUDGETS, StudyError, discover, load
 
@@ -42,9 +44,10 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m studies", description="Run claimbench studies and show their state.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="studies, claims, budgets and estimated cost")
+    listing = sub.add_parser("list", help="studies, claims, budgets and estimated cost")
+    listing.add_argument("paths", nargs="*", help="study files to list instead of the built-in studies")
     run = sub.add_parser("run", help="run a study (skips finished trials)")
-    run.add_argument("name", help="a study, or 'all'")
+    run.add_argument("name", help="a study, a study file (path/to/my_study.py), or 'all' (the built-in studies)")
     run.add_argument("--budget", default="smoke", help="smoke | local | full (default smoke)")
     run.add_argument("--results", type=results_location, default=Path("results"),
                      help="results root: a folder or a URI such as s3://bucket/prefix (default ./results)")  # fmt: skip
@@ -64,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         "refused where there is no GPU. The full budget keeps the resources each study declares",
     )
     status = sub.add_parser("status", help="trials done/planned and verdicts so far")
-    status.add_argument("name")
+    status.add_argument("name", help="a study or a study file")
     status.add_argument("--budget", default=None, help="one budget (default: every budget with results)")
     status.add_argument("--results", type=results_location, default=Path("results"))
     check = sub.add_parser("check-cluster", help="validate a Ray cluster file offline (Ray's schema and our needs)")
@@ -73,15 +76,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_list() -> None:
+def cmd_list(paths: list[str] = ()) -> None:
     from studies._plan import trial_count
 
-    for name, module in discover().items():
-        smoke = module.get_study("smoke")
-        print(f"{name}: {smoke.article}")
+    def build(name: str, budget: str):
+        return load(name, budget) if paths else modules[name].get_study(budget)
+
+    modules = {} if paths else discover()
+    for name in paths or modules:
+        smoke = build(name, "smoke")
+        print(f"{name}: {smoke.article}" if not paths else f"{smoke.name} ({smoke.file}): {smoke.article}")
         print(f"  claims: {' '.join(c.id for c in smoke.claims)}")
         for budget in BUDGETS:
-            study = module.get_study(budget)
+            study = build(name, budget)
             print(f"  {budget:5s} {trial_count(study):5d} trials  {study.cost}")
 
 
@@ -129,9 +136,13 @@ def cmd_status(args) -> None:
     from studies._plan import plan
     from studies._tune import best_nuisance
 
-    if args.name not in discover():
+    if is_study_file(args.name):
+        name = load(args.name, args.budget or "smoke").name  # a bad file is one line before anything is read
+    elif args.name not in discover():
         raise StudyError(f"unknown study {args.name!r} (known: {', '.join(discover())})")
-    study_dir = join(args.results, args.name)
+    else:
+        name = args.name
+    study_dir = join(args.results, name)
     try:
         check_reachable(study_dir)  # a store that does not answer is named within 30 s; Ctrl-C works meanwhile
     except (OSError, ValueError) as exc:
@@ -139,7 +150,7 @@ def cmd_status(args) -> None:
     trials = read_trials(study_dir)
     budgets = [args.budget] if args.budget else [b for b in BUDGETS if (trials["budget"] == b).any()]
     if not budgets:
-        print(f"{args.name}: no results in {study_dir}")
+        print(f"{name}: no results in {study_dir}")
         return
     for budget in budgets:
         study = load(args.name, budget)
@@ -155,7 +166,7 @@ def cmd_status(args) -> None:
         counts = tables.trials["status"].value_counts().to_dict()
         of = "?" if planned is None else len(planned)
         print(
-            f"{args.name}/{budget}: {len(tables.trials)}/{of} trials recorded "
+            f"{name}/{budget}: {len(tables.trials)}/{of} trials recorded "
             f"({counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed)"
             + (f"; {tables.ignored} main row(s) outside the current plan ignored" if tables.ignored else "")
         )
@@ -195,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         {
-            "list": lambda: cmd_list(),
+            "list": lambda: cmd_list(args.paths),
             "run": lambda: cmd_run(args),
             "status": lambda: cmd_status(args),
             "check-cluster": lambda: cmd_check_cluster(args),

@@ -20,6 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from analysis.claims import STUDY_MODULE_PREFIX
 from studies import Study, StudyError
 from studies._plan import Planned
 from studies._record import ERROR, MEMBERS, Recorder
@@ -251,6 +252,7 @@ def fit(
     storage = None if loggers else tempfile.mkdtemp(prefix=f"claimbench-{study.name}-")
     # Without those files Ray's end-of-run result grid warns once per trial that it found none; it is not used.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    pickle_study_files_by_value()
     threads = max(1, int(study.resources.get("cpu", 1)))
     fused = study.fusion.trainable if study.fusion is not None else None
     trainable = tune.with_resources(_entry(study.trainable, threads, fused, metric), study.resources)
@@ -282,6 +284,20 @@ def fit(
             f"{done} trial(s) recorded before it in this run are kept; make room (or restore write access) and run "
             f"the same command again to resume"
         )
+
+
+def pickle_study_files_by_value() -> None:
+    """Ship the code of study files loaded from a path (`studies.load_file`) to Ray's workers by value.
+
+    cloudpickle pickles a function by reference to its module, which a worker imports; a study file's private module
+    (`analysis.claims.STUDY_MODULE_PREFIX`) exists only in the driver, so its functions and classes go by value instead
+    (`ray.cloudpickle.register_pickle_by_value`); what they import from installed packages still goes by reference.
+    """
+    from ray import cloudpickle
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith(STUDY_MODULE_PREFIX):
+            cloudpickle.register_pickle_by_value(module)
 
 
 def in_order(units: list[list[Planned]]):

@@ -91,6 +91,8 @@ def run(
             "resources": study.resources,
             "host": platform.node(),
             "data": data_sources(study),
+            # A study outside the package: where `python -m analysis` loads its claims from, and what the file was.
+            **({"study_file": study.file, "study_sha256": study.file_sha256} if study.file else {}),
             # The main trials a claim reads (`analysis.load.tables_for`): unknown (null) until every arm's tuning
             # has finished, so confirmation rows of an unfinished or superseded tuning are never read.
             "main_trials": None if study.tuning is not None else [p.trial_id for p in plan(study, grid=grid)],
