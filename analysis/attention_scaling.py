@@ -149,12 +149,16 @@ def check_l3(t: Tables) -> Verdict:
         return joined([*forms, Verdict(INCONCLUSIVE, "decode trial missing")], "max form errors: ")
     c, kv = t.curves("decode/rnn_ms"), t.curves("decode/kv_ms")
     fit_kv = stats.linregress(kv["step"], kv["value"], alternative="greater")
-    v = DRIFT.decide([abs(stats.linregress(c["step"], c["value"]).slope) * c["step"].max() / c["value"].median()])
-    text = (f"RNN step {c['value'].median() * 1e3:.0f} us, drift over {c['step'].max():.0f} positions: {v.reason}; "
-            f"KV-cached softmax slope {fit_kv.slope * 1e6:.2f} ns/position (p = {fit_kv.pvalue:.1e})")  # fmt: skip
+    fit_rnn = stats.linregress(c["step"], c["value"])
+    v = DRIFT.decide([abs(fit_rnn.slope) * c["step"].max() / c["value"].median()])
+    text = (f"RNN step {c['value'].median() * 1e3:.0f} us, drift over {c['step'].max():.0f} positions: {v.reason} (trend "
+            f"p = {fit_rnn.pvalue:.1e}); KV-cached softmax slope {fit_kv.slope * 1e6:.2f} ns/position (p = "
+            f"{fit_kv.pvalue:.1e})")  # fmt: skip
     blind = v.verdict == SUPPORTED and not (fit_kv.slope > 0 and fit_kv.pvalue < KV_P)
-    decode = Verdict(INCONCLUSIVE if blind else v.verdict, text + (f", no growth at p < {KV_P:g}" if blind else ""),
-                     effect=v.effect, threshold=v.threshold, p_value=float(fit_kv.pvalue))  # fmt: skip
+    noise = v.verdict == REFUTED and not fit_rnn.pvalue < KV_P  # a drift that is no trend: timing noise decides nothing
+    why = f", no growth at p < {KV_P:g}" if blind else f", but no RNN trend at p < {KV_P:g}" if noise else ""
+    decode = Verdict(INCONCLUSIVE if blind or noise else v.verdict, text + why, effect=v.effect, threshold=v.threshold,
+                     p_value=float(fit_kv.pvalue))  # fmt: skip
     return joined([*forms, decode], "max form errors: ")
 
 

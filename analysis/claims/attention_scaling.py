@@ -47,8 +47,8 @@ CLAIMS = (
         f"local) with n not a multiple of it; and |OLS slope of RNN decode latency on position| x max position <= "
         f"{aa.DRIFT.tolerance:g} of its median latency while the KV-cached softmax latency grows (slope > 0, p < "
         f"{aa.KV_P:g}). SUPPORTED if both hold; REFUTED if the forms disagree or the RNN drift exceeds "
-        f"{aa.DRIFT.tolerance:g}; else INCONCLUSIVE (the KV-cached latency not growing leaves a flat RNN latency "
-        "undecided).",
+        f"{aa.DRIFT.tolerance:g} with the RNN latency's trend significant (p < {aa.KV_P:g}); else INCONCLUSIVE (the "
+        "KV-cached latency not growing leaves a flat RNN latency undecided, a drift without a trend is timing noise).",
         "exact",
         aa.check_l3,
         "decode_latency",
