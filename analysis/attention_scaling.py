@@ -78,6 +78,28 @@ def crossover(table: pd.DataFrame, a: str, b: str) -> float:
     return stays_below(both.index.to_numpy(), both[a].to_numpy(), both[b].to_numpy())
 
 
+def n_star_with_ci(n: list[int], a_reps: list[np.ndarray], b_reps: list[np.ndarray], seed: int = 0) -> tuple[float, float, float]:
+    """n* of `a` against `b` (`stays_below` on the median times) with a 95% percentile bootstrap interval that resamples
+    the repeats of each (impl, n) cell and recomputes n* (spec 01, amendment A1). A resample without a crossover up to
+    the largest n counts as n* = inf, so an upper end of inf says the crossover may not appear at all; the interval is
+    nan where a cell has a single repeat."""
+    grid, k = np.asarray(n, float), len(n)
+    point = stays_below(grid, [np.median(r) for r in a_reps], [np.median(r) for r in b_reps])
+    if any(len(r) < 2 for r in (*a_reps, *b_reps)):
+        return point, math.nan, math.nan
+
+    def n_star(*samples, axis=-1):
+        med = [np.median(s, axis=axis) for s in samples]
+        not_below = ~(np.stack(med[:k], axis=-1) < np.stack(med[k:], axis=-1))  # (..., k)
+        first = np.where(not_below.any(-1), k - np.argmax(not_below[..., ::-1], axis=-1), 0)
+        return np.where(first < k, grid[np.minimum(first, k - 1)], np.inf)
+
+    with np.errstate(invalid="ignore"):  # scipy's standard error of a distribution that holds inf is nan; unused here
+        ci = stats.bootstrap((*a_reps, *b_reps), n_star, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
+                             rng=np.random.default_rng(seed)).confidence_interval  # fmt: skip
+    return point, float(ci.low), float(ci.high)
+
+
 def l1_cells(t: Tables) -> list[dict]:
     """Per head dim d: slopes (non-causal forward), n* vs softmax and SDPA, the causal cumsum memory crossover."""
     w, rows = timings(t), []
@@ -92,9 +114,11 @@ def l1_cells(t: Tables) -> list[dict]:
         top = top if len(top) >= 2 else common[-3:]
         reps = fwd.set_index(["impl", "n"])["fwd_reps"]
         (s_lin, *ci_lin), (s_soft, *ci_soft) = (slope_with_ci(top, [reps[(i, n)] for n in top]) for i in ("linear", "softmax"))
-        n_star, mem_cross = crossover(times, "linear", "softmax"), crossover(mem, "cumsum", "softmax")
+        n_star, *ci_star = n_star_with_ci(common, [reps[("linear", n)] for n in common], [reps[("softmax", n)] for n in common])
+        mem_cross = crossover(mem, "cumsum", "softmax")
         rows.append({"d": int(d), "top_n": f"{top[0]}-{top[-1]}", "slope_linear": s_lin, "slope_linear_ci": ci_lin,
-                     "slope_softmax": s_soft, "slope_softmax_ci": ci_soft, "n_star": n_star, "n_star_over_d": n_star / d,
+                     "slope_softmax": s_soft, "slope_softmax_ci": ci_soft, "n_star": n_star, "n_star_ci": ci_star,
+                     "n_star_over_d": n_star / d,
                      "n_star_sdpa": crossover(times, "linear", "sdpa"), "mem_crossover": mem_cross,
                      "mem_crossover_over_d2": mem_cross / d**2})  # fmt: skip
     return rows
@@ -107,7 +131,8 @@ def check_l1(t: Tables) -> Verdict:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: timing trials missing")
     text = "; ".join(
         f"d={c['d']}: slopes linear {c['slope_linear']:.2f} [{c['slope_linear_ci'][0]:.2f}, {c['slope_linear_ci'][1]:.2f}] "
-        f"vs softmax {c['slope_softmax']:.2f} (n {c['top_n']}), n* = {c['n_star']:g} ({c['n_star_over_d']:.1f} d), "
+        f"vs softmax {c['slope_softmax']:.2f} (n {c['top_n']}), n* = {c['n_star']:g} ({c['n_star_over_d']:.1f} d; 95% "
+        f"bootstrap interval over repeats [{c['n_star_ci'][0]:g}, {c['n_star_ci'][1]:g}]), "
         f"memory crossover {c['mem_crossover']:g} ({c['mem_crossover_over_d2']:.2f} d^2), n* vs SDPA {c['n_star_sdpa']:g}"
         for c in cells
     )
@@ -115,7 +140,9 @@ def check_l1(t: Tables) -> Verdict:
     for c in cells:  # per d, the spec's conditions: (a) the slopes at this budget, (b) n* and (c) the memory crossover
         lin, soft, low, high = c["slope_linear"], c["slope_softmax"], *L1["mem_d2"]
         a = soft - lin >= L1["gap"] if t.budget == "smoke" else lin <= L1["linear_max"] and soft >= L1["softmax_min"]
-        ok = a and c["n_star_over_d"] <= L1["n_star_d"] and low <= c["mem_crossover_over_d2"] <= high
+        # (b), amendment A1: holds if the interval's upper end is <= 8d, fails if its lower end is > 8d, else unsure
+        b = c["n_star_ci"][1] <= L1["n_star_d"] * c["d"]
+        ok = a and b and low <= c["mem_crossover_over_d2"] <= high
         verdicts.append(REFUTED if lin >= L1["refute"] or math.isnan(c["n_star"]) else SUPPORTED if ok else INCONCLUSIVE)
     worst = max(cells, key=lambda c: c["slope_linear"])
     return Verdict(all_cells(verdicts), text, effect=worst["slope_linear"],

@@ -42,7 +42,10 @@ def fig_time(t: Tables):
                     grid = np.array([n0, g["n"].max()])
                     ax.plot(grid, t0 * (grid / n0) ** k, ":", color="grey", lw=0.8)
             if d in cells and not math.isnan(cells[d]["n_star"]):
+                low, high = cells[d]["n_star_ci"]
                 ax.axvline(cells[d]["n_star"], color=style.CONTROL, lw=0.8, label="n* (non-causal fwd)")
+                if math.isfinite(low) and high > low:  # its 95% interval over the repeats (amendment A1)
+                    ax.axvspan(low, min(high, g["n"].max()), color=style.CONTROL, alpha=0.12, lw=0)
             ax.axvspan(0.5 * d * d, 2 * d * d, color=style.BAND, alpha=0.3)
             ax.set(xscale="log", yscale="log", title=f"d = {d}, {p}", xlabel="n", ylabel="median ms")
     axes[0][0].legend(fontsize=6)

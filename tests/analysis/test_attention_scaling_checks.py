@@ -15,8 +15,11 @@ from studies import attention_scaling
 NS = [64, 128, 256, 512, 1024, 2048, 4096, 8192]
 
 
-def timing_tables(linear_power: float = 1.0, d: int = 32, budget: str = "local") -> Tables:
-    """Softmax time ~ n^2, linear ~ n^linear_power (crossing near 2d), cumsum memory n d^2 vs softmax 5 n^2."""
+def timing_tables(
+    linear_power: float = 1.0, d: int = 32, budget: str = "local", cross: float | None = None, noise: float = 0.01
+) -> Tables:
+    """Softmax time ~ n^2, linear ~ n^linear_power (crossing near 4d; at n = `cross` if given, linear_power 1), cumsum
+    memory n d^2 vs softmax 5 n^2; each of 5 repeats with relative noise `noise`."""
     rng = np.random.default_rng(0)
     trials, metrics = [], []
     for causal in (False, True):
@@ -27,8 +30,8 @@ def timing_tables(linear_power: float = 1.0, d: int = 32, budget: str = "local")
             for n in NS:
                 base = {"softmax": 1e-5 * n * n, "sdpa": 0.5e-5 * n * n, "cumsum": 2e-3 * n}.get(impl)
                 if base is None:
-                    base = 2 * 1e-5 * 2 * d * (n / 1) ** linear_power
-                reps = base * (1 + 0.01 * rng.standard_normal(5))
+                    base = 1e-5 * cross * n if cross else 2 * 1e-5 * 2 * d * (n / 1) ** linear_power
+                reps = base * (1 + noise * rng.standard_normal(5))
                 kept = {"softmax": 5 * n * n, "sdpa": 8 * n, "cumsum": 4 * n * d * d, "linear": 40 * n * d}[impl]
                 row = {"time/fwd_ms": float(np.median(reps)), "time/fwdbwd_ms": 3 * float(np.median(reps)),
                        "mem/saved_bytes": float(kept)} | {f"time/fwd_ms_r{i}": r for i, r in enumerate(reps)}  # fmt: skip
@@ -57,6 +60,39 @@ def test_l1_supported_on_linear_timings_refuted_on_quadratic_ones():
     cell = good.detail[0]
     assert cell["mem_crossover"] == 1024 and cell["n_star"] <= 8 * 32
     assert aa.check_l1(timing_tables(2.0)).verdict == REFUTED
+
+
+def test_n_star_interval_over_the_repeats():
+    """01 A1: n* is bootstrapped over the timing repeats; where the two forms tie at one n the interval spans it and the
+    next n, and an n* clear of the tie has a point interval."""
+    n = [64, 128, 256, 512, 1024]
+    rng = np.random.default_rng(3)
+    soft = [1e-5 * x * x * (1 + 0.05 * rng.standard_normal(7)) for x in n]
+    tied = [1e-5 * 256 * x * (1 + 0.05 * rng.standard_normal(7)) for x in n]  # equal to softmax at n = 256
+    point, low, high = aa.n_star_with_ci(n, tied, soft)
+    assert (low, high) == (256, 512) and point in (256, 512)
+    clear = [1e-5 * 40 * x * (1 + 0.05 * rng.standard_normal(7)) for x in n]  # below softmax from n = 64 by 1.6x
+    assert aa.n_star_with_ci(n, clear, soft) == (64, 64, 64)
+    never = [1e-5 * 4096 * x * (1 + 0.05 * rng.standard_normal(7)) for x in n]  # no crossover up to n = 1024
+    point, low, high = aa.n_star_with_ci(n, never, soft)
+    assert math.isnan(point) and low == high == math.inf
+    point, low, high = aa.n_star_with_ci(n, [r[:1] for r in tied], [r[:1] for r in soft])  # a single repeat
+    assert not math.isnan(point) and math.isnan(low) and math.isnan(high)
+
+
+@pytest.mark.parametrize(
+    ("cross", "verdict", "interval"),
+    [(64, SUPPORTED, (64, 128)), (256, INCONCLUSIVE, (256, 512)), (1024, INCONCLUSIVE, (1024, 2048))],
+)
+def test_l1_reads_the_interval_of_n_star(cross, verdict, interval):
+    """01 A1, d = 32 (8d = 256): clear of 8d supports; straddling 8d (upper end 512) or beyond it (lower end > 8d) is
+    INCONCLUSIVE, never REFUTED (a crossover exists); the reason shows the interval."""
+    v = aa.check_l1(timing_tables(cross=cross, noise=0.1))
+    cell = v.detail[0]
+    assert v.verdict == verdict, v.reason
+    assert interval[0] <= cell["n_star_ci"][0] <= cell["n_star_ci"][1] <= interval[1]
+    assert cross in cell["n_star_ci"] or cell["n_star_ci"][0] < cross < cell["n_star_ci"][1]
+    assert f"95% bootstrap interval over repeats [{cell['n_star_ci'][0]:g}, {cell['n_star_ci'][1]:g}]" in v.reason
 
 
 def test_l1_memory_crossover_outside_the_band_is_not_supported():
