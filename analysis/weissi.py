@@ -15,7 +15,7 @@ from analysis.rules import Cell, Superiority
 from analysis.verdict import INCONCLUSIVE, SUPPORTED, Tables, Verdict
 
 CELL_KEYS = ("config/model", "config/dataset")
-STRENGTHS = ("config/lam", "config/lam1", "config/lam2", "config/lr")
+STRENGTHS = ("config/lam", "config/rho", "config/lam1", "config/lam2", "config/lr")  # rho: 06 A1
 REG_ORDER = ["none", "l2_coupled", "wd_decoupled", "weissi1", "weissi12"]
 REG_COLOURS = dict(zip(REG_ORDER, [style.BASELINE, "#9ecae1", "#3182bd", "#fdae6b", "#e6550d"], strict=True))
 WEISSI, L2_WD = ("weissi1", "weissi12"), ("l2_coupled", "wd_decoupled")

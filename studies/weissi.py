@@ -39,13 +39,15 @@ from studies import Fusion, Study, Tuning, expand, trial_device
 
 REGS = ("none", "l2_coupled", "wd_decoupled", "weissi1", "weissi12")
 LR_RANGE = {"sgd": (1e-3, 0.3), "adam": (1e-4, 3e-3)}
-LAM_RANGE = {"lam": (1e-6, 1e-2), "lam1": (1e-4, 1e-1), "lam2": (1e-7, 1e-3)}
-REG_KEYS = {"none": (), "l2_coupled": ("lam",), "wd_decoupled": ("lam",), "weissi1": ("lam1",), "weissi12": ("lam1", "lam2")}
+# wd_decoupled tunes its per-step decay rho = lr * lambda_WD, not lambda_WD (spec 06, amendment A1): with Adam's lr
+# near 1e-3 the first range, lambda_WD in [1e-6, 1e-2], decayed at most ~2% over a local run.
+LAM_RANGE = {"lam": (1e-6, 1e-2), "rho": (1e-7, 1e-3), "lam1": (1e-4, 1e-1), "lam2": (1e-7, 1e-3)}
+REG_KEYS = {"none": (), "l2_coupled": ("lam",), "wd_decoupled": ("rho",), "weissi1": ("lam1",), "weissi12": ("lam1", "lam2")}
 SMOKE_ARMS = [  # the spec's six smoke arms x 2 strengths (none has none), fixed lr per optimiser
     {"optimizer": "adam", "reg": "none"},
     *({"optimizer": "sgd", "reg": "l2_coupled", "lam": v} for v in (1e-4, 1e-3)),
     *({"optimizer": "adam", "reg": "l2_coupled", "lam": v} for v in (1e-4, 1e-3)),
-    *({"optimizer": "adam", "reg": "wd_decoupled", "lam": v} for v in (1e-3, 1e-2)),
+    *({"optimizer": "adam", "reg": "wd_decoupled", "rho": v} for v in (1e-6, 1e-5)),  # lambda_WD 1e-3, 1e-2 at lr 1e-3
     *({"optimizer": "adam", "reg": "weissi1", "lam1": v} for v in (1e-3, 1e-2)),
     *({"optimizer": "adam", "reg": "weissi12", "lam1": v, "lam2": v / 100} for v in (1e-3, 1e-2)),
 ]
@@ -83,8 +85,8 @@ def fit_config(config: dict) -> FitConfig:
     kw |= {"optimizer": config["optimizer"], "momentum": 0.9 if config["optimizer"] == "sgd" else 0.0}
     if reg == "l2_coupled":
         kw["weight_decay"] = config["lam"]
-    elif reg == "wd_decoupled":
-        kw["decoupled_weight_decay"] = config["lam"]
+    elif reg == "wd_decoupled":  # PyTorch's p <- p (1 - lr lambda_WD) with lambda_WD = rho / lr: rho a step
+        kw["decoupled_weight_decay"] = config["rho"] / config["lr"]
     elif reg in ("weissi1", "weissi12"):
         kw["weissi_lam1"] = config["lam1"]
         kw["weissi_lam2"] = config.get("lam2", 0.0) if reg == "weissi12" else 0.0
@@ -123,7 +125,7 @@ def train_fused(configs: list[dict], report) -> None:
 
 FUSION = Fusion(
     train_fused,
-    keys=("seed", "reg", "lam", "lam1", "lam2", "lr"),  # the optimiser, the shapes and the epochs stay shared
+    keys=("seed", "reg", "lam", "rho", "lam1", "lam2", "lr"),  # the optimiser, the shapes and the epochs stay shared
     member_bytes=RUNS.member_bytes,
     can_fuse=RUNS.can_fuse,
 )
