@@ -78,7 +78,9 @@ def crossover(table: pd.DataFrame, a: str, b: str) -> float:
     return stays_below(both.index.to_numpy(), both[a].to_numpy(), both[b].to_numpy())
 
 
-def n_star_with_ci(n: list[int], a_reps: list[np.ndarray], b_reps: list[np.ndarray], seed: int = 0) -> tuple[float, float, float]:
+def n_star_with_ci(
+    n: list[int], a_reps: list[np.ndarray], b_reps: list[np.ndarray], seed: int = 0
+) -> tuple[float, float, float]:
     """n* of `a` against `b` (`stays_below` on the median times) with a 95% percentile bootstrap interval that resamples
     the repeats of each (impl, n) cell and recomputes n* (spec 01, amendment A1). A resample without a crossover up to
     the largest n counts as n* = inf, so an upper end of inf says the crossover may not appear at all; the interval is
@@ -114,7 +116,7 @@ def l1_cells(t: Tables) -> list[dict]:
         top = top if len(top) >= 2 else common[-3:]
         reps = fwd.set_index(["impl", "n"])["fwd_reps"]
         (s_lin, *ci_lin), (s_soft, *ci_soft) = (slope_with_ci(top, [reps[(i, n)] for n in top]) for i in ("linear", "softmax"))
-        n_star, *ci_star = n_star_with_ci(common, [reps[("linear", n)] for n in common], [reps[("softmax", n)] for n in common])
+        n_star, *ci_star = n_star_with_ci(common, *([reps[(i, n)] for n in common] for i in ("linear", "softmax")))
         mem_cross = crossover(mem, "cumsum", "softmax")
         rows.append({"d": int(d), "top_n": f"{top[0]}-{top[-1]}", "slope_linear": s_lin, "slope_linear_ci": ci_lin,
                      "slope_softmax": s_soft, "slope_softmax_ci": ci_soft, "n_star": n_star, "n_star_ci": ci_star,

@@ -20,10 +20,10 @@ CLAIMS = (
         "Without the softmax, time and memory grow linearly in n; the speed crossover is at n* = Theta(d) and the "
         "causal cumsum memory crossover near d^2.",
         f"Forward time, non-causal, per d. Smoke: SUPPORTED if slope(softmax) - slope(linear) >= {L1['gap']:g} (OLS of log "
-        f"time on log n, three largest n), n* <= {L1['n_star_d']:g}d (n*: the first n from which linear stays faster, read by its 95% bootstrap "
-        f"interval over the timing repeats, amendment A1: upper end <= {L1['n_star_d']:g}d holds, lower end > "
-        f"{L1['n_star_d']:g}d fails, else INCONCLUSIVE) and the "
-        f"cumsum-vs-softmax memory crossover lies in [{L1['mem_d2'][0]:g} d^2, {L1['mem_d2'][1]:g} d^2]. Local/full: "
+        f"time on log n, three largest n), n* <= {L1['n_star_d']:g}d (n*: the first n from which linear stays faster, "
+        f"read by its 95% bootstrap interval over the timing repeats, amendment A1: upper end <= {L1['n_star_d']:g}d "
+        f"holds, lower end > {L1['n_star_d']:g}d fails, else INCONCLUSIVE) and the cumsum-vs-softmax memory crossover "
+        f"lies in [{L1['mem_d2'][0]:g} d^2, {L1['mem_d2'][1]:g} d^2]. Local/full: "
         f"slope(linear) <= {L1['linear_max']:g} and slope(softmax) >= {L1['softmax_min']:g} for n >= {aa.TOP_N['local']} "
         f"({aa.TOP_N['full']} full) instead of the slope difference. REFUTED if slope(linear) >= {L1['refute']:g} or no "
         "crossover up to the largest n; else INCONCLUSIVE. n* against SDPA is reported without a verdict.",

