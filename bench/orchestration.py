@@ -3,12 +3,17 @@
 
     python bench/orchestration.py [--trials 40] [--seconds 1.0]
     python bench/orchestration.py --scale [--trials 2000]
+    python bench/orchestration.py --tune-alone [--trials 40]
 
 Ray starts first (its start-up is printed on its own line and is not part of the ratio); the run records every
 trial to Parquet exactly as a study does. The stand-in trial is the synthetic study's (`studies._synthetic`): a
 sleep and one report, in a module that imports no more than Ray Tune's own trainable wrapper does.
 
 Default mode, last line: `overhead ratio: <wall / ideal>x`.
+
+`--tune-alone` runs the same trials through Ray Tune by itself (a function trainable that sleeps and reports once,
+a grid of seeds, `reuse_actors`, two slots, nothing recorded): the floor under the runner on this machine, with the
+same last line.
 
 `--scale` runs zero-second trials and prints the recording time per trial of the first and the last 100 trials: the
 recorder's `finish` on Ray Tune's callback thread, plus the writer thread's share of its batch (metrics file and
@@ -48,12 +53,18 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=None, help="default 40 (2000 with --scale)")
     p.add_argument("--seconds", type=float, default=None, help="trial length: default 1.0 (0 with --scale)")
     p.add_argument("--scale", action="store_true", help="recording cost per trial, first 100 against last 100")
+    p.add_argument("--tune-alone", action="store_true", help="the same trials through Ray Tune alone, nothing recorded")
     args = p.parse_args()
     trials = args.trials or (2000 if args.scale else 40)
     seconds = args.seconds if args.seconds is not None else (0.0 if args.scale else 1.0)
     t0 = time.perf_counter()
     init_ray(None, num_cpus=2)
     print(f"ray.init: {time.perf_counter() - t0:.1f} s")
+    if args.tune_alone:
+        wall = tune_alone(trials, seconds)
+        print(f"ray tune alone: {trials} trials, wall {wall:.1f} s, ideal {trials * seconds / 2:.1f} s")
+        print(f"overhead ratio: {wall / (trials * seconds / 2):.2f}x")
+        return
     studies._runner.Recorder = Kept
     study = _synthetic.get_study(seeds=trials // 2, steps=1, sleep=seconds)
     with tempfile.TemporaryDirectory() as d:
@@ -87,6 +98,29 @@ def main() -> None:
             f"ratio {ms(xs[-100:]) / ms(xs[:100]):.2f}x"
         )
     print(f"recording last/first 100: {ms(cpu[-100:]) / ms(cpu[:100]):.2f}x")
+
+
+def sleeper(config: dict) -> None:
+    """Ray Tune's side of the stand-in trial: sleep, report once."""
+    from ray import tune
+
+    time.sleep(config["sleep"])
+    tune.report({"score": float(config["seed"])})
+
+
+def tune_alone(trials: int, seconds: float) -> float:
+    """Wall seconds of `trials` sleeping trials through a bare `tune.Tuner` on two slots (actor reuse, no recording)."""
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        tune.Tuner(
+            sleeper,
+            param_space={"seed": tune.grid_search(list(range(trials))), "sleep": seconds},
+            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=2),
+            run_config=tune.RunConfig(storage_path=d, verbose=0),
+        ).fit()
+        return time.perf_counter() - t0
 
 
 if __name__ == "__main__":
