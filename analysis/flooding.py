@@ -17,7 +17,23 @@ from analysis.stats import loglog_slope
 from analysis.verdict import FAIL, INCONCLUSIVE, Tables, Verdict
 
 CELL_KEYS = ("config/dataset", "config/weight_decay", "config/augment")  # full-budget factors, when present
-RENAME = {"config/label_noise": "eta", "config/flood_level": "b", "train/lambda_max": "lambda_max"}
+SHARPNESS = "train/asam_sharpness"
+"""F-D1 (ii) at the end of training: the largest rise of the loss on the lambda_max examples within the adaptive box."""
+SUBSET_LOSS = "train/subset_loss"
+"""F-D1 (i)'s L_train: the loss on the examples (and noisy labels) lambda_max is measured on, at the same point."""
+EQ_LEVEL, EQ_LAMBDA_MAX, EQ_SUBSET_LOSS, EQ_SHARPNESS = (f"train/equal_loss_{k}" for k in
+                                                         ("level", "lambda_max", "subset_loss", "asam_sharpness"))  # fmt: skip
+"""F-D1 (iii), logged by b = 0 runs at the first epoch (the step) whose training loss fell to each flood level of
+their cell: one series element per level first reached then, the level and the measures at that epoch."""
+RENAME = {"config/label_noise": "eta", "config/flood_level": "b", "train/lambda_max": "lambda_max",
+          SHARPNESS: "sharpness", SUBSET_LOSS: "subset_loss"}  # fmt: skip
+FD1_MEASURES = {
+    "(i) lambda_max/L_train, end": ("curvature_per_loss", "end"),
+    "(ii) sharpness, end": ("sharpness", "end"),
+    "(iii) lambda_max/L_train, b=0 at equal loss": ("curvature_per_loss", "equal_loss"),
+    "(iii) sharpness, b=0 at equal loss": ("sharpness", "equal_loss"),
+}
+"""F-D1's comparisons: the value at b* (end of training) against b = 0 at the end or at equal loss."""
 E2_ORDER = 3  # the two-step error is O(eps^3): F4's E2 rule bounds |slope - 3|
 
 
@@ -31,8 +47,8 @@ def _cell_cols(df: pd.DataFrame) -> list[str]:
 
 
 def endpoints(t: Tables) -> pd.DataFrame:
-    """One row per (ok trial, E): columns `trial_id, eta, b, seed, E, epoch, val_acc, test_acc`, `lambda_max` when
-    logged and any cell keys (accuracies at the read-out epoch)."""
+    """One row per (ok trial, E): columns `trial_id, eta, b, seed, E, epoch, val_acc, test_acc`, `lambda_max`,
+    `sharpness` and `subset_loss` when logged and any cell keys (accuracies at the read-out epoch)."""
     ok = runs(t).query("status == 'ok'")
     if ok.empty:
         return pd.DataFrame(columns=["trial_id", "eta", "b", "seed", "E", "epoch", "val_acc", "test_acc"])
@@ -40,7 +56,8 @@ def endpoints(t: Tables) -> pd.DataFrame:
     wide = acc.pivot_table(index=["trial_id", "step"], columns="metric", values="value").reset_index()
     last = wide.loc[wide.groupby("trial_id")["step"].idxmax()].assign(E="off")
     best = wide.loc[wide.groupby("trial_id")["val/acc"].idxmax()].assign(E="on")  # first epoch of the best val acc
-    keep = ["trial_id", "seed", "eta", "b", *[c for c in (*CELL_KEYS, "lambda_max") if c in ok.columns]]
+    measured = (*CELL_KEYS, "lambda_max", "sharpness", "subset_loss")
+    keep = ["trial_id", "seed", "eta", "b", *[c for c in measured if c in ok.columns]]
     out = pd.concat([last, best]).merge(ok[keep], on="trial_id")
     return out.rename(columns={"step": "epoch", "val/acc": "val_acc", "test/acc": "test_acc"}).reset_index(drop=True)
 
@@ -184,6 +201,55 @@ def measure_f5(t: Tables) -> list[Cell] | Verdict:
     if "train/lambda_max" not in t.trials:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: lambda_max not logged")
     return paired_cells(t, "lambda_max", es=("off",))
+
+
+def equal_loss(t: Tables) -> pd.DataFrame:
+    """F-D1 (iii): per b = 0 run and level, the first epoch whose training loss fell to the level and the measures
+    there: columns `trial_id, epoch, level, lambda_max, subset_loss, sharpness, curvature_per_loss`."""
+    names = {EQ_LEVEL: "level", EQ_LAMBDA_MAX: "lambda_max", EQ_SUBSET_LOSS: "subset_loss", EQ_SHARPNESS: "sharpness"}
+    m = t.metrics[t.metrics["metric"].isin(list(names))]
+    if m.empty or set(names) - set(m["metric"]):
+        return pd.DataFrame(columns=["trial_id", "epoch", *names.values(), "curvature_per_loss"])
+    wide = m.pivot_table(index=["trial_id", "step", "series"], columns="metric", values="value").reset_index()
+    wide = wide.rename(columns={**names, "step": "epoch"}).drop(columns="series")
+    return wide.assign(curvature_per_loss=_per_loss(wide))
+
+
+def _per_loss(df: pd.DataFrame) -> pd.Series:
+    """lambda_max / L_train, nan where the loss is not positive (the ratio is then undefined; the run is named)."""
+    return (df["lambda_max"] / df["subset_loss"]).where(df["subset_loss"] > 0)
+
+
+def measure_fd1(t: Tables) -> tuple[dict[str, list[Cell]], list[dict]] | Verdict:
+    """F-D1: per noise cell (E = off, b* as for F5), each of `FD1_MEASURES` at b* minus at b = 0 per seed, and the
+    arms' means. At equal loss, b = 0 is read at the first epoch whose training loss fell to b*; a seed where it
+    never did is named."""
+    if SHARPNESS not in t.trials:
+        return Verdict(INCONCLUSIVE, "not_run_at_budget: adaptive sharpness not logged")
+    eq, comparisons = equal_loss(t), {name: [] for name in FD1_MEASURES}
+    means = []
+    for c in cells(t, es=("off",)):
+        rows, b_star = c["rows"], c["b_star"]
+        rows = rows.assign(**{k: rows.get(k, math.nan) for k in ("lambda_max", "subset_loss", "sharpness")})
+        rows = rows.assign(curvature_per_loss=_per_loss(rows))
+        label = f"{c['label']}, b*={b_star:g}"
+        zero = rows[rows["b"] == 0.0].set_index("seed")
+        at = eq[eq["trial_id"].isin(zero["trial_id"]) & np.isclose(eq["level"], b_star)]
+        at = at.merge(zero["trial_id"].reset_index(), on="trial_id").set_index("seed")
+        flooded = rows[rows["b"] == b_star].set_index("seed")
+        for name, (value, when) in FD1_MEASURES.items():
+            base = (zero if when == "end" else at)[value]
+            a, b = flooded[value].dropna(), base.dropna()
+            both = a.index.intersection(b.index)
+            gone = [f"seed {s} of b={b_star:g}: no {value}" for s in flooded.index.difference(a.index)]
+            if when == "end":
+                gone += [f"seed {s} of b=0: no {value}" for s in zero.index.difference(b.index)]
+            else:
+                gone += [f"seed {s} of b=0: never at b*" for s in zero.index.difference(b.index)]
+            comparisons[name].append(Cell(label, (a[both] - b[both]).tolist(), c["left_out"] + tuple(gone)))
+            means.append({"measure": name, "cell": label, "b_star": float(a[both].mean()) if len(both) else math.nan,
+                          "b0": float(b[both].mean()) if len(both) else math.nan, "n": len(both)})  # fmt: skip
+    return comparisons, means
 
 
 def noisy_label_entropy(eta: float, k: int = 10) -> float:

@@ -4,9 +4,11 @@ Each claim names its measurement in `analysis/flooding.py`; `studies/flooding.py
 and `python -m analysis` reads them from here without importing the study (torch, Ray). F1, F5, F-P1 and F-C1 are
 decided by `analysis.rules`; F4 and F-P2 by two exact rules together (`AllOf`), F6 by a trend and a ratio range
 together (`GrowsWithNoise`), F2 by a detector's firing rates (`FiringRates`) and F3 by ranges per reached level
-(`Hovers`): shapes the vocabulary lacks, defined below.
+(`Hovers`): shapes the vocabulary lacks, defined below. The diagnostic F-D1 (amendment A1) runs F5's test on
+scale-aware flatness measures and reports them without a verdict (`ScaleAwareFlatness`).
 """
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from analysis import flooding as fl
 from analysis.figures import flooding as flf
-from analysis.rules import AllOf, Control, Exact, Superiority, Trend
+from analysis.rules import TOO_FEW, AllOf, Cell, Control, Exact, Superiority, Trend
 from analysis.stats import bootstrap_ci
 from analysis.verdict import FAIL, INCONCLUSIVE, REFUTED, SUPPORTED, Claim, StudyClaims, Verdict
 
@@ -141,8 +143,48 @@ class Hovers:
         return Verdict(verdict, text, effect=held / len(rows), threshold=1.0, n_seeds=min(r["n"] for r in rows), detail=detail)
 
 
+@dataclass(frozen=True)
+class ScaleAwareFlatness:
+    """F-D1 (diagnostic): `test` (F5's paired test) on each scale-aware measure, per cell; always INCONCLUSIVE."""
+
+    test: Superiority
+
+    def text(self) -> str:
+        return ("Reported without a verdict (amendment A1; F5 keeps its pre-registered rule). Per noise cell (E = off, b* "
+                "as for F5), paired over seeds, at b* (end of training) minus at b = 0: (i) lambda_max / L_train, L_train "
+                "the loss on the 1,000 training examples (noisy labels) lambda_max is measured on; (ii) the adaptive "
+                "eps-sharpness, the largest rise of that loss within |delta_i| <= 0.05 (|theta_i| + 1e-3), found by 10 "
+                "steps of projected gradient ascent (ASAM, Kwon et al. 2021); b = 0 read at the end of training, and "
+                "(iii) at the first epoch its training loss fell to b* (equal loss). The test, as F5's: "
+                f"{self.test.text()}")  # fmt: skip
+
+    def decide(self, comparisons: dict[str, list[Cell]], means: list[dict]) -> Verdict:
+        """Per measure, the test's cells; `means`: per measure and cell, the arms' means over the paired seeds."""
+        mean = {(m["measure"], m["cell"]): m for m in means}
+        words = {SUPPORTED: "lower at b*", REFUTED: "higher at b*"}
+        parts, detail, gone = [], [], set()
+        for name, cells in comparisons.items():
+            v = self.test.decide(cells)
+            gone |= {f"{c.label}: {x}" for c in cells for x in c.left_out}
+            for r in v.detail:
+                m = mean[(name, r["cell"])]
+                word = words.get(r["decision"], TOO_FEW if r["test"] == TOO_FEW else "no significant difference")
+                detail.append({"measure": name, **r, "b_star_mean": m["b_star"], "b0_mean": m["b0"]})
+                tested = "" if r["test"] == TOO_FEW else (f" [{r['ci_low']:+.4g}, {r['ci_high']:+.4g}], p_holm lower "
+                                                           f"{r['p_holm']:.3g}, higher {r['p_other_holm']:.3g}")  # fmt: skip
+                parts.append(f"{name}, {r['cell']}: {m['b_star']:.4g} vs {m['b0']:.4g} at b=0, difference {r['mean']:+.4g}"
+                             f"{tested}, n {r['n']} ({word})")  # fmt: skip
+        if not detail:
+            return Verdict(INCONCLUSIVE, "not_run_at_budget: no cells")
+        reason = "diagnostic: " + "; ".join(parts) + (f"; left out: {'; '.join(sorted(gone))}" if gone else "")
+        return Verdict(INCONCLUSIVE, reason, threshold=self.test.alpha, n_seeds=min(r["n"] for r in detail), detail=detail)
+
+
 E2 = Exact(0.3, "|log-log slope of the two-step error over eps in {0.04, 0.02, 0.01, 0.005} - 3|")
 """F4's E2 slope test (slope in [2.7, 3.3]), which the different-batch control F-C1 must fail."""
+
+FLATTER = Superiority("lambda_max at b* minus at b = 0 (E = off)", alternative="less", combine="half")
+"""F5's rule; F-D1 applies the same test (the same alternative, cells, Holm and minimum seeds) to its measures."""
 
 CLAIMS = (
     Claim(
@@ -183,11 +225,20 @@ CLAIMS = (
     Claim(
         "F5",
         "Flooded models end flatter: a lower top Hessian eigenvalue.",
-        Superiority("lambda_max at b* minus at b = 0 (E = off)", alternative="less", combine="half"),
+        FLATTER,
         "empirical",
         fl.measure_f5,
         "flatness",
         decides_from="local",
+    ),
+    Claim(
+        "F-D1",
+        "Scale-aware flatness beside F5: curvature per unit of training loss and adaptive eps-sharpness, at b* and at "
+        "b = 0, at the end of training and at equal training loss.",
+        ScaleAwareFlatness(dataclasses.replace(FLATTER, what="the measure at b* minus at b = 0")),
+        "diagnostic",
+        fl.measure_fd1,
+        "scale_aware_flatness",
     ),
     Claim(
         "F6",
@@ -228,6 +279,7 @@ FIGURES = (
     flf.fig_isolation,
     flf.fig_paired,
     flf.fig_flatness,
+    flf.fig_scale_aware_flatness,
     flf.fig_identity,
     flf.fig_noise_vs_b,
 )

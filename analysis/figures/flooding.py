@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import style
-from analysis.flooding import cells, endpoints, noisy_label_entropy, pairs, per_seed_best
+from analysis.flooding import cells, endpoints, equal_loss, noisy_label_entropy, pairs, per_seed_best
 from analysis.stats import loglog_slope, paired_test
 from analysis.verdict import Tables
 
@@ -142,6 +142,40 @@ def fig_flatness(t: Tables):
     g.set_axis_labels("flood level b", "lambda_max (train, noisy labels)")
     g.figure.suptitle("F5: top Hessian eigenvalue at the end of training (one line per seed)", y=1.02)
     return "flatness", g.figure
+
+
+def fig_scale_aware_flatness(t: Tables):
+    """lambda_max / L_train and adaptive sharpness vs b at the end of training (mean over seeds), beside b = 0 at the
+    first epoch its training loss fell to each b (equal loss); rows = measure, columns = eta (F-D1)."""
+    ep = endpoints(t)
+    if ep.empty or "sharpness" not in ep or "subset_loss" not in ep:
+        return None
+    ep = ep[ep["E"] == "off"].assign(
+        curvature_per_loss=lambda d: d["lambda_max"] / d["subset_loss"].where(d["subset_loss"] > 0)
+    )
+    eq = equal_loss(t).merge(ep.loc[ep["b"] == 0, ["trial_id", "eta"]], on="trial_id")
+    etas = sorted(ep["eta"].unique())
+    measures = {"curvature_per_loss": "lambda_max / L_train", "sharpness": "adaptive eps-sharpness"}
+    fig, axes = style.plt.subplots(2, len(etas), figsize=(3.6 * len(etas), 5.4), squeeze=False, sharex="col")
+    for j, eta in enumerate(etas):
+        end = ep[ep["eta"] == eta].groupby("b")[list(measures)].mean()
+        same = eq[eq["eta"] == eta].groupby("level")[list(measures)].mean()
+        for i, (col, name) in enumerate(measures.items()):
+            ax = axes[i][j]
+            ax.plot(end.index, end[col], "o-", color=style.FLOODED, label="run with flood level b, end of training")
+            ax.axhline(end[col].get(0.0, np.nan), color=style.BASELINE, lw=0.8, ls=":", label="b = 0, end of training")
+            if len(same):
+                ax.plot(
+                    same.index, same[col], "s--", color=style.BASELINE, mfc="none", label="b = 0 when its loss first fell to b"
+                )
+            ax.set_xscale("symlog", linthresh=0.01)
+            ax.set_yscale("log")
+            ax.set_ylabel(name if j == 0 else "")
+            ax.set_title(f"eta={eta:g}" if i == 0 else "", fontsize=9)
+        axes[1][j].set_xlabel("flood level b")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("F-D1: scale-aware flatness (mean over seeds; no verdict), beside F5's lambda_max", y=1.01)
+    return "scale_aware_flatness", fig
 
 
 def fig_identity(t: Tables):

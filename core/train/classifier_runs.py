@@ -38,11 +38,14 @@ class ClassifierRuns:
         data = load(config["dataset"])
         fit_classifier(self.model_of(config, data), data, self.fit_config(config), report, device=device)
 
-    def train_fused(self, configs: list[dict], report: Callable, device: str = "cpu") -> None:
-        """A bundle of runs on one data set as one program; each member reports what `train` would."""
+    def train_fused(
+        self, configs: list[dict], report: Callable, device: str = "cpu", probe: fused.Probe | None = None
+    ) -> None:
+        """A bundle of runs on one data set as one program; each member reports what `train` would (`probe`: a
+        study's own per-epoch measurements of each member, `core.train.fused.fit_fused`)."""
         data = load(configs[0]["dataset"])
         models = [self.model_of(c, data) for c in configs]
-        fused.fit_fused(models, data, [self.fit_config(c) for c in configs], report, device=device)
+        fused.fit_fused(models, data, [self.fit_config(c) for c in configs], report, device=device, probe=probe)
 
     def member_bytes(self, config: dict) -> int:
         """Memory one member adds to a bundle (`core.train.fused.member_bytes`)."""

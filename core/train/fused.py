@@ -30,6 +30,10 @@ from core.train.classifier import FitConfig, robustness, weight_norms
 FusedReport = Callable[[list[dict | None]], None]
 """Called once per epoch with one metrics dict per member (`None` for a member with nothing to report)."""
 
+Probe = Callable[[int, dict, Callable[[], nn.Module]], None]
+"""`probe(k, metrics, model)`: called once per epoch for each live member k before the report, with its metrics (to add
+to) and a function that returns the member as an ordinary module (a copy, made only when called)."""
+
 ELEMENTWISE = (nn.ReLU, nn.Softplus, nn.GELU, nn.Tanh, nn.Identity)
 SHARED = ("epochs", "batch_size", "optimizer", "schedule", "weissi_layers", "log_weight_norms", "attack_eps",
           "pgd_eps", "pgd_steps", "curvature_examples", "eval_batch")  # fmt: skip
@@ -255,7 +259,12 @@ def curvature_stacked(
 
 
 def fit_fused(
-    models: list[nn.Module], data: Splits, cfgs: list[FitConfig], report: FusedReport, device: str | torch.device = "cpu"
+    models: list[nn.Module],
+    data: Splits,
+    cfgs: list[FitConfig],
+    report: FusedReport,
+    device: str | torch.device = "cpu",
+    probe: Probe | None = None,
 ) -> None:
     """Train K same-shape MLPs at once; member k's reports equal `fit_classifier(models[k], data, cfgs[k], ...)`'s.
 
@@ -270,6 +279,9 @@ def fit_fused(
             Called once per epoch with every member's metrics.
         device (str | torch.device):
             Where to train.
+        probe (Probe | None):
+            Measurements of a study's own on each member's trained model after each epoch (a study's `report`
+            wrapper does the same for `fit_classifier`, which trains its model in place).
     """
     if not models or len(models) != len(cfgs):
         raise ValueError(f"need one config per model, got {len(models)} models and {len(cfgs)} configs")
@@ -365,6 +377,8 @@ def fit_fused(
                     metrics.update(weight_norms(model))
                 if last and (cfgs[j].attack_eps or cfgs[j].pgd_eps):
                     metrics.update(robustness(model, x_test, y_test, cfgs[j], float(x_train.min()), float(x_train.max())))
+            if probe is not None:
+                probe(j, metrics, lambda j=j: member(template, params, j))
             out[j] = metrics
         report(out)
 

@@ -1,11 +1,13 @@
 """The flooding claims on planted tables: each verdict must follow from the data put in."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import GOOD_CHECKS, planted
 
 from analysis import flooding as fl
 from analysis.claims.flooding import CLAIMED, CLAIMS
+from analysis.figures import flooding as flf
 from analysis.verdict import INCONCLUSIVE, INVALID, REFUTED, SUPPORTED, Tables, evaluate
 
 CLAIM = {c.id: c for c in CLAIMS}
@@ -133,3 +135,93 @@ def test_missing_exact_checks_fail_positive_controls(name):
     empty = planted(0.0)
     assert decide(name, empty).verdict == "FAIL"
     assert decide(name, Tables("local", empty.trials, empty.metrics, GOOD_CHECKS)).verdict == "PASS"
+
+
+def scale_aware(seeds: int = 5, reached: bool = True) -> Tables:
+    """The planted tables (b* = 0.6 in both noise cells), with the measures of amendment A1 as the local run showed
+    them: lambda_max higher at b* (so F5 refutes), but b = 0 ends at a training loss of 1e-3. Per seed s:
+    b*: lambda_max 8, L 0.6 (ratio 13.3), sharpness 0.2; b = 0 at the end: lambda_max 0.5, L 1e-3 (ratio 500),
+    sharpness 0.01; b = 0 when its loss first fell to 0.6 (epoch 4): lambda_max 12, L 0.6 (ratio 20), sharpness 0.3.
+    Its entry for level 0.3 (epoch 7) is planted to flip every sign, so reading the wrong level shows."""
+    t = planted(0.05, seeds=seeds)
+    trials = t.trials.copy()
+    jitter = 0.01 * np.random.default_rng(1).standard_normal((3, len(trials)))  # relative, per measure and run
+    values = {0.0: (0.5, 1e-3, 0.01), 0.3: (6.0, 0.3, 0.1), 0.6: (8.0, 0.6, 0.2)}
+    for k, name in enumerate(["train/lambda_max", fl.SUBSET_LOSS, fl.SHARPNESS]):
+        trials[name] = [values[b][k] * (1 + j) for b, j in zip(trials["config/flood_level"], jitter[k], strict=True)]
+    rows = []
+    for tid, s in trials.loc[trials["config/flood_level"] == 0.0, ["trial_id", "seed"]].to_numpy():
+        j = 1 + 0.01 * s
+        at = {0.6: (4, 12.0 * j, 0.6, 0.3 * j), 0.3: (7, 1.0, 0.3, 1e-3)} if reached or s != 3 else {0.3: (7, 1.0, 0.3, 1e-3)}
+        for level, (step, lam, loss, sharp) in at.items():
+            rows += [(tid, step, 0, fl.EQ_LEVEL, level), (tid, step, 0, fl.EQ_LAMBDA_MAX, lam),
+                     (tid, step, 0, fl.EQ_SUBSET_LOSS, loss), (tid, step, 0, fl.EQ_SHARPNESS, sharp)]  # fmt: skip
+    eq = pd.DataFrame(rows, columns=["trial_id", "step", "series", "metric", "value"])
+    return Tables(t.budget, trials, pd.concat([t.metrics.assign(series=0), eq], ignore_index=True), t.checks)
+
+
+def by_measure(v) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in v.detail:
+        out.setdefault(r["measure"], []).append(r["decision"])
+    return out
+
+
+def test_fd1_reports_each_measure_per_cell_beside_a_refuted_f5():
+    t = scale_aware()
+    assert decide("F5", t).verdict == REFUTED  # F5's rule is unchanged: lambda_max is higher at b*
+    v = decide("F-D1", t)
+    assert v.verdict == INCONCLUSIVE and v.reason.startswith("diagnostic: ") and v.n_seeds == 5
+    assert by_measure(v) == {
+        "(i) lambda_max/L_train, end": [SUPPORTED, SUPPORTED],  # 13.3 vs 500: lower per unit of loss at b*
+        "(ii) sharpness, end": [REFUTED, REFUTED],  # 0.2 vs 0.01: sharper at b*
+        "(iii) lambda_max/L_train, b=0 at equal loss": [SUPPORTED, SUPPORTED],  # 13.3 vs 20
+        "(iii) sharpness, b=0 at equal loss": [SUPPORTED, SUPPORTED],  # 0.2 vs 0.3: flatter at equal loss
+    }
+    row = next(r for r in v.detail if r["measure"] == "(iii) sharpness, b=0 at equal loss")
+    assert row["cell"] == "eta=0.2, E=off, b*=0.6" and row["b0_mean"] == pytest.approx(0.3 * 1.02)
+    assert row["mean"] == pytest.approx(np.mean([0.2 * (1 + j) for j in row_jitter(t, 0.2)]) - 0.3 * 1.02)
+    ii = next(x for x in v.reason.split("; ") if x.startswith("(ii) sharpness, end, eta=0.4, E=off, b*=0.6: "))
+    assert ii.endswith(", n 5 (higher at b*)") and "0.2004 vs 0.00997 at b=0, difference +0.19" in ii, ii
+
+
+def row_jitter(t: Tables, eta: float) -> list[float]:
+    """The planted relative jitter of the b* runs' sharpness in one cell, by seed."""
+    star = t.trials[(t.trials["config/label_noise"] == eta) & (t.trials["config/flood_level"] == 0.6)].sort_values("seed")
+    return (star[fl.SHARPNESS] / 0.2 - 1).tolist()
+
+
+def test_fd1_never_decides_and_never_invalidates():
+    t = scale_aware()
+    for budget in ("smoke", "local"):
+        rows = evaluate(CLAIMED, Tables(budget, t.trials, t.metrics, GOOD_CHECKS)).set_index("claim_id")
+        assert rows.loc["F-D1", "verdict"] == INCONCLUSIVE and rows.loc["F-D1", "kind"] == "diagnostic"
+        assert rows.loc["F-D1", "reason"].startswith("diagnostic: ") and rows["controls_ok"].all()
+        assert list(rows.index).index("F-D1") == list(rows.index).index("F5") + 1  # beside F5 in the report
+    assert "amendment A1" in rows.loc["F-D1", "rule"] and "one-sided paired test per cell" in rows.loc["F-D1", "rule"]
+
+
+def test_fd1_names_a_baseline_that_never_reached_b_star():
+    v = decide("F-D1", scale_aware(reached=False))
+    counts = {(r["measure"], r["cell"]): r["n"] for r in v.detail}
+    assert counts[("(iii) sharpness, b=0 at equal loss", "eta=0.2, E=off, b*=0.6")] == 4
+    assert counts[("(ii) sharpness, end", "eta=0.2, E=off, b*=0.6")] == 5
+    assert "eta=0.2, E=off, b*=0.6: seed 3 of b=0: never at b*" in v.reason
+    assert by_measure(v)["(iii) sharpness, b=0 at equal loss"] == [SUPPORTED, SUPPORTED]  # the 4 pairs still show it
+
+
+def test_fd1_with_too_few_seeds_reports_means_without_a_test():
+    v = decide("F-D1", scale_aware(seeds=2))
+    assert v.verdict == INCONCLUSIVE and v.n_seeds == 2
+    assert all(r["test"] == "too few seeds" for r in v.detail) and "(too few seeds)" in v.reason
+
+
+def test_fd1_not_run_without_the_sharpness_metric():
+    v = decide("F-D1", planted(0.05))
+    assert v.verdict == INCONCLUSIVE and v.reason.startswith("not_run_at_budget")
+
+
+def test_fd1_figure_draws_from_the_tables():
+    name, fig = flf.fig_scale_aware_flatness(scale_aware())
+    assert name == "scale_aware_flatness" and len(fig.axes) == 4
+    assert flf.fig_scale_aware_flatness(planted(0.05)) is None

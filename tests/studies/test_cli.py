@@ -74,7 +74,7 @@ def test_malformed_study_is_refused_in_one_line(monkeypatch, capsys, tmp_path, c
 def test_list_names_studies_claims_and_costs():
     res = run_cli("list")
     assert res.returncode == 0, res.stderr
-    assert "flooding:" in res.stdout and "F1 F2 F3 F4 F5 F6 F-P1 F-C1 F-P2" in res.stdout and "120 trials" in res.stdout
+    assert "flooding:" in res.stdout and "F1 F2 F3 F4 F5 F-D1 F6 F-P1 F-C1 F-P2" in res.stdout and "120 trials" in res.stdout
 
 
 @pytest.mark.parametrize(
