@@ -61,7 +61,7 @@ def draw_figures(claimed: StudyClaims, tables: Tables, fig_dir: Path, tuning: di
     return drawn
 
 
-def collect(results: Path | str, out: Path, study_files: list[Path] = ()) -> list[StudySection]:
+def collect(results: Path | str, out: Path, study_files: list[Path] = (), draw: bool = True) -> list[StudySection]:
     """Evaluate and draw every discovered study, and every study outside the package, at every budget it has results for.
 
     Every table is read before anything is written: a damaged or foreign one (`analysis.store.ResultsError`)
@@ -76,6 +76,8 @@ def collect(results: Path | str, out: Path, study_files: list[Path] = ()) -> lis
             Report directory (verdicts go to `out/<study>/verdicts.parquet`, figures to `out/<study>/<budget>/`).
         study_files (list[Path]):
             Study files outside the package to report (`--study PATH`), also without recorded results.
+        draw (bool):
+            Draw the figures (False: verdicts only, as `analysis.published` re-derives them).
 
     Returns:
         list[StudySection]: one per study, built-in ones first, each group in name order.
@@ -119,7 +121,7 @@ def collect(results: Path | str, out: Path, study_files: list[Path] = ()) -> lis
                 verdicts, figures = pd.DataFrame(columns=VERDICT_COLUMNS), {}
             else:
                 verdicts = evaluate(claimed, tables)
-                figures = draw_figures(claimed, tables, out / name / budget, meta.get("tuning"))
+                figures = draw_figures(claimed, tables, out / name / budget, meta.get("tuning")) if draw else {}
             section.budgets.append(BudgetSection(budget, claimed, tables, verdicts, figures, meta))
         decided = [b.verdicts for b in section.budgets if not b.tables.waiting]
         all_verdicts = pd.concat(decided, ignore_index=True) if decided else None
