@@ -44,9 +44,11 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def badge(verdict: str) -> str:
-    """A coloured verdict label."""
-    return f'<span class="badge" style="background:{style.VERDICT.get(verdict, "#ddd")}">{_e(verdict)}</span>'
+def badge(verdict: str, label: str | None = None, title: str = "") -> str:
+    """A label (the verdict itself unless given) on the verdict's colour, with an optional hover text."""
+    hover = f' title="{_e(title)}"' if title else ""
+    colour = style.VERDICT.get(verdict, "#ddd")
+    return f'<span class="badge" style="background:{colour}"{hover}>{_e(verdict if label is None else label)}</span>'
 
 
 def _img(path: Path, alt: str) -> str:
@@ -60,6 +62,30 @@ def _table(df) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
     body = "".join("<tr>" + "".join(f"<td>{_e(num(v))}</td>" for v in r) + "</tr>" for r in df.itertuples(index=False))
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def glance(sections: list[StudySection]) -> str:
+    """One row per study, one cell per budget: each claim's id on its verdict's colour (the statement and the verdict
+    on hover), so every study's standing fits one screen."""
+    head = "<tr><th>study</th>" + "".join(f"<th>{b}</th>" for b in BUDGETS) + "</tr>"
+    rows = []
+    for s in sections:
+        by_budget = {b.budget: b.verdicts.set_index("claim_id")["verdict"] for b in s.budgets}
+        waiting = {b.budget for b in s.budgets if b.tables.waiting}
+        cells = []
+        for budget in BUDGETS:
+            got = by_budget.get(budget)
+            if got is None or budget in waiting:
+                cells.append(f"<td>{badge('incomplete' if budget in waiting else 'not run')}</td>")
+                continue
+            marks = [
+                badge(got.get(c.id, "not run"), c.id, f"{c.id}: {got.get(c.id, 'not run')}. {c.statement}")
+                for c in s.claimed.claims
+            ]
+            cells.append(f"<td>{' '.join(marks)}</td>")
+        rows.append(f'<tr><td><a href="#{_e(s.name)}">{_e(s.name)}</a></td>{"".join(cells)}</tr>')
+    legend = " ".join(badge(v) for v in style.VERDICT)
+    return f'<table id="glance">{head}{"".join(rows)}</table><p class="small">{legend}</p>'
 
 
 def overview(sections: list[StudySection]) -> str:
@@ -151,6 +177,9 @@ def write_html(sections: list[StudySection], results: Path, out: Path) -> Path:
         f'<p class="small">From the Parquet files in <code>{_e(results)}</code>; regenerate with '
         f"<code>python -m analysis --results {_e(results)} --out {_e(out)}</code>. SUPPORTED and REFUTED follow each "
         "claim's pre-registered rule; a study whose controls misbehave is INVALID.</p>",
+        "<h2>At a glance</h2>",
+        glance(sections),
+        "<h2>Every claim</h2>",
         overview(sections),
         *(study_section(s, results) for s in sections),
     ]

@@ -36,6 +36,13 @@ def test_report_covers_diverged_failed_and_not_run(results, tmp_path):
     assert overview.count("<tr>") == 1 + claims + 1  # header, every study's claims and controls, the synthetic claim
     assert re.search(r"synthetic</a></td><td>S1</td>.*?not run.*?not run.*?not run", overview, re.S)
     assert "1 diverged" in page and "1 failed" in page
+    glance = re.search(r'<table id="glance">.*?</table>', page, re.S).group(0)
+    assert glance.count("<tr>") == 1 + len(discover()) + 1  # header, every study, the synthetic one
+    flooding = re.search(r'flooding</a></td>(.*?)</tr>', glance, re.S).group(1).split("<td>")[1:]
+    smoke, local, full = flooding
+    assert "not run" in smoke and "not run" in full and "F5: " in local  # one badge per claim, verdict on hover
+    assert local.count('class="badge"') == len(discover()["flooding"].claims)
+    assert re.search(r"synthetic</a></td>(<td><span[^>]*>not run</span></td>){3}", glance)
     assert 'src="http' not in page and "<link" not in page  # nothing fetched to view it
     assert page.count("data:image/png;base64,") >= 8
     assert (tmp_path / "out" / "flooding" / "local" / "trial_status.png").exists()
