@@ -64,24 +64,25 @@ def _table(df) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _standing(s: StudySection) -> tuple[dict, set]:
+    """A study's verdict table per budget (indexed by claim id) and the budgets whose runs are incomplete."""
+    return {b.budget: b.verdicts.set_index("claim_id") for b in s.budgets}, {b.budget for b in s.budgets if b.tables.waiting}
+
+
 def glance(sections: list[StudySection]) -> str:
     """One row per study, one cell per budget: each claim's id on its verdict's colour (the statement and the verdict
     on hover), so every study's standing fits one screen."""
     head = "<tr><th>study</th>" + "".join(f"<th>{b}</th>" for b in BUDGETS) + "</tr>"
     rows = []
     for s in sections:
-        by_budget = {b.budget: b.verdicts.set_index("claim_id")["verdict"] for b in s.budgets}
-        waiting = {b.budget for b in s.budgets if b.tables.waiting}
+        by_budget, waiting = _standing(s)
         cells = []
         for budget in BUDGETS:
-            got = by_budget.get(budget)
-            if got is None or budget in waiting:
+            if budget not in by_budget or budget in waiting:
                 cells.append(f"<td>{badge('incomplete' if budget in waiting else 'not run')}</td>")
                 continue
-            marks = [
-                badge(got.get(c.id, "not run"), c.id, f"{c.id}: {got.get(c.id, 'not run')}. {c.statement}")
-                for c in s.claimed.claims
-            ]
+            verdicts = by_budget[budget]["verdict"].reindex([c.id for c in s.claimed.claims]).fillna("not run")
+            marks = [badge(v, c.id, f"{c.id}: {v}. {c.statement}") for c, v in zip(s.claimed.claims, verdicts, strict=True)]
             cells.append(f"<td>{' '.join(marks)}</td>")
         rows.append(f'<tr><td><a href="#{_e(s.name)}">{_e(s.name)}</a></td>{"".join(cells)}</tr>')
     legend = " ".join(badge(v) for v in style.VERDICT)
@@ -93,8 +94,7 @@ def overview(sections: list[StudySection]) -> str:
     head = "<tr><th>study</th><th>claim</th><th>statement</th>" + "".join(f"<th>{b}</th>" for b in BUDGETS) + "</tr>"
     rows = []
     for s in sections:
-        by_budget = {b.budget: b.verdicts.set_index("claim_id") for b in s.budgets}
-        waiting = {b.budget for b in s.budgets if b.tables.waiting}
+        by_budget, waiting = _standing(s)
         for claim in s.claimed.claims:
             cells = []
             for budget in BUDGETS:
