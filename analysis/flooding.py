@@ -17,14 +17,13 @@ from analysis.stats import loglog_slope
 from analysis.verdict import FAIL, INCONCLUSIVE, Tables, Verdict
 
 CELL_KEYS = ("config/dataset", "config/weight_decay", "config/augment")  # full-budget factors, when present
-SHARPNESS = "train/asam_sharpness"
-"""F-D1 (ii) at the end of training: the largest rise of the loss on the lambda_max examples within the adaptive box."""
-SUBSET_LOSS = "train/subset_loss"
-"""F-D1 (i)'s L_train: the loss on the examples (and noisy labels) lambda_max is measured on, at the same point."""
-EQ_LEVEL, EQ_LAMBDA_MAX, EQ_SUBSET_LOSS, EQ_SHARPNESS = (f"train/equal_loss_{k}" for k in
-                                                         ("level", "lambda_max", "subset_loss", "asam_sharpness"))  # fmt: skip
+SHARPNESS, SUBSET_LOSS = "train/asam_sharpness", "train/subset_loss"
+"""F-D1 at the end of training: (ii) the largest rise of the loss on the lambda_max examples within the adaptive box;
+(i)'s L_train, the loss on the examples (and noisy labels) lambda_max is measured on."""
+EQ = {f"train/equal_loss_{k}": k.removeprefix("asam_") for k in ("level", "lambda_max", "subset_loss", "asam_sharpness")}
 """F-D1 (iii), logged by b = 0 runs at the first epoch (the step) whose training loss fell to each flood level of
 their cell: one series element per level first reached then, the level and the measures at that epoch."""
+EQ_LEVEL, EQ_LAMBDA_MAX, EQ_SUBSET_LOSS, EQ_SHARPNESS = EQ
 RENAME = {"config/label_noise": "eta", "config/flood_level": "b", "train/lambda_max": "lambda_max",
           SHARPNESS: "sharpness", SUBSET_LOSS: "subset_loss"}  # fmt: skip
 FD1_MEASURES = {
@@ -42,10 +41,6 @@ def runs(t: Tables) -> pd.DataFrame:
     return t.trials.rename(columns=RENAME)
 
 
-def _cell_cols(df: pd.DataFrame) -> list[str]:
-    return [c for c in CELL_KEYS if c in df.columns and df[c].nunique() > 1] + ["eta"]
-
-
 def endpoints(t: Tables) -> pd.DataFrame:
     """One row per (ok trial, E): columns `trial_id, eta, b, seed, E, epoch, val_acc, test_acc`, `lambda_max`,
     `sharpness` and `subset_loss` when logged and any cell keys (accuracies at the read-out epoch)."""
@@ -56,8 +51,7 @@ def endpoints(t: Tables) -> pd.DataFrame:
     wide = acc.pivot_table(index=["trial_id", "step"], columns="metric", values="value").reset_index()
     last = wide.loc[wide.groupby("trial_id")["step"].idxmax()].assign(E="off")
     best = wide.loc[wide.groupby("trial_id")["val/acc"].idxmax()].assign(E="on")  # first epoch of the best val acc
-    measured = (*CELL_KEYS, "lambda_max", "sharpness", "subset_loss")
-    keep = ["trial_id", "seed", "eta", "b", *[c for c in measured if c in ok.columns]]
+    keep = ["trial_id", "seed", "eta", "b", *[c for c in (*CELL_KEYS, "lambda_max", "sharpness", "subset_loss") if c in ok]]
     out = pd.concat([last, best]).merge(ok[keep], on="trial_id")
     return out.rename(columns={"step": "epoch", "val/acc": "val_acc", "test/acc": "test_acc"}).reset_index(drop=True)
 
@@ -79,7 +73,7 @@ def cells(t: Tables, es: tuple[str, ...] = ("off", "on")) -> list[dict]:
     tr, ep = runs(t), endpoints(t)
     if tr.empty or "eta" not in tr:
         return []
-    cols = _cell_cols(tr)
+    cols = [c for c in CELL_KEYS if c in tr.columns and tr[c].nunique() > 1] + ["eta"]
     out = []
     for key, planned in tr.groupby(cols):
         for e in ("off",) if t.budget == "smoke" else es:
@@ -106,9 +100,8 @@ def paired_cells(t: Tables, value: str, es: tuple[str, ...] = ("off", "on")) -> 
     for c in cells(t, es):
         p, arms = pairs(c["rows"], c["b_star"], value), c["rows"][c["rows"]["b"].isin([c["b_star"], 0.0])]
         no_value = tuple(f"seed {s} of b={b:g}: no {value}" for s, b in arms.loc[arms[value].isna(), ["seed", "b"]].to_numpy())
-        out.append(
-            Cell(f"{c['label']}, b*={c['b_star']:g}", (p["flooded"] - p["baseline"]).tolist(), c["left_out"] + no_value)
-        )
+        diffs = (p["flooded"] - p["baseline"]).tolist()
+        out.append(Cell(f"{c['label']}, b*={c['b_star']:g}", diffs, c["left_out"] + no_value))
     return out
 
 
@@ -118,24 +111,11 @@ def measure_f1(t: Tables) -> list[Cell]:
 
 
 def second_descent(loss: np.ndarray, window: int = 5, rise: float = 0.05, drop: float = 0.05) -> bool:
-    """F2's detector on one test-loss curve.
+    """F2's detector on one test-loss curve (per epoch): whether it fires.
 
     Smooth with a trailing `window`-epoch mean; overfitting starts at the first epoch where the smoothed loss
-    exceeds its running minimum by `rise`; the detector fires if after that some maximum is followed by a fall
-    of at least `drop` of that maximum.
-
-    Args:
-        loss (np.ndarray):
-            Test loss per epoch.
-        window (int):
-            Moving-average width.
-        rise (float):
-            Relative rise that marks overfitting onset.
-        drop (float):
-            Relative fall from a later maximum that counts as a second descent.
-
-    Returns:
-        bool: whether the detector fires.
+    exceeds its running minimum by (relative) `rise`; the detector fires if after that some maximum is followed by
+    a fall of at least `drop` of that maximum.
     """
     s = pd.Series(loss).rolling(window, min_periods=window).mean().dropna().to_numpy()
     onset = np.flatnonzero(s > (1 + rise) * np.minimum.accumulate(s)) if len(s) >= 2 else []
@@ -157,9 +137,7 @@ def measure_f2(t: Tables) -> tuple[list[dict], tuple[str, ...]]:
         gone += [f"{c['label']}: {x}" for x in c["left_out"]]
         gone += [f"{c['label']}: seed {s} of b={b:g}: no test/loss" for b, a in arms.items() for s, i in a if i not in fires]
         star, zero = (float(np.mean(v)) if v else math.nan for v in rate)
-        rows.append(
-            {"cell": c["label"], "b_star": c["b_star"], "fires_b_star": star, "fires_b0": zero, "n": min(map(len, rate))}
-        )
+        rows.append(dict(cell=c["label"], b_star=c["b_star"], fires_b_star=star, fires_b0=zero, n=min(map(len, rate))))
     return rows, tuple(gone)
 
 
@@ -206,16 +184,14 @@ def measure_f5(t: Tables) -> list[Cell] | Verdict:
 def equal_loss(t: Tables) -> pd.DataFrame:
     """F-D1 (iii): per b = 0 run and level, the first epoch whose training loss fell to the level and the measures
     there: columns `trial_id, epoch, level, lambda_max, subset_loss, sharpness, curvature_per_loss`."""
-    names = {EQ_LEVEL: "level", EQ_LAMBDA_MAX: "lambda_max", EQ_SUBSET_LOSS: "subset_loss", EQ_SHARPNESS: "sharpness"}
-    m = t.metrics[t.metrics["metric"].isin(list(names))]
-    if m.empty or set(names) - set(m["metric"]):
-        return pd.DataFrame(columns=["trial_id", "epoch", *names.values(), "curvature_per_loss"])
+    m = t.metrics[t.metrics["metric"].isin(list(EQ))]
+    if m.empty or set(EQ) - set(m["metric"]):
+        return pd.DataFrame(columns=["trial_id", "epoch", *EQ.values(), "curvature_per_loss"])
     wide = m.pivot_table(index=["trial_id", "step", "series"], columns="metric", values="value").reset_index()
-    wide = wide.rename(columns={**names, "step": "epoch"}).drop(columns="series")
-    return wide.assign(curvature_per_loss=_per_loss(wide))
+    return wide.rename(columns={**EQ, "step": "epoch"}).drop(columns="series").assign(curvature_per_loss=per_loss)
 
 
-def _per_loss(df: pd.DataFrame) -> pd.Series:
+def per_loss(df: pd.DataFrame) -> pd.Series:
     """lambda_max / L_train, nan where the loss is not positive (the ratio is then undefined; the run is named)."""
     return (df["lambda_max"] / df["subset_loss"]).where(df["subset_loss"] > 0)
 
@@ -226,29 +202,20 @@ def measure_fd1(t: Tables) -> tuple[dict[str, list[Cell]], list[dict]] | Verdict
     never did is named."""
     if SHARPNESS not in t.trials:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: adaptive sharpness not logged")
-    eq, comparisons = equal_loss(t), {name: [] for name in FD1_MEASURES}
-    means = []
+    eq, comparisons, means = equal_loss(t), {name: [] for name in FD1_MEASURES}, []
     for c in cells(t, es=("off",)):
-        rows, b_star = c["rows"], c["b_star"]
+        rows, b_star, label = c["rows"], c["b_star"], f"{c['label']}, b*={c['b_star']:g}"
         rows = rows.assign(**{k: rows.get(k, math.nan) for k in ("lambda_max", "subset_loss", "sharpness")})
-        rows = rows.assign(curvature_per_loss=_per_loss(rows))
-        label = f"{c['label']}, b*={b_star:g}"
-        zero = rows[rows["b"] == 0.0].set_index("seed")
+        zero, flooded = (rows.assign(curvature_per_loss=per_loss)[rows["b"] == b].set_index("seed") for b in (0.0, b_star))
         at = eq[eq["trial_id"].isin(zero["trial_id"]) & np.isclose(eq["level"], b_star)]
         at = at.merge(zero["trial_id"].reset_index(), on="trial_id").set_index("seed")
-        flooded = rows[rows["b"] == b_star].set_index("seed")
         for name, (value, when) in FD1_MEASURES.items():
-            base = (zero if when == "end" else at)[value]
-            a, b = flooded[value].dropna(), base.dropna()
-            both = a.index.intersection(b.index)
+            a, b = flooded[value].dropna(), (zero if when == "end" else at)[value].dropna()
+            both, why = a.index.intersection(b.index), f"no {value}" if when == "end" else "never at b*"
             gone = [f"seed {s} of b={b_star:g}: no {value}" for s in flooded.index.difference(a.index)]
-            if when == "end":
-                gone += [f"seed {s} of b=0: no {value}" for s in zero.index.difference(b.index)]
-            else:
-                gone += [f"seed {s} of b=0: never at b*" for s in zero.index.difference(b.index)]
+            gone += [f"seed {s} of b=0: {why}" for s in zero.index.difference(b.index)]
             comparisons[name].append(Cell(label, (a[both] - b[both]).tolist(), c["left_out"] + tuple(gone)))
-            means.append({"measure": name, "cell": label, "b_star": float(a[both].mean()) if len(both) else math.nan,
-                          "b0": float(b[both].mean()) if len(both) else math.nan, "n": len(both)})  # fmt: skip
+            means.append({"measure": name, "cell": label, "b_star": a[both].mean(), "b0": b[both].mean(), "n": len(both)})
     return comparisons, means
 
 

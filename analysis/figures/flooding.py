@@ -7,50 +7,38 @@ import numpy as np
 import pandas as pd
 
 from analysis import style
-from analysis.flooding import cells, endpoints, equal_loss, noisy_label_entropy, pairs, per_seed_best
+from analysis.flooding import cells, endpoints, equal_loss, noisy_label_entropy, pairs, per_loss, per_seed_best
 from analysis.stats import loglog_slope, paired_test
 from analysis.verdict import Tables
 
+FACET = dict(height=3, aspect=1.3)
 
-def _level_curves(t: Tables, metrics: tuple[str, str], errorbar):
-    """Per-epoch curves of two metrics, one row each, hue = b, columns = eta; None without data."""
+
+def _level_curves(t: Tables, metrics: tuple[str, str], errorbar, ylabel: str, title: str):
+    """Per-epoch curves of two metrics, one row each, hue = b, columns = eta, and the b levels; None without data."""
     curves = pd.concat([t.curves(m).assign(metric=m) for m in metrics])
     if curves.empty:
         return None
     curves = curves.rename(columns={"config/flood_level": "b", "config/label_noise": "eta"})
     levels = sorted(curves["b"].unique())
-    g = style.sns.relplot(
-        data=curves,
-        x="step",
-        y="value",
-        hue="b",
-        col="eta",
-        row="metric",
-        kind="line",
-        errorbar=errorbar,
-        palette=style.level_palette(levels),
-        facet_kws={"sharey": False},
-        height=3,
-        aspect=1.3,
-    )
+    kw = dict(hue="b", col="eta", row="metric", palette=style.level_palette(levels), facet_kws={"sharey": False}, **FACET)
+    g = style.sns.relplot(data=curves, x="step", y="value", kind="line", errorbar=errorbar, **kw)
+    g.set_axis_labels("epoch", ylabel)
+    g.figure.suptitle(title, y=1.02)
     return g, levels
 
 
 def fig_test_loss(t: Tables):
     """Test loss per epoch, hue = b, columns = eta (mean and band over seeds); train loss alongside (F2)."""
-    drawn = _level_curves(t, ("test/loss", "train/loss"), errorbar="se")
-    if drawn is None:
-        return None
-    g, _ = drawn
-    g.set_axis_labels("epoch", "loss (nats)")
-    g.figure.suptitle("F2: test loss rises, then falls again once training hovers at b (mean ± s.e. over seeds)", y=1.02)
-    return "test_loss_curves", g.figure
+    title = "F2: test loss rises, then falls again once training hovers at b (mean ± s.e. over seeds)"
+    drawn = _level_curves(t, ("test/loss", "train/loss"), "se", "loss (nats)", title)
+    return None if drawn is None else ("test_loss_curves", drawn[0].figure)
 
 
 def fig_mechanics(t: Tables):
     """Training loss with dashed lines at each b, and the flood proportion with its 0.3-0.7 band (F3)."""
-    drawn = _level_curves(t, ("train/loss", "train/flood_prop"), errorbar=None)
-    if drawn is None:
+    title = "F3: training loss settles at b (dashed) with about half the steps ascending (band 0.3-0.7)"
+    if (drawn := _level_curves(t, ("train/loss", "train/flood_prop"), None, "", title)) is None:
         return None
     g, levels = drawn
     for (metric, _), ax in g.axes_dict.items():
@@ -61,8 +49,6 @@ def fig_mechanics(t: Tables):
                     ax.axhline(b, ls="--", lw=0.8, color=color)
         else:
             ax.axhspan(0.3, 0.7, color=style.BAND, alpha=0.3)
-    g.set_axis_labels("epoch", "")
-    g.figure.suptitle("F3: training loss settles at b (dashed) with about half the steps ascending (band 0.3-0.7)", y=1.02)
     return "mechanics", g.figure
 
 
@@ -71,19 +57,8 @@ def fig_isolation(t: Tables):
     ep = endpoints(t)
     if ep.empty:
         return None
-    g = style.sns.catplot(
-        data=ep,
-        x="b",
-        y="test_acc",
-        col="eta",
-        row="E",
-        kind="point",
-        errorbar=("ci", 95),
-        color=style.FLOODED,
-        height=3,
-        aspect=1.3,
-        sharex=False,
-    )
+    kw = dict(col="eta", row="E", errorbar=("ci", 95), color=style.FLOODED, sharex=False, **FACET)
+    g = style.sns.catplot(data=ep, x="b", y="test_acc", kind="point", **kw)
     b_star = {(c["key"]["eta"], c["key"]["E"]): c["b_star"] for c in cells(t)}
     for (e, eta), ax in g.axes_dict.items():
         sub = ep[(ep["E"] == e) & (ep["eta"] == eta)]
@@ -124,18 +99,8 @@ def fig_flatness(t: Tables):
     if ep.empty or "lambda_max" not in ep:
         return None
     ep = ep[ep["E"] == "off"]
-    g = style.sns.relplot(
-        data=ep,
-        x="b",
-        y="lambda_max",
-        hue="seed",
-        col="eta",
-        kind="line",
-        marker="o",
-        height=3,
-        aspect=1.3,
-        palette=style.seed_palette(ep["seed"].nunique()),
-    )
+    kw = dict(hue="seed", col="eta", marker="o", palette=style.seed_palette(ep["seed"].nunique()), **FACET)
+    g = style.sns.relplot(data=ep, x="b", y="lambda_max", kind="line", **kw)
     for ax in g.axes.flat:
         ax.set_yscale("log")
         ax.set_xscale("symlog", linthresh=0.01)
@@ -150,9 +115,7 @@ def fig_scale_aware_flatness(t: Tables):
     ep = endpoints(t)
     if ep.empty or "sharpness" not in ep or "subset_loss" not in ep:
         return None
-    ep = ep[ep["E"] == "off"].assign(
-        curvature_per_loss=lambda d: d["lambda_max"] / d["subset_loss"].where(d["subset_loss"] > 0)
-    )
+    ep = ep[ep["E"] == "off"].assign(curvature_per_loss=per_loss)
     eq = equal_loss(t).merge(ep.loc[ep["b"] == 0, ["trial_id", "eta"]], on="trial_id")
     etas = sorted(ep["eta"].unique())
     measures = {"curvature_per_loss": "lambda_max / L_train", "sharpness": "adaptive eps-sharpness"}
@@ -169,8 +132,7 @@ def fig_scale_aware_flatness(t: Tables):
                     same.index, same[col], "s--", color=style.BASELINE, mfc="none", label="b = 0 when its loss first fell to b"
                 )
             ax.set_xscale("symlog", linthresh=0.01)
-            ax.set_yscale("log")
-            ax.set_ylabel(name if j == 0 else "")
+            ax.set(yscale="log", ylabel=name if j == 0 else "")
             ax.set_title(f"eta={eta:g}" if i == 0 else "", fontsize=9)
         axes[1][j].set_xlabel("flood level b")
     axes[0][0].legend(fontsize=7)
@@ -188,10 +150,8 @@ def fig_identity(t: Tables):
         err = t.check(f"{name}/err")
         ax.loglog(eps, err, "o-", color=color, label=f"{name} (slope {loglog_slope(eps, err):.2f})")
     e = np.array(eps)
-    ref = t.check("e2_mlp/err")[0]
-    ax.loglog(e, ref * (e / e[0]) ** 3, ":", color="grey", label="slope 3")
-    ax.set_xlabel("eps")
-    ax.set_ylabel("|two steps - (theta - eps^2 H g)|")
+    ax.loglog(e, t.check("e2_mlp/err")[0] * (e / e[0]) ** 3, ":", color="grey", label="slope 3")
+    ax.set(xlabel="eps", ylabel="|two steps - (theta - eps^2 H g)|")
     ax.legend(fontsize=8)
     fig.suptitle("F4 / F-C1: error of the two-step identity vs step size", y=1.02)
     return "exact_identity", fig
@@ -208,8 +168,7 @@ def fig_noise_vs_b(t: Tables):
     ax.fill_between(h, h / 2, 2 * h, color=style.BAND, alpha=0.3, label="b* within [H/2, 2H]")
     ax.plot(h, h, ":", color="grey", label="b* = H(eta)")
     style.sns.stripplot(data=best, x="H", y="b", native_scale=True, color=style.FLOODED, ax=ax, jitter=0.01)
-    ax.set_xlabel("H(eta), nats")
-    ax.set_ylabel("per-seed b*")
+    ax.set(xlabel="H(eta), nats", ylabel="per-seed b*")
     ax.legend(fontsize=8)
     fig.suptitle("F6: per-seed best flood level vs noisy-label entropy", y=1.02)
     return "noise_vs_best_level", fig

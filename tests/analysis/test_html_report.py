@@ -38,7 +38,7 @@ def test_report_covers_diverged_failed_and_not_run(results, tmp_path):
     assert "1 diverged" in page and "1 failed" in page
     glance = re.search(r'<table id="glance">.*?</table>', page, re.S).group(0)
     assert glance.count("<tr>") == 1 + len(discover()) + 1  # header, every study, the synthetic one
-    flooding = re.search(r'flooding</a></td>(.*?)</tr>', glance, re.S).group(1).split("<td>")[1:]
+    flooding = re.search(r"flooding</a></td>(.*?)</tr>", glance, re.S).group(1).split("<td>")[1:]
     smoke, local, full = flooding
     assert "not run" in smoke and "not run" in full and "F5: " in local  # one badge per claim, verdict on hover
     assert local.count('class="badge"') == len(discover()["flooding"].claims)
