@@ -3,13 +3,10 @@
 Each trial (one trained model) reports at its last step per-test-passage series (`series` = passage): `test/tf_nll`
 (teacher-forced NLL per target token of the passage's gold pair) and, per decoding arm, `test/{arm}/{metric}` for
 validity, span_rate, coverage, distinct_pair and distinct_2 over K samples; training reports `val/tf_nll`. The exact
-checks hold the leak gradients of each mask.
-
-Differences are paired by test passage within seed; intervals are hierarchical bootstraps (seeds, then passages).
-Q2-Q4's "CI excludes 0" uses two-sided bootstrap p-values, Holm-adjusted across the family's four tests, where a test
-without data or with fewer than `MIN_SEEDS` seeds keeps its place as p = 1. Runs a measurement cannot use (not ok,
-unpaired, non-finite passages) are named in the reason. Q1, Q2, Q5 and Q-C2 are decided by the rule objects below;
-Q3, Q4 and Q-C1 are composite (text rules in `analysis/claims/question_generation.py`, thresholds here).
+checks hold the leak gradients of each mask. Differences are paired by test passage within seed, with hierarchical
+bootstrap intervals (seeds, then passages); Q2-Q4's "CI excludes 0" uses two-sided bootstrap p-values, Holm-adjusted
+across the family's four tests. Q1, Q2, Q5 and Q-C2 are decided by the rule objects below; Q3, Q4 and Q-C1 are
+composite (text rules in `analysis/claims/question_generation.py`, thresholds here).
 """
 
 import math
@@ -49,12 +46,11 @@ class OrderEffect:
                 f"has its interval's lower end > {self.utility_margin:g}; otherwise INCONCLUSIVE. Diagnostic, no verdict: "
                 "teacher-forced joint NLL per target token of the gold pair, AQ vs QA.")  # fmt: skip
 
-    def decide(self, e: Estimate, utility: Estimate | None = None) -> Verdict:
-        """`utility`: the utility EM difference at full; None below full, where it is not required."""
+    def decide(self, e: Estimate, u: Estimate | None = None) -> Verdict:
+        """`u`: the utility EM difference at full; None below full, where it is not required."""
         v = self.effect.decide(e, e.left_out)
-        if utility is None:
+        if u is None:
             return v
-        u = utility
         shown = u.n >= self.effect.min_seeds and u.low > self.utility_margin
         gone = f"; left out: {', '.join(u.left_out)}" if u.left_out else ""
         text = f"utility EM AQ - QA {u.mean:+.4f} [{u.low:+.4f}, {u.high:+.4f}], {u.n} seeds{gone}"
@@ -79,10 +75,7 @@ QC2 = Control(Exact(LEAK_TOL, "padding leak of the UniLM mask without its key-pa
 def languages(t: Tables) -> list[str]:
     """The data sets of the models, finished or not (full: `squad` and `webqa`; one below): a language whose runs all
     failed is still decided on (too few seeds), never dropped."""
-    tr = t.trials
-    if tr.empty or "config/data" not in tr:
-        return []
-    return sorted(tr["config/data"].dropna().unique())
+    return sorted(t.trials["config/data"].dropna().unique()) if "config/data" in t.trials else []
 
 
 def _memo(fn):
@@ -111,10 +104,9 @@ def subset(t: Tables, data: str) -> Tables:
 
 
 def per_language(check):
-    """A claim check applied to each data set when the study has several (full: English and Chinese) and combined:
-    a claim gets SUPPORTED or REFUTED only if every language agrees, else INCONCLUSIVE; a control FAILs only if it
-    fails in every language (PASS in any one makes the study INVALID). The effect and CI shown are the first
-    language's; the reason gives each."""
+    """A claim check applied to each data set when the study has several (full: English and Chinese) and combined: a
+    claim gets SUPPORTED or REFUTED only if every language agrees, else INCONCLUSIVE; a control FAILs only if it fails
+    in every language (PASS in any one makes the study INVALID). The effect and CI are the first language's."""
 
     @wraps(check)
     def combined(t: Tables) -> Verdict:
@@ -124,14 +116,12 @@ def per_language(check):
         parts = {d: check(subset(t, d)) for d in langs}
         found = {v.verdict for v in parts.values()}
         if found <= {PASS, FAIL}:
-            verdict = PASS if PASS in found else FAIL
-        else:
-            verdict = found.pop() if len(found) == 1 else INCONCLUSIVE
-        first = parts[langs[0]]
+            found = {PASS if PASS in found else FAIL}
+        verdict = found.pop() if len(found) == 1 else INCONCLUSIVE
         reason = "; ".join(f"{d}: {v.verdict}, {v.reason}" for d, v in parts.items())
         detail = [{"data": d, "verdict": v.verdict, "effect": v.effect, "low": v.ci_low, "high": v.ci_high}
                   for d, v in parts.items()]  # fmt: skip
-        return replace(first, verdict=verdict, reason=f"(effect and CI: {langs[0]}) {reason}", detail=detail)
+        return replace(parts[langs[0]], verdict=verdict, reason=f"(effect and CI: {langs[0]}) {reason}", detail=detail)
 
     return combined
 
@@ -142,9 +132,8 @@ def runs(t: Tables, ok: bool = True) -> pd.DataFrame:
     if tr.empty or "config/task" not in tr:
         return pd.DataFrame()
     out = tr[(tr["config/task"] == "qg") & ((tr["status"] == "ok") | (not ok))].copy()
-    out["order"], out["mask"], out["seed"] = out["config/order"], out["config/mask"], out["config/seed"].astype(int)
-    out["steps"] = out["config/steps"].astype(int)
-    out["init"] = out.get("config/init", "random")
+    out["order"], out["mask"], out["init"] = out["config/order"], out["config/mask"], out.get("config/init", "random")
+    out["seed"], out["steps"] = out["config/seed"].astype(int), out["config/steps"].astype(int)
     return out
 
 
@@ -185,9 +174,8 @@ def arm_values(t: Tables, order: str, metric: str, init: str | None = None) -> t
 
 def measure(t: Tables, a: tuple, b: tuple = (), label: str = "") -> Estimate:
     """The mean of side `a`'s per-passage values, or of a - b paired by passage within seed (a side: `order, metric`
-    and optionally `init` of the main models), with its 95% hierarchical bootstrap interval (seeds, then passages;
-    10,000 resamples), its two-sided bootstrap p against 0, and every run, seed or passage left out, named. n = 0 with
-    nothing left out: not run at this budget."""
+    and optionally `init` of the main models), with its 95% hierarchical bootstrap interval, its two-sided bootstrap p
+    against 0, and every run, seed or passage left out, named. n = 0 with nothing left out: not run at this budget."""
     va, gone_a = arm_values(t, *a)
     vb, gone_b = arm_values(t, *b) if b else ({}, {})
     groups, gone = [] if b else list(va.values()), [*gone_a.values(), *gone_b.values()]
@@ -224,8 +212,7 @@ def cells(t: Tables) -> dict[str, Estimate]:
 
 @_memo
 def family(t: Tables) -> dict[str, Estimate]:
-    """The Holm family of Q2-Q4 (Q2, Q3 and Q4 share it): each test's estimate with its Holm-adjusted p; a missing
-    test keeps its place."""
+    """The Holm family of Q2-Q4: each test's estimate with its Holm-adjusted p; a missing test keeps its place."""
     raw = cells(t)
     return {k: replace(e, p=p) for (k, e), p in zip(raw.items(), holm([e.p for e in raw.values()]), strict=True)}
 
@@ -262,10 +249,8 @@ def _composite(t: Tables, parts: list[Estimate], supported: bool, refuted: bool,
     """Q3/Q4: every part needs `MIN_SEEDS` seeds, else nothing is decided; the runs left out are named."""
     few = [f"{e.label} (n = {e.n} < {MIN_SEEDS})" for e in parts if e.n < MIN_SEEDS]
     verdict = INCONCLUSIVE if few else SUPPORTED if supported else REFUTED if refuted else INCONCLUSIVE
-    gone = list(dict.fromkeys(g for e in parts for g in e.left_out))
-    reason = (
-        (f"too few seeds in {', '.join(few)}: " if few else "") + reason + (f"; left out: {', '.join(gone)}" if gone else "")
-    )
+    gone = ", ".join(dict.fromkeys(g for e in parts for g in e.left_out))
+    reason = (f"too few seeds in {', '.join(few)}: " if few else "") + reason + (f"; left out: {gone}" if gone else "")
     first = parts[0]  # the effect shown
     return _guard(t, Verdict(verdict, reason, first.mean, first.low, first.high, first.p, threshold,
                              min(e.n for e in parts), [asdict(e) for e in parts]))  # fmt: skip
@@ -282,8 +267,7 @@ def check_q1(t: Tables) -> Verdict:
 
 @per_language
 def check_q2(t: Tables) -> Verdict:
-    """Q2: validity(AQ) - validity(QA) under Su's decoding (at full also the utility EM), with the teacher-forced
-    joint NLL beside it."""
+    """Q2: validity(AQ) - validity(QA) under Su's decoding (at full also the utility EM), the joint NLL beside it."""
     e = family(t)["Q2"]
     if not _ran(e):
         return Verdict(INCONCLUSIVE, "not_run_at_budget: AQ and QA models of the same seeds missing")
@@ -291,15 +275,13 @@ def check_q2(t: Tables) -> Verdict:
     v = Q2.decide(e, measure(t, ("AQ", "utility/em"), ("QA", "utility/em")) if full else None)
     nll = measure(t, ("AQ", "test/tf_nll"), ("QA", "test/tf_nll"))
     diag = f"; diagnostic: joint NLL per token AQ - QA {nll.mean:+.4f} [{nll.low:+.4f}, {nll.high:+.4f}] nats" if nll.n else ""
-    name = "round-trip EM" if full else "validity"
-    return _guard(t, replace(v, reason=f"{name}: {v.reason}{diag}", detail=[asdict(e)]))
+    return _guard(t, replace(v, reason=f"{'round-trip EM' if full else 'validity'}: {v.reason}{diag}", detail=[asdict(e)]))
 
 
 @per_language
 def check_q3(t: Tables) -> Verdict:
     """Q3: Su vs sample_both on validity and Su vs greedy_both (beam_both at full) on coverage (AQ models)."""
-    f = family(t)
-    val, cov = f["Q3_validity"], f["Q3_coverage"]
+    val, cov = family(t)["Q3_validity"], family(t)["Q3_coverage"]
     if not _ran(val) or not _ran(cov):
         return Verdict(INCONCLUSIVE, "not_run_at_budget: Su, sample_both and greedy_both decodings missing")
     reason = (f"validity Su - sample_both {_pts(val)} (needs >= {100 * VALIDITY_GAIN:+.0f}); coverage Su - {beam_arm(t)} "
@@ -331,6 +313,14 @@ def check_q5(t: Tables) -> Verdict:
     return replace(Q5.decide(replace(e, p=math.nan), e.left_out), p_value=e.p, detail=[asdict(e)])
 
 
+def control_runs(t: Tables) -> tuple[pd.Series, pd.Series] | None:
+    """Q-C1's finished pair, or None: the bidirectional-mask control and the claims' UniLM AQ seed-0 model."""
+    r, ref = runs(t), main_runs(t)
+    ctl = r[r["mask"] == "bidirectional"] if len(r) else r
+    ref = ref[(ref["order"] == "AQ") & (ref["seed"] == 0)] if len(ref) else ref
+    return None if ctl.empty or ref.empty else (ctl.iloc[0], ref.iloc[0])
+
+
 @per_language
 def check_qc1(t: Tables) -> Verdict:
     """Q-C1 (must FAIL): the bidirectional mask leaks the next target; from local on it also beats the UniLM model's
@@ -343,12 +333,10 @@ def check_qc1(t: Tables) -> Verdict:
     if t.budget == "smoke":
         return Verdict(FAIL if leak else PASS, reason + "; the generation criterion applies from local on",
                        effect=max(bi), threshold=LEAK_TOL)  # fmt: skip
-    r, ref = runs(t), main_runs(t)
-    ctl = r[r["mask"] == "bidirectional"] if len(r) else r
-    ref = ref[(ref["order"] == "AQ") & (ref["seed"] == 0)] if len(ref) else ref
-    if ctl.empty or ref.empty:
+    pair = control_runs(t)
+    if pair is None:
         return Verdict(INCONCLUSIVE, reason + "; the bidirectional or the UniLM AQ seed-0 run is missing")
-    c, u = ctl.iloc[0], ref.iloc[0]
+    c, u = pair
     at = int(c["steps"])  # equal training: both models' validation NLL after the control's steps
     nll = t.curves("val/tf_nll").query("step == @at").set_index("trial_id")["value"]
     if c["trial_id"] not in nll or u["trial_id"] not in nll:

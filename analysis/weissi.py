@@ -10,32 +10,28 @@ import math
 
 import pandas as pd
 
-from analysis import style
 from analysis.rules import Cell, Superiority
 from analysis.verdict import INCONCLUSIVE, SUPPORTED, Tables, Verdict
 
 CELL_KEYS = ("config/model", "config/dataset")
 STRENGTHS = ("config/lam", "config/rho", "config/lam1", "config/lam2", "config/lr")  # rho: 06 A1
 REG_ORDER = ["none", "l2_coupled", "wd_decoupled", "weissi1", "weissi12"]
-REG_COLOURS = dict(zip(REG_ORDER, [style.BASELINE, "#9ecae1", "#3182bd", "#fdae6b", "#e6550d"], strict=True))
 WEISSI, L2_WD = ("weissi1", "weissi12"), ("l2_coupled", "wd_decoupled")
 W4_SAME = ("w4/sgd_m0_wd_vs_l2", "w4/sgd_m0.9_wd_vs_l2", "w4/adam_wd_vs_l2", "w4/adamw_vs_by_hand")
+RENAME = {"config/optimizer": "optimizer", "config/reg": "reg", "val/acc": "val_acc", "test/acc": "test_acc"}
 BN = Superiority("test acc of the best WEISSI arm minus the better L2/WD arm on the BN ResNet-18")
 
 
 def endpoints(t: Tables) -> pd.DataFrame:
     """Final metrics of every main-phase run (any `status`), one row per run, with `setting` (its strengths) and
     `pgd_acc` (at the largest PGD radius)."""
-    ep = t.trials.rename(
-        columns={"config/optimizer": "optimizer", "config/reg": "reg", "val/acc": "val_acc", "test/acc": "test_acc"}
-    )
-    if ep.empty:
+    if t.trials.empty:
         return pd.DataFrame()
-    keep = [c for c in STRENGTHS if c in ep]
+    ep, keep = t.trials.rename(columns=RENAME), [c for c in STRENGTHS if c in t.trials]
     name = lambda row: " ".join(f"{c.removeprefix('config/')}={v:.3g}" for c, v in row.items() if pd.notna(v) and v != 0)  # noqa: E731
     ep["setting"] = ep[keep].apply(name, axis=1) if keep else ""
-    pgd = sorted(c for c in ep if c.startswith("test/pgd_acc@"))
-    ep["pgd_acc"] = ep[pgd[-1]] if pgd else math.nan
+    pgd = max((c for c in ep if c.startswith("test/pgd_acc@")), default=None)
+    ep["pgd_acc"] = ep[pgd] if pgd else math.nan
     return ep
 
 
@@ -93,8 +89,7 @@ def homogeneous(cell: dict) -> bool:
 
 
 def check_wd1(t: Tables) -> Verdict:
-    """W-D1 (diagnostic): the W5 comparison on the BN ResNet-18 cells at delta 0, reported without a claim: a win is a
-    cell significant after Holm."""
+    """W-D1 (diagnostic, reported without a claim): W5 at delta 0 on the BN ResNet-18 cells; a win: significant (Holm)."""
     cells = versus(t, "test_acc", WEISSI, L2_WD, lambda c: c.get("model") == "resnet18", BN.min_seeds)
     if not cells:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: the BN ResNet-18 cells run at full only")

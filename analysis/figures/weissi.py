@@ -10,32 +10,24 @@ import pandas as pd
 
 from analysis import style
 from analysis.verdict import Tables
-from analysis.weissi import REG_COLOURS, REG_ORDER, W4_SAME, _cell_cols, best_per_arm, endpoints
+from analysis.weissi import REG_ORDER, _cell_cols, best_per_arm, endpoints, w4
+
+REG_COLOURS = dict(zip(REG_ORDER, [style.BASELINE, "#9ecae1", "#3182bd", "#fdae6b", "#e6550d"], strict=True))
+SHIFTS = {"output (exact rule)": "w1/out_rel_diff", "WEISSI": "w1/weissi_abs_diff", "L2": "w1/l2_abs_diff"}  # W1
+SHIFTS |= {"output (naive bias rule, W-C1)": "wc1/out_rel_diff"}  # and the control W-C1
 
 
 def fig_invariance(t: Tables):
     """|delta output|, |delta L2|, |delta WEISSI| under random prod-gamma = 1 shifts, and the naive-bias control (W1, W-C1)."""
     if not t.check("w1/out_rel_diff"):
         return None
-    rows = [
-        (name, v)
-        for name, key in [
-            ("output (exact rule)", "w1/out_rel_diff"),
-            ("WEISSI", "w1/weissi_abs_diff"),
-            ("L2", "w1/l2_abs_diff"),
-            ("output (naive bias rule, W-C1)", "wc1/out_rel_diff"),
-        ]
-        for v in t.check(key)
-    ]
-    df = pd.DataFrame(rows, columns=["quantity", "change"])
+    df = pd.DataFrame([(q, v) for q, key in SHIFTS.items() for v in t.check(key)], columns=["quantity", "change"])
     df["change"] = df["change"].clip(lower=1e-18)
     fig, ax = style.plt.subplots(figsize=(7, 3.6))
     palette = {q: (style.CONTROL if "W-C1" in q else style.FLOODED) for q in df["quantity"].unique()}
     style.sns.stripplot(data=df, x="quantity", y="change", hue="quantity", palette=palette, ax=ax, legend=False)
-    ax.set_yscale("log")
+    ax.set(yscale="log", xlabel="", ylabel="change under the shift (floored at 1e-18)")
     ax.axhline(1e-9, ls="--", color="grey", lw=0.8)
-    ax.set_ylabel("change under the shift (floored at 1e-18)")
-    ax.set_xlabel("")
     ax.tick_params(axis="x", labelsize=7)
     fig.suptitle("W1 / W-C1: a prod-gamma = 1 shift keeps the function and WEISSI, not L2 (dashed: 1e-9)", y=1.02)
     return "invariance", fig
@@ -46,15 +38,14 @@ def fig_orbit(t: Tables):
     lg = t.check("w2/orbit_log_gamma")
     if not lg:
         return None
-    l2v, wv = np.array(t.check("w2/orbit_l2")), np.array(t.check("w2/orbit_weissi"))
+    l2v = t.check("w2/orbit_l2")
+    i = int(np.argmin(l2v))
     fig, ax = style.plt.subplots(figsize=(5.5, 3.6))
     ax.plot(lg, l2v, color=style.BASELINE, label="weight L2")
-    i = int(np.argmin(l2v))
     ax.plot(lg[i], l2v[i], "o", color=style.HIGHLIGHT, label="balanced (AM-GM minimum)")
     ax2 = ax.twinx()
-    ax2.plot(lg, wv, color=style.FLOODED, label="WEISSI (lambda1 = 1)")
-    ax.set_xlabel("log gamma (layer 1 x gamma, layer 2 / gamma)")
-    ax.set_ylabel("sum ||W_l||^2")
+    ax2.plot(lg, t.check("w2/orbit_weissi"), color=style.FLOODED, label="WEISSI (lambda1 = 1)")
+    ax.set(xlabel="log gamma (layer 1 x gamma, layer 2 / gamma)", ylabel="sum ||W_l||^2")
     ax2.set_ylabel("sum log ||W_l||", color=style.FLOODED)
     ax.legend(loc="upper center", fontsize=7)
     ax2.legend(loc="upper right", fontsize=7)
@@ -72,9 +63,7 @@ def fig_balance(t: Tables):
         ax.plot(tt, t.check(f"w3/{reg}/D"), color=color, label=reg, ls="--" if reg == "weissi" else "-")
     d0 = t.check("w3/l2/D")[0]
     ax.plot(tt, [d0 * math.exp(-4 * t.check("w3/lam")[0] * x) for x in tt], ":", color="grey", label="D0 exp(-4 lambda t)")
-    ax.set_yscale("log")
-    ax.set_xlabel("t = lr x steps")
-    ax.set_ylabel("D(t)")
+    ax.set(yscale="log", xlabel="t = lr x steps", ylabel="D(t)")
     ax.legend(fontsize=7)
     fig.suptitle("W3: layer balance is conserved without a regulariser and with WEISSI; L2 forces it to 0", y=1.02)
     return "balance_dynamics", fig
@@ -82,15 +71,14 @@ def fig_balance(t: Tables):
 
 def fig_optimisers(t: Tables):
     """max |delta theta| vs step for the optimiser pairs of W4 (log y)."""
-    if not t.check("w4/adamw_vs_adam_l2"):
+    pairs = w4(t)
+    if not pairs["adamw_vs_adam_l2"]:
         return None
     fig, ax = style.plt.subplots(figsize=(5.5, 3.6))
-    for key in (*W4_SAME, "w4/adamw_vs_adam_l2"):
-        v = np.maximum(np.array(t.check(key)), 1e-18)
-        ax.semilogy(range(1, len(v) + 1), v, label=key.removeprefix("w4/"), lw=2 if "adamw_vs_adam" in key else 1)
+    for pair, v in pairs.items():
+        ax.semilogy(range(1, len(v) + 1), np.maximum(v, 1e-18), label=pair, lw=2 if "adamw_vs_adam" in pair else 1)
     ax.axhline(1e-10, ls="--", color="grey", lw=0.8)
-    ax.set_xlabel("step")
-    ax.set_ylabel("max |theta_a - theta_b| (floored at 1e-18)")
+    ax.set(xlabel="step", ylabel="max |theta_a - theta_b| (floored at 1e-18)")
     ax.legend(fontsize=6)
     fig.suptitle("W4: weight_decay is L2 in the loss for SGD and Adam; AdamW is decoupled", y=1.02)
     return "optimiser_equivalence", fig
@@ -117,23 +105,19 @@ def fig_robustness(t: Tables):
     best = best_per_arm(endpoints(t))
     if best.empty:
         return None
-    attacks = [c for c in best if c.startswith("test/fgsm_acc@") or c.startswith("test/pgd_acc@")]
-    long = best.melt(
-        id_vars=["optimizer", "reg", "seed"], value_vars=["test_acc", *attacks], var_name="attack", value_name="acc"
-    )
+    attacks = ["test_acc", *(c for c in best if c.startswith(("test/fgsm_acc@", "test/pgd_acc@")))]
+    long = best.melt(id_vars=["optimizer", "reg", "seed"], value_vars=attacks, var_name="attack", value_name="acc")
     long["eps"] = long["attack"].map(lambda a: 0.0 if a == "test_acc" else float(a.split("@")[1]))
     long["kind"] = long["attack"].map(lambda a: "PGD" if "pgd" in a else "FGSM" if "fgsm" in a else "clean")
     fig, axes = style.plt.subplots(1, 2, figsize=(10, 3.8))
     for reg, g in long.groupby("reg"):
         for kind, ls in [("FGSM", "--"), ("PGD", "-")]:
-            s = pd.concat([g[g["kind"] == "clean"], g[g["kind"] == kind]]).groupby("eps")["acc"].mean()
+            s = g[g["kind"].isin(["clean", kind])].groupby("eps")["acc"].mean()
             axes[0].plot(s.index, s.values, ls, marker="o", color=REG_COLOURS.get(reg), label=f"{reg} {kind}")
-    axes[0].set_xlabel("eps (input units)")
-    axes[0].set_ylabel("accuracy (mean over seeds and optimisers)")
+    axes[0].set(xlabel="eps (input units)", ylabel="accuracy (mean over seeds and optimisers)")
     axes[0].legend(fontsize=6)
-    order = [r for r in REG_ORDER if r in set(best["reg"])]
     style.sns.pointplot(data=best, x="reg", y="test/input_grad_norm", hue="optimizer", errorbar=("ci", 95), ax=axes[1],
-                        linestyle="none", dodge=0.3, order=order)  # fmt: skip
+                        linestyle="none", dodge=0.3, order=[r for r in REG_ORDER if r in set(best["reg"])])  # fmt: skip
     axes[1].set_ylabel("mean ||grad_x CE||")
     axes[1].tick_params(axis="x", labelsize=7)
     fig.suptitle("W6: robustness (FGSM dashed, PGD solid) and input-gradient norm per arm", y=1.02)
@@ -146,9 +130,8 @@ def fig_norms(t: Tables):
     if best.empty:
         return None
     curves = pd.concat([t.curves(m).assign(metric=m) for m in ("weights/log10_prod_norm", "weights/spread")])
-    curves = curves[curves["trial_id"].isin(best["trial_id"])].rename(
-        columns={"config/reg": "reg", "config/optimizer": "optimizer"}
-    )
+    curves = curves[curves["trial_id"].isin(best["trial_id"])]
+    curves = curves.rename(columns={"config/reg": "reg", "config/optimizer": "optimizer"})
     if curves.empty:
         return None
     g = style.sns.relplot(data=curves, x="step", y="value", hue="reg", row="metric", col="optimizer", kind="line",
