@@ -48,7 +48,7 @@ class OrderEffect:
 
     def decide(self, e: Estimate, u: Estimate | None = None) -> Verdict:
         """`u`: the utility EM difference at full; None below full, where it is not required."""
-        v = self.effect.decide(e, e.left_out)
+        v = self.effect.decide(e)
         if u is None:
             return v
         shown = u.n >= self.effect.min_seeds and u.low > self.utility_margin
@@ -262,7 +262,7 @@ def check_q1(t: Tables) -> Verdict:
     e = replace(measure(t, ("AQ", "test/su/validity")), p=math.nan)  # decided on the interval alone
     if not _ran(e):
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no AQ model decoded with Su's decoding")
-    return _guard(t, replace(Q1.decide(e, e.left_out), detail=[asdict(e)]))
+    return _guard(t, replace(Q1.decide(e), detail=[asdict(e)]))
 
 
 @per_language
@@ -310,7 +310,7 @@ def check_q5(t: Tables) -> Verdict:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no pretrained-init models (full budget only)")
     e = measure(t, ("AQ", "test/su/validity_em", "pretrained"), ("AQ", "test/su/validity_em", "random"))
     # Decided on the interval (spec: "the CI excluding 0"); the bootstrap p is recorded beside it.
-    return replace(Q5.decide(replace(e, p=math.nan), e.left_out), p_value=e.p, detail=[asdict(e)])
+    return replace(Q5.decide(replace(e, p=math.nan)), p_value=e.p, detail=[asdict(e)])
 
 
 def control_runs(t: Tables) -> tuple[pd.Series, pd.Series] | None:
