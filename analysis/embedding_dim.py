@@ -41,9 +41,8 @@ def _task(t: Tables, task: str) -> pd.DataFrame:
 
 
 def _runs(t: Tables, corpus: str | None = None, oov: str = "drop") -> pd.DataFrame:
-    """Word-vector runs (every status) of one corpus and OOV policy: `corpus`, or by default the main one (the
-    non-Chinese corpus with the most runs; D-D3 reads the Chinese arm); OOV tokens dropped, or mapped to `<unk>` (the
-    full budget's ablation, read by D-D4 only; runs without `oov` in their config dropped)."""
+    """Word-vector runs (every status) of `corpus` (default: the non-Chinese one with the most runs) and OOV policy
+    (`drop`, or `unk`: the full budget's ablation for D-D4; runs without `oov` in their config drop)."""
     w2v = _task(t, "w2v")
     if w2v.empty:
         return w2v
@@ -106,17 +105,12 @@ def _missing(t: Tables) -> Verdict:
 
 def ratio_interval(lo_row, hi_row) -> tuple[float, float]:
     """95% interval of r = knee(N_max) / knee(N_min) over the seed bootstrap, with the grid's resolution: a knee k lies
-    in (previous grid point, k], so the interval runs from the 2.5% quantile of prev(k_max) / k_min to the 97.5% quantile
-    of k_max / prev(k_min) (inf when k_min is the grid's first point)."""
-
-    def previous(row):
-        idx = np.searchsorted(row["grid"], row["boot"])
-        return np.where(idx > 0, row["grid"][np.maximum(idx - 1, 0)], 0.0)
-
+    in (previous grid point p(k), k], so it runs from the 2.5% quantile of p(k_max) / k_min to the 97.5% quantile of
+    k_max / p(k_min) (inf when k_min is the grid's first point)."""
+    lo_p, hi_p = (np.append(0.0, r["grid"])[np.searchsorted(r["grid"], r["boot"])] for r in (lo_row, hi_row))
     with np.errstate(divide="ignore"):
-        high = hi_row["boot"] / previous(lo_row)
-    low = previous(hi_row) / lo_row["boot"]
-    return float(np.quantile(low, 0.025, method="inverted_cdf")), float(np.quantile(high, 0.975, method="inverted_cdf"))
+        high = np.quantile(hi_row["boot"] / lo_p, 0.975, method="inverted_cdf")
+    return float(np.quantile(hi_p / lo_row["boot"], 0.025, method="inverted_cdf")), float(high)
 
 
 def _knee_text(r) -> str:
@@ -126,8 +120,7 @@ def _knee_text(r) -> str:
 
 
 def knee_ratio(m: pd.DataFrame, x: str = "N") -> tuple[Estimate, float, float, str]:
-    """D1's measurement: r = n_eps(largest size) / n_eps(smallest) with `ratio_interval`, the two sizes, and a note
-    with the knees and the AIC of a ln N + b vs c N^alpha vs a constant."""
+    """D1's measurement: r = n_eps(largest size) / n_eps(smallest), the two sizes, and a note with knees and model AICs."""
     lo, hi, done = m.iloc[0], m.iloc[-1], m[m["knee"].notna()]
     ci = ratio_interval(lo, hi) if lo.knee == lo.knee and hi.knee == hi.knee else (math.nan, math.nan)
     fits = fit_models(done["N"].to_numpy(), done["knee"].to_numpy()) if len(done) >= 2 else {}
@@ -141,8 +134,7 @@ def knee_ratio(m: pd.DataFrame, x: str = "N") -> tuple[Estimate, float, float, s
 
 
 def knee_magnitude(m: pd.DataFrame, x: str = "N") -> tuple[list[Estimate], str]:
-    """D2's measurement: per size, n_eps / (8.33 ln size) with its bootstrap interval; the note gives the slope a of
-    n_eps = a ln size through the origin with its interval (the strong form, no verdict)."""
+    """D2's measurement: per size, n_eps / (8.33 ln size); the note gives the slope a of n_eps = a ln size (no verdict)."""
     cells = [Estimate(r.knee / r.su, *np.quantile(r.boot / r.su, [0.025, 0.975]), r.seeds, label=f"{x}={r.N}",
                       left_out=r.left_out) for r in m.itertuples()]  # fmt: skip
     if m["knee"].isna().any():
@@ -179,8 +171,7 @@ def check_d2(t: Tables):
 
 
 def check_d3(t: Tables):
-    """D3: per N of the main grid, the paired differences (Q(ceil(8.33 ln N)) - Q(n_max)) / range and Q(n_max) -
-    Q(ceil(8.33 ln N / 4)) over seeds; range = max - min of the seed-mean curve (positive on a falling curve too)."""
+    """D3: per N of the main grid, the plateau and deficit differences over seeds (range: max - min of the mean curve)."""
     runs, m = _runs(t), _main(t)
     if m.empty:
         return _missing(t)
@@ -238,9 +229,8 @@ def check_d5(t: Tables):
     ref, others = at[at["reference"]].iloc[0], at[~at["reference"]]
     shift, ci = (others["knee"] / ref["knee"] - 1).to_numpy(), (math.nan, math.nan)
     if not np.isnan(shift).any():
-        ci = tuple(
-            np.quantile(np.abs(np.stack([o.boot / ref["boot"] - 1 for o in others.itertuples()])).max(0), [0.025, 0.975])
-        )
+        boots = np.stack([o.boot / ref["boot"] - 1 for o in others.itertuples()])
+        ci = tuple(np.quantile(np.abs(boots).max(0), [0.025, 0.975]))
     gone = tuple(f"{r.algo} T={r.T}: {g}" for r in [ref, *others.itertuples()] for g in r.left_out)
     note = f"N={ref['N']}, reference SGNS T={ref['T']}: knee {_knee_text(ref)}; "
     note += "; ".join(f"{o.algo} T={o.T}: {o.knee:g} ({s:+.0%})" for o, s in zip(others.itertuples(), shift, strict=True))
@@ -273,29 +263,18 @@ def tree_knees(t: Tables) -> pd.DataFrame:
 
 
 def check_dp2(t: Tables):
-    """D-P2: how far the planted-tree knee falls from one N to the next (per b) and from one b to the next (per
-    shared N), 0 where it does not fall; a tree that did not finish leaves the control undecided, named."""
+    """D-P2: how far the planted-tree knee falls (0 where it does not) from one N to the next per b, and from one b to
+    the next per shared N; a tree that did not finish leaves the control undecided, named."""
     k, trees = tree_knees(t), _task(t, "tree")
     if k.empty:
         return Verdict(FAIL, "no planted-tree fits")
-    bad = trees[trees["status"] != "ok"]
-    if len(bad):
-        gone = "; ".join(
-            f"b={r['config/b']} N={r['config/vocab_size']} seed {r['seed']}: {r['status']}" for _, r in bad.iterrows()
-        )
-        return Verdict(INCONCLUSIVE, f"too few trees: left out: {gone}")
+    if len(bad := trees[trees["status"] != "ok"]):
+        gone = (f"b={r['config/b']} N={r['config/vocab_size']} seed {r['seed']}: {r['status']}" for _, r in bad.iterrows())
+        return Verdict(INCONCLUSIVE, f"too few trees: left out: {'; '.join(gone)}")
     shared = k.pivot_table(index="N", columns="b", values="knee").dropna()
-    falls = {
-        f"fall over N at b={b} (knees {_listed(g['knee'])} at N={_listed(g['N'])})": _fall(g["knee"])
-        for b, g in k.groupby("b")
-    }
-    return falls | {f"fall over b at N={N} (knees {_listed(r)})": _fall(r) for N, r in shared.iterrows() if len(r) > 1}
-
-
-def _fall(knees: pd.Series) -> np.ndarray:
-    """How far each knee lies below the one before it (0 where it does not fall)."""
-    k = knees.to_numpy(float)
-    return np.maximum(0.0, k[:-1] - k[1:])
+    knees = {f"fall over N at b={b} (knees {_listed(g['knee'])} at N={_listed(g['N'])})": g["knee"] for b, g in k.groupby("b")}
+    knees |= {f"fall over b at N={N} (knees {_listed(r)})": r for N, r in shared.iterrows() if len(r) > 1}
+    return {what: np.maximum(0.0, v.to_numpy(float)[:-1] - v.to_numpy(float)[1:]) for what, v in knees.items()}
 
 
 def _listed(values) -> str:
@@ -347,12 +326,10 @@ def check_dd4(t: Tables) -> Verdict:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no <unk> runs at this budget (the OOV ablation is full only)")
     both = unk.merge(drop[["algo", "N", "T", "knee"]], on=["algo", "N", "T"], how="left", suffixes=("", "_drop"))
     both = both.assign(shift=both["knee"] / both["knee_drop"] - 1).sort_values("N").drop(columns=["boot", "grid"])
-    parts = [f"N={r.N}: <unk> {_knee_text(r)} vs "
-             + (f"drop {r.knee_drop:g} ({r.shift:+.0%})" if r.knee_drop == r.knee_drop else "no drop arm")
-             for r in both.itertuples()]  # fmt: skip
-    return Verdict(
-        INCONCLUSIVE, "diagnostic: " + "; ".join(parts), n_seeds=int(unk["seeds"].min()), detail=both.to_dict("records")
-    )
+    text = "; ".join(f"N={r.N}: <unk> {_knee_text(r)} vs "
+                     + (f"drop {r.knee_drop:g} ({r.shift:+.0%})" if r.knee_drop == r.knee_drop else "no drop arm")
+                     for r in both.itertuples())  # fmt: skip
+    return Verdict(INCONCLUSIVE, f"diagnostic: {text}", n_seeds=int(unk["seeds"].min()), detail=both.to_dict("records"))
 
 
 def check_dd5(t: Tables) -> Verdict:
@@ -361,14 +338,10 @@ def check_dd5(t: Tables) -> Verdict:
     pip = pip[pip["status"] == "ok"] if "pip/dim" in pip else pip.iloc[0:0]
     if pip.empty:
         return Verdict(INCONCLUSIVE, "not_run_at_budget: no PIP-optimal dimension (M5) at this budget")
-    cols = {
-        "config/corpus": "corpus",
-        "config/vocab_size": "N",
-        "config/tokens": "T",
-        "pip/dim": "pip_dim",
-        "pip/sigma": "sigma",
-    }
-    rows = pip.rename(columns=cols).assign(lo=pip.get("pip/dim_lo", math.nan), hi=pip.get("pip/dim_hi", math.nan))
+    cols = {"config/corpus": "corpus", "config/vocab_size": "N", "config/tokens": "T", "pip/dim": "pip_dim"}
+    rows = pip.rename(columns=cols).assign(
+        sigma=pip["pip/sigma"], lo=pip.get("pip/dim_lo", math.nan), hi=pip.get("pip/dim_hi", math.nan)
+    )
     c = conditions(t)
     rows = rows.astype({"N": int, "T": int}).merge(c[c["algo"] == "sgns"][["corpus", "N", "T", "knee"]], how="left")
     rows = rows.sort_values(["N", "T"])[["corpus", "N", "T", "pip_dim", "lo", "hi", "sigma", "knee"]]
