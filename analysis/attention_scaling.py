@@ -50,19 +50,26 @@ def timings(t: Tables) -> pd.DataFrame:
     return wide.sort_values(["impl", "d", "causal", "n"]).reset_index(drop=True)
 
 
+def _bootstrap(reps: list[np.ndarray], statistic, point: float, seed: int) -> tuple[float, float, float]:
+    """`point` with the 95% percentile bootstrap interval of `statistic`, resampling the repeats of each cell (a nan
+    interval where a cell has a single repeat)."""
+    if any(len(r) < 2 for r in reps):
+        return point, math.nan, math.nan
+    with np.errstate(invalid="ignore"):  # scipy's standard error of a distribution that holds inf is nan; unused here
+        res = stats.bootstrap(
+            tuple(reps), statistic, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(seed)
+        )
+    return point, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def slope_with_ci(n: list[int], reps: list[np.ndarray], seed: int = 0) -> tuple[float, float, float]:
-    """OLS slope of log(median time) on log n, with a 95% percentile bootstrap CI resampling the repeats within each n
-    (a nan interval where an n has a single repeat)."""
-    x = np.log(np.asarray(n, float)) - np.log(np.asarray(n, float)).mean()
+    """OLS slope of log(median time) on log n, with its bootstrap interval over the repeats within each n."""
+    x = np.log(n) - np.mean(np.log(n))
 
     def slope(*samples, axis=-1):
         return (np.log(np.stack([np.median(s, axis=axis) for s in samples], axis=-1)) * x).sum(-1) / (x * x).sum()
 
-    if any(len(r) < 2 for r in reps):
-        return float(slope(*reps)), math.nan, math.nan
-    ci = stats.bootstrap(tuple(reps), slope, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
-                         rng=np.random.default_rng(seed)).confidence_interval  # fmt: skip
-    return float(slope(*reps)), float(ci.low), float(ci.high)
+    return _bootstrap(reps, slope, float(slope(*reps)), seed)
 
 
 def stays_below(n: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
@@ -81,14 +88,10 @@ def crossover(table: pd.DataFrame, a: str, b: str) -> float:
 def n_star_with_ci(
     n: list[int], a_reps: list[np.ndarray], b_reps: list[np.ndarray], seed: int = 0
 ) -> tuple[float, float, float]:
-    """n* of `a` against `b` (`stays_below` on the median times) with a 95% percentile bootstrap interval that resamples
-    the repeats of each (impl, n) cell and recomputes n* (spec 01, amendment A1). A resample without a crossover up to
-    the largest n counts as n* = inf, so an upper end of inf says the crossover may not appear at all; the interval is
-    nan where a cell has a single repeat."""
+    """n* of `a` against `b` (`stays_below` on the median times) with its bootstrap interval over the repeats of each
+    (impl, n) cell (spec 01, amendment A1); a resample without a crossover up to the largest n counts as n* = inf, so an
+    upper end of inf says the crossover may not appear at all."""
     grid, k = np.asarray(n, float), len(n)
-    point = stays_below(grid, [np.median(r) for r in a_reps], [np.median(r) for r in b_reps])
-    if any(len(r) < 2 for r in (*a_reps, *b_reps)):
-        return point, math.nan, math.nan
 
     def n_star(*samples, axis=-1):
         med = [np.median(s, axis=axis) for s in samples]
@@ -96,10 +99,8 @@ def n_star_with_ci(
         first = np.where(not_below.any(-1), k - np.argmax(not_below[..., ::-1], axis=-1), 0)
         return np.where(first < k, grid[np.minimum(first, k - 1)], np.inf)
 
-    with np.errstate(invalid="ignore"):  # scipy's standard error of a distribution that holds inf is nan; unused here
-        ci = stats.bootstrap((*a_reps, *b_reps), n_star, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
-                             rng=np.random.default_rng(seed)).confidence_interval  # fmt: skip
-    return point, float(ci.low), float(ci.high)
+    point = stays_below(grid, [np.median(r) for r in a_reps], [np.median(r) for r in b_reps])
+    return _bootstrap([*a_reps, *b_reps], n_star, point, seed)
 
 
 def l1_cells(t: Tables) -> list[dict]:
@@ -204,10 +205,9 @@ def check_l4(t: Tables) -> Verdict:
 # Quality (L5, L6).
 
 
-def chosen_runs(t: Tables, task: str = "lm") -> pd.DataFrame:
-    """Every run (ok or not) at each variant's chosen lr: where several lrs ran, seed 0 tunes (the lr of lowest seed-0
-    validation nats) and only the other seeds confirm, so the runs that chose the lr never judge it; with one lr,
-    every seed."""
+def chosen_runs(t: Tables, task: str = "lm", ok: bool = False) -> pd.DataFrame:
+    """Every run (`ok`: those that finished ok) at each variant's chosen lr: with several lrs, seed 0 tunes (lowest
+    seed-0 validation nats) and only the other seeds confirm, so the runs that chose the lr never judge it."""
     runs = task_runs(t, task, ok=False).rename(columns={"config/attn": "attn", "config/lr": "lr"})
     keep = []
     for _, g in runs.groupby("attn") if len(runs) else ():
@@ -217,7 +217,8 @@ def chosen_runs(t: Tables, task: str = "lm") -> pd.DataFrame:
         tune = g[(g["seed"] == 0) & (g["status"] == "ok")].dropna(subset=["val/nats"]) if "val/nats" in g else g.iloc[:0]
         chosen = tune.loc[tune["val/nats"].idxmin(), "lr"] if len(tune) else g["lr"].iloc[0]
         keep.append(g[(g["lr"] == chosen) & (g["seed"] != 0)])
-    return pd.concat(keep) if keep else pd.DataFrame()
+    runs = pd.concat(keep) if keep else pd.DataFrame()
+    return runs[runs["status"] == "ok"] if ok and len(runs) else runs
 
 
 def paired(t: Tables, task: str, metric: str, a: str, b: str) -> tuple[list[np.ndarray], list[str]]:
@@ -259,18 +260,10 @@ def check_l5(t: Tables) -> Verdict:
 
 def row_kl_samples(t: Tables) -> pd.DataFrame:
     """Row KL samples of the softmax LM's first confirmation seed at its chosen lr, long: `variant, row, kl`."""
-    runs = chosen_runs(t)
-    soft = runs[(runs["attn"] == "softmax") & (runs["status"] == "ok")].sort_values("seed")["trial_id"] if len(runs) else []
+    runs = chosen_runs(t, ok=True)
+    soft = runs[runs["attn"] == "softmax"].sort_values("seed")["trial_id"] if len(runs) else []
     m = t.metrics[t.metrics["trial_id"].isin(soft[:1]) & t.metrics["metric"].str.startswith(ROW_KL_SAMPLE)]
     return pd.DataFrame({"variant": m["metric"].str.removeprefix(ROW_KL_SAMPLE), "row": m["series"], "kl": m["value"]})
-
-
-def recall_validity(t: Tables) -> tuple[float, float]:
-    """Softmax's mean test recall accuracy and the task's chance level 1 / values (nan where the table lacks it)."""
-    rc = task_runs(t, "recall")
-    values = rc["config/values"].dropna() if "config/values" in rc else []
-    soft = rc[rc["config/attn"] == "softmax"]["test/recall_acc"] if len(rc) else []
-    return float(np.mean(soft)) if len(soft) else math.nan, 1 / float(values.iloc[0]) if len(values) else math.nan
 
 
 def check_l6(t: Tables) -> Verdict:
@@ -284,7 +277,10 @@ def check_l6(t: Tables) -> Verdict:
     b = [x / math.log(2) for x in b]
     cos, elu = (kl[kl["variant"] == v].sort_values("row")["kl"].to_numpy() for v in ("linear_cos", "linear_elu"))
     k = hierarchical_bootstrap([np.column_stack([cos, elu])], statistic=lambda x: np.median(x[:, 0]) - np.median(x[:, 1]))
-    soft_acc, chance = recall_validity(t)
+    rc = task_runs(t, "recall")  # softmax's mean test recall accuracy and the chance level 1 / values (nan if unknown)
+    values = rc["config/values"].dropna() if "config/values" in rc else []
+    soft = rc[rc["config/attn"] == "softmax"]["test/recall_acc"] if len(rc) else []
+    soft_acc, chance = float(np.mean(soft)) if len(soft) else math.nan, 1 / float(values.iloc[0]) if len(values) else math.nan
     stop = [f"too few seeds (recall {len(rec)}, LM {len(lm)} < {MIN_SEEDS})"] if min(len(rec), len(lm)) < MIN_SEEDS else []
     if not soft_acc >= 2 * chance:  # amendment A2: a recall task softmax did not learn cannot rank kernels
         stop.append(f"recall not learned (softmax {soft_acc:.3f} < 2 x chance {chance:.3f})")

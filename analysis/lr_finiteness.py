@@ -37,8 +37,7 @@ def endpoints(t: Tables) -> pd.DataFrame:
     `impl, reached, spiked, stable` and `arm` (e.g. `h=0.1, mu=0.075`)."""
     tr = t.trials
     out = tr[["trial_id", "seed", "status", *[c for c in CELL_KEYS if c in tr]]].copy()
-    for old, new in RENAME.items():
-        out[new] = tr.get(old, math.nan)
+    out = out.assign(**{new: tr.get(old, math.nan) for old, new in RENAME.items()})
     out["impl"] = tr.get("config/egr_impl", "double_backprop")
     out["reached"] = (out["status"] == "ok") & (out["reached"].fillna(0) > 0)
     out["spiked"] = out["spiked"].fillna(int("train/spiked" in tr)) > 0  # a run without its flag counts as spiked

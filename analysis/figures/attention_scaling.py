@@ -1,8 +1,7 @@
-"""The figures of study `attention_scaling`, drawn from its tables.
+"""The figures of study `attention_scaling`, drawn from its tables; the measurements they share with the checks live in
+`analysis/attention_scaling.py`."""
 
-The checks they illustrate, and the measurements both use, live in `analysis/attention_scaling.py`.
-"""
-
+import itertools
 import math
 
 import numpy as np
@@ -22,32 +21,26 @@ def fig_time(t: Tables):
     w = timings(t)
     if w.empty:
         return None
-    long = pd.concat([w.assign(passes=p, ms=w[f"time/{p}_ms"]) for p in ("fwd", "fwdbwd") if f"time/{p}_ms" in w]).dropna(
-        subset=["ms"]
-    )
-    long["form"] = long["impl"] + np.where(long["causal"].astype(bool), " (causal)", "")
+    long = pd.concat([w.assign(passes=p, ms=w[f"time/{p}_ms"]) for p in ("fwd", "fwdbwd") if f"time/{p}_ms" in w])
+    long = long.dropna(subset=["ms"]).assign(form=lambda x: x["impl"] + np.where(x["causal"].astype(bool), " (causal)", ""))
     ds = sorted(long["d"].unique())
     fig, axes = style.plt.subplots(2, len(ds), figsize=(4.5 * len(ds), 7), squeeze=False, sharex=True)
     cells = {c["d"]: c for c in l1_cells(t)}
-    for j, d in enumerate(ds):
-        for i, p in enumerate(("fwd", "fwdbwd")):
-            ax = axes[i][j]
-            g = long[(long["d"] == d) & (long["passes"] == p)]
-            for form, h in g.groupby("form"):
-                impl = h["impl"].iloc[0]
-                ax.plot(h["n"], h["ms"], "o-" if "causal" in form else "s--", ms=3, color=IMPL_COLOURS.get(impl), label=form)
-            if len(g):
-                n0, t0 = g["n"].min(), g["ms"].min()
-                for k in (1, 2):
-                    grid = np.array([n0, g["n"].max()])
-                    ax.plot(grid, t0 * (grid / n0) ** k, ":", color="grey", lw=0.8)
-            if d in cells and not math.isnan(cells[d]["n_star"]):
-                low, high = cells[d]["n_star_ci"]
-                ax.axvline(cells[d]["n_star"], color=style.CONTROL, lw=0.8, label="n* (non-causal fwd)")
-                if math.isfinite(low) and high > low:  # its 95% interval over the repeats (amendment A1)
-                    ax.axvspan(low, min(high, g["n"].max()), color=style.CONTROL, alpha=0.12, lw=0)
-            ax.axvspan(0.5 * d * d, 2 * d * d, color=style.BAND, alpha=0.3)
-            ax.set(xscale="log", yscale="log", title=f"d = {d}, {p}", xlabel="n", ylabel="median ms")
+    for (i, p), (j, d) in itertools.product(enumerate(("fwd", "fwdbwd")), enumerate(ds)):
+        ax, g = axes[i][j], long[(long["d"] == d) & (long["passes"] == p)]
+        for (form, impl), h in g.groupby(["form", "impl"]):
+            ax.plot(h["n"], h["ms"], "o-" if "causal" in form else "s--", ms=3, color=IMPL_COLOURS.get(impl), label=form)
+        if len(g):
+            grid = np.array([g["n"].min(), g["n"].max()])
+            for k in (1, 2):
+                ax.plot(grid, g["ms"].min() * (grid / grid[0]) ** k, ":", color="grey", lw=0.8)
+        if d in cells and not math.isnan(cells[d]["n_star"]):
+            low, high = cells[d]["n_star_ci"]
+            ax.axvline(cells[d]["n_star"], color=style.CONTROL, lw=0.8, label="n* (non-causal fwd)")
+            if math.isfinite(low) and high > low:  # its 95% interval over the repeats (amendment A1)
+                ax.axvspan(low, min(high, g["n"].max()), color=style.CONTROL, alpha=0.12, lw=0)
+        ax.axvspan(0.5 * d * d, 2 * d * d, color=style.BAND, alpha=0.3)
+        ax.set(xscale="log", yscale="log", title=f"d = {d}, {p}", xlabel="n", ylabel="median ms")
     axes[0][0].legend(fontsize=6)
     fig.suptitle("L1: time vs length (dotted guides: slopes 1 and 2; band: [0.5, 2] d^2)", y=1.01)
     return "time_vs_length", fig
@@ -61,8 +54,7 @@ def fig_memory(t: Tables):
     w = w[w["causal"].astype(bool) & w["mem/saved_bytes"].notna()]
     ds = sorted(w["d"].unique())
     fig, axes = style.plt.subplots(1, len(ds), figsize=(4.5 * len(ds), 3.6), squeeze=False)
-    for j, d in enumerate(ds):
-        ax = axes[0][j]
+    for ax, d in zip(axes[0], ds, strict=True):
         for impl, h in w[w["d"] == d].groupby("impl"):
             ax.plot(h["n"], h["mem/saved_bytes"] / 2**20, "o-", ms=3, color=IMPL_COLOURS.get(impl), label=impl)
         ax.axvline(d * d, color=style.CONTROL, ls=":", label="n = d^2")
@@ -89,30 +81,24 @@ def fig_decode(t: Tables):
 
 def fig_equivalence(t: Tables):
     """Spec figure 4: max |delta| per form pair and dtype (log y) with tolerances; controls in red, above the line."""
-    if t.checks.empty:
-        return None
     rows = []
-    for m in t.checks["metric"].unique():
-        v = t.check(m)[0]
-        if m.startswith("l3/") or m.startswith("l2/assoc"):
-            rows.append(
-                {"check": m.rsplit("/", 1)[0].split("/", 1)[1], "dtype": m.rsplit("/", 1)[1], "value": v, "kind": "form"}
-            )
+    for m in t.checks["metric"].unique() if len(t.checks) else ():
+        v = max(t.check(m)[0], 1e-18)  # exact agreement drawn at 1e-18 on the log axis
+        if m.startswith(("l3/", "l2/assoc")):
+            check, dtype = m.split("/", 1)[1].rsplit("/", 1)
+            rows.append({"check": check, "dtype": dtype, "value": v, "kind": "form"})
         elif m.startswith(("l4/leak/", "lc1/", "lc2/")):
             control = m.startswith("lc") and m.rsplit("/", 1)[1] != "zeroed" or m.endswith("linformer")
             rows.append({"check": m, "dtype": "float64", "value": v, "kind": "control" if control else "leak"})
-    df = pd.DataFrame(rows)
-    if df.empty:
+    if not rows:
         return None
-    df["value"] = df["value"].clip(lower=1e-18)
     fig, ax = style.plt.subplots(figsize=(8, 4))
     colours = {"form": style.FLOODED, "leak": style.BASELINE, "control": style.CONTROL}
-    for i, r in enumerate(df.itertuples()):
-        ax.scatter(i, r.value, color=colours[r.kind], marker="o" if r.dtype == "float64" else "^")
+    for i, r in enumerate(rows):
+        ax.scatter(i, r["value"], color=colours[r["kind"]], marker="o" if r["dtype"] == "float64" else "^")
     ax.axhline(1e-10, color="grey", ls=":", label="float64 tolerance 1e-10")
     ax.axhline(1e-5, color="grey", ls="--", label="float32 tolerance 1e-5")
-    ax.set_xticks(range(len(df)), [f"{c} ({d})" for c, d in zip(df["check"], df["dtype"], strict=True)], rotation=70,
-                  fontsize=6, ha="right")  # fmt: skip
+    ax.set_xticks(range(len(rows)), [f"{r['check']} ({r['dtype']})" for r in rows], rotation=70, fontsize=6, ha="right")
     ax.set(yscale="log", ylabel="max |delta| (1e-18 = exact)")
     ax.legend(fontsize=7)
     fig.suptitle("L2-L4: form agreement and leak tests (controls in red must lie above)", y=1.02)
@@ -121,8 +107,7 @@ def fig_equivalence(t: Tables):
 
 def fig_quality(t: Tables):
     """Spec figure 5: validation bits/char vs step per variant; test delta vs softmax with the margin; recall."""
-    runs = chosen_runs(t)
-    runs = runs[runs["status"] == "ok"] if len(runs) else runs
+    runs = chosen_runs(t, ok=True)
     if runs.empty:
         return None
     fig, axes = style.plt.subplots(1, 3, figsize=(14, 3.8))
@@ -143,8 +128,7 @@ def fig_quality(t: Tables):
     axes[1].axvline(0, color="grey", lw=0.8)
     axes[1].set_yticks(range(len(names)), names)
     axes[1].set(xlabel="test nats/token vs softmax (90% CI)", title="L5 margin")
-    rec = chosen_runs(t, "recall")
-    rec = rec[rec["status"] == "ok"] if len(rec) else rec
+    rec = chosen_runs(t, "recall", ok=True)
     if len(rec) and "test/recall_acc" in rec:
         order = [a for a in VARIANT_COLOURS if a in set(rec["attn"])]
         for i, a in enumerate(order):
