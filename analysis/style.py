@@ -57,6 +57,12 @@ def seed_palette(n: int) -> list:
     return sns.color_palette("muted", n_colors=n)
 
 
+def titled(name: str, fig: Figure, title: str, y: float = 1.02) -> tuple[str, Figure]:
+    """What a figure function returns, `(name, fig)`, with the figure's title set above its panels."""
+    fig.suptitle(title, y=y)
+    return name, fig
+
+
 def save(fig: Figure, path: Path) -> None:
     """Save a figure as PNG at 120 dpi and close it, also when saving fails: every figure file is written here.
 

@@ -10,12 +10,6 @@ from analysis.verdict import Tables, Verdict
 from core.embeddings.knee import fit_models
 
 
-def _titled(name: str, fig, title: str, y: float = 1.02):
-    """`(name, fig)` with the figure's title."""
-    fig.suptitle(title, y=y)
-    return name, fig
-
-
 def _knees(ax, x, k, **kw):
     """Knees `k` (rows with `knee`, `ci_low`, `ci_high`) at `x` with their intervals."""
     ax.errorbar(x, k["knee"], yerr=[k["knee"] - k["ci_low"], k["ci_high"] - k["knee"]], **kw)
@@ -49,7 +43,7 @@ def fig_quality(t: Tables):
         ax.set_xscale("log", base=2)
         ax.set(xlabel="dimension n", ylabel=label)
     axes[0][0].legend(fontsize=7)
-    return _titled("quality_vs_dim", fig, "Quality vs dimension (dotted: 8.33 ln N; diamonds: 5%-knee with CI)", 1.03)
+    return style.titled("quality_vs_dim", fig, "Quality vs dimension (dotted: 8.33 ln N; diamonds: 5%-knee with CI)", 1.03)
 
 
 def fig_knees(t: Tables):
@@ -82,7 +76,7 @@ def fig_knees(t: Tables):
     inset.set_xticks([])
     inset.set_title("r (red: ln-ratio)", fontsize=6)
     inset.tick_params(labelsize=6)
-    return _titled("knee_vs_lnN", fig, "D1/D2: knee vs ln N", 1.0)
+    return style.titled("knee_vs_lnN", fig, "D1/D2: knee vs ln N", 1.0)
 
 
 def fig_tokens(t: Tables):
@@ -99,7 +93,7 @@ def fig_tokens(t: Tables):
             _knees(ax, g["T"], g, fmt="-o", color=colour, label=algo)
     ax.set(xscale="log", xlabel="training tokens T", ylabel="n_eps")
     ax.legend(fontsize=7)
-    return _titled("knee_vs_tokens", fig, f"D5: knee vs corpus size and algorithm (N = {int(at['N'].iloc[0])})")
+    return style.titled("knee_vs_tokens", fig, f"D5: knee vs corpus size and algorithm (N = {int(at['N'].iloc[0])})")
 
 
 def fig_derivation(t: Tables):
@@ -121,7 +115,7 @@ def fig_derivation(t: Tables):
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[1].set(xlabel="n", ylabel="H (nats)")
     axes[1].legend(fontsize=6)
-    return _titled("derivation", fig, "Derivation: h_n and where the sampling approximation departs (> 1 nat, dotted)")
+    return style.titled("derivation", fig, "Derivation: h_n and where the sampling approximation departs (> 1 nat, dotted)")
 
 
 def fig_tree(t: Tables):
@@ -143,7 +137,7 @@ def fig_tree(t: Tables):
         ax.set_xscale("log", base=2)
         ax.set(yscale="log", xlabel="n", ylabel="exact KL (nats)", title=f"b = {b}")
         ax.legend(fontsize=7)
-    return _titled("tree_control", fig, "D-P2: planted tree, exact KL vs dimension (diamonds: 5%-knee)", 1.03)
+    return style.titled("tree_control", fig, "D-P2: planted tree, exact KL vs dimension (diamonds: 5%-knee)", 1.03)
 
 
 def fig_capacity(t: Tables):
@@ -159,4 +153,4 @@ def fig_capacity(t: Tables):
     ax.plot(x, ea.SU * x, ":", color=style.CONTROL, label="8.33 ln N")
     ax.set(xlabel="ln N", ylabel="smallest n with p(self) >= 0.9")
     ax.legend(fontsize=7)
-    return _titled("capacity", fig, "D-D2: tied-vector capacity")
+    return style.titled("capacity", fig, "D-D2: tied-vector capacity")

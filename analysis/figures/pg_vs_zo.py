@@ -10,12 +10,6 @@ from analysis.verdict import Tables
 METHOD_COLOURS = {"ce_backprop": style.BASELINE, "pg_reinforce": style.FLOODED, "zo_acc": style.HIGHLIGHT, "zo_ce": "#9467bd"}
 
 
-def _titled(name: str, fig, title: str, y: float = 1.02):
-    """`(name, fig)` with the figure's title."""
-    fig.suptitle(title, y=y)
-    return name, fig
-
-
 def fig_identities(t: Tables):
     """REINFORCE vs ZO terms on y = x (Z1), and the Gumbel estimate vs the exact softmax gradient (Z3)."""
     pg, zo = t.check("z1/pg"), t.check("z1/zo")
@@ -36,7 +30,7 @@ def fig_identities(t: Tables):
     axes[1].errorbar(k + 0.2, est, yerr=2 * se, fmt="o", color=style.HIGHLIGHT, label="Gumbel noise score (±2 s.e.)")
     axes[1].set_xlabel("logit k")
     axes[1].legend(fontsize=7)
-    return _titled("identities", fig, "Z1 / Z3: policy gradient and perturbation estimators agree")
+    return style.titled("identities", fig, "Z1 / Z3: policy gradient and perturbation estimators agree")
 
 
 def fig_variance(t: Tables):
@@ -50,7 +44,7 @@ def fig_variance(t: Tables):
     ax.loglog(grid, grid + 1, ":", color="grey", label="d + 1")
     ax.set(xlabel="dimension d", ylabel="E ||g_hat - g||^2 / ||g||^2")
     ax.legend(fontsize=7)
-    return _titled("variance_vs_dimension", fig, "Z2: single-direction ZO variance grows as d + 1")
+    return style.titled("variance_vs_dimension", fig, "Z2: single-direction ZO variance grows as d + 1")
 
 
 def fig_baselines(t: Tables):
@@ -65,7 +59,7 @@ def fig_baselines(t: Tables):
     ax.set(xlabel="baseline b", ylabel="trace of the estimator covariance")
     ax.set_title(f"b = 0 gives {t.check('z4/var_zero')[0]:.0f}", fontsize=8)
     ax.legend(fontsize=7)
-    return _titled("baselines", fig, "Z4: baselines cut the variance; b* is the minimum")
+    return style.titled("baselines", fig, "Z4: baselines cut the variance; b* is the minimum")
 
 
 def _lines(data: pd.DataFrame, x: str, hue: str, palette, **kw):
@@ -85,7 +79,7 @@ def fig_cosine(t: Tables):
     for (_, model), ax in g.axes_dict.items():
         ax.plot(qs, np.sqrt(qs / df[df["model"] == model]["d"].iloc[0]), ":", color="grey")
         ax.set_yscale("log")
-    return _titled(
+    return style.titled(
         "cosine_vs_q", g.figure, "Z2 at scale: cosine of the ZO estimate to the gradient grows as sqrt(q / d) (dotted)", 1.03
     )
 
@@ -101,7 +95,7 @@ def fig_curves(t: Tables):
         ax.xaxis.set_minor_formatter(style.plt.NullFormatter())  # decade labels only; minor labels overlap
         ax.axhline(CHANCE, ls=":", color="grey")
     g.set_axis_labels("example-forward equivalents", "validation accuracy")
-    return _titled(
+    return style.titled(
         "learning_curves", g.figure, "Z5 / Z6: learning curves at matched forward budgets (band: s.d. over seeds)", 1.03
     )
 
@@ -117,7 +111,7 @@ def fig_gap(t: Tables):
     ax.errorbar(df["d"] / 10, df["mean"], yerr=yerr, fmt="o-", color=style.FLOODED, capsize=3)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set(xscale="log", xlabel="d / K", ylabel="AUC(PG) - AUC(ZO on accuracy)")
-    return _titled("efficiency_gap", fig, "Z6: the efficiency gap of policy gradient over ZO vs dimension")
+    return style.titled("efficiency_gap", fig, "Z6: the efficiency gap of policy gradient over ZO vs dimension")
 
 
 def fig_final(t: Tables):
@@ -133,4 +127,6 @@ def fig_final(t: Tables):
         ax.axhline(CHANCE, ls=":", color="grey")
         ax.tick_params(axis="x", labelsize=7, rotation=20)
     g.set_axis_labels("", "test accuracy")
-    return _titled("final_accuracy", g.figure, "Z5: final test accuracy per method (95% CI over seeds; dotted: chance)", 1.03)
+    return style.titled(
+        "final_accuracy", g.figure, "Z5: final test accuracy per method (95% CI over seeds; dotted: chance)", 1.03
+    )
