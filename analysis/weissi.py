@@ -30,7 +30,7 @@ def endpoints(t: Tables) -> pd.DataFrame:
     ep, keep = t.trials.rename(columns=RENAME), [c for c in STRENGTHS if c in t.trials]
     name = lambda row: " ".join(f"{c.removeprefix('config/')}={v:.3g}" for c, v in row.items() if pd.notna(v) and v != 0)  # noqa: E731
     ep["setting"] = ep[keep].apply(name, axis=1) if keep else ""
-    pgd = max((c for c in ep if c.startswith("test/pgd_acc@")), default=None)
+    pgd = max((c for c in ep if c.startswith("test/pgd_acc@")), key=lambda c: float(c.split("@")[1]), default=None)
     ep["pgd_acc"] = ep[pgd] if pgd else math.nan
     return ep
 

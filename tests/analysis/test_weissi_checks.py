@@ -180,3 +180,13 @@ def test_an_insensitive_invariance_test_invalidates_the_study(exact):
     assert rows.loc["W-C1", "verdict"] == "PASS" and not rows["controls_ok"].any()
     assert rows.loc["W5", "verdict"] == "INVALID" and "W-C1" in rows.loc["W5", "reason"]
     assert rows.loc["W-D1", "verdict"] == "INCONCLUSIVE"  # diagnostics never turn INVALID
+
+
+def test_pgd_accuracy_is_read_at_the_numerically_largest_radius():
+    from analysis.weissi import endpoints
+
+    t = planted(seeds=1)
+    trials = t.trials.drop(columns=[c for c in t.trials if c.startswith("test/pgd_acc@")])
+    trials = trials.assign(**{"test/pgd_acc@1e-05": 0.9, "test/pgd_acc@0.1": 0.2})  # "1e-05" > "0.1" as text
+    ep = endpoints(dataclasses.replace(t, trials=trials))
+    assert (ep["pgd_acc"] == 0.2).all()
