@@ -266,6 +266,14 @@ def row_kl_samples(t: Tables) -> pd.DataFrame:
     return pd.DataFrame({"variant": m["metric"].str.removeprefix(ROW_KL_SAMPLE), "row": m["series"], "kl": m["value"]})
 
 
+def recall_validity(t: Tables) -> tuple[float, float]:
+    """Softmax's mean test recall accuracy and the task's chance level 1 / values (nan where the table lacks it)."""
+    rc = task_runs(t, "recall")
+    values = rc["config/values"].dropna() if "config/values" in rc else []
+    soft = rc[rc["config/attn"] == "softmax"]["test/recall_acc"] if len(rc) else []
+    return float(np.mean(soft)) if len(soft) else math.nan, 1 / float(values.iloc[0]) if len(values) else math.nan
+
+
 def check_l6(t: Tables) -> Verdict:
     """L6: linear_cos vs linear_elu on recall accuracy, bits per char and the median attention-row KL to softmax."""
     rec, rec_gone = paired(t, "recall", CHUNK_RECALL, "linear_cos", "linear_elu")
@@ -277,10 +285,7 @@ def check_l6(t: Tables) -> Verdict:
     b = [x / math.log(2) for x in b]
     cos, elu = (kl[kl["variant"] == v].sort_values("row")["kl"].to_numpy() for v in ("linear_cos", "linear_elu"))
     k = hierarchical_bootstrap([np.column_stack([cos, elu])], statistic=lambda x: np.median(x[:, 0]) - np.median(x[:, 1]))
-    rc = task_runs(t, "recall")  # softmax's mean test recall accuracy and the chance level 1 / values (nan if unknown)
-    values = rc["config/values"].dropna() if "config/values" in rc else []
-    soft = rc[rc["config/attn"] == "softmax"]["test/recall_acc"] if len(rc) else []
-    soft_acc, chance = float(np.mean(soft)) if len(soft) else math.nan, 1 / float(values.iloc[0]) if len(values) else math.nan
+    soft_acc, chance = recall_validity(t)
     stop = [f"too few seeds (recall {len(rec)}, LM {len(lm)} < {MIN_SEEDS})"] if min(len(rec), len(lm)) < MIN_SEEDS else []
     if not soft_acc >= 2 * chance:  # amendment A2: a recall task softmax did not learn cannot rank kernels
         stop.append(f"recall not learned (softmax {soft_acc:.3f} < 2 x chance {chance:.3f})")

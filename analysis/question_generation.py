@@ -281,7 +281,8 @@ def check_q2(t: Tables) -> Verdict:
 @per_language
 def check_q3(t: Tables) -> Verdict:
     """Q3: Su vs sample_both on validity and Su vs greedy_both (beam_both at full) on coverage (AQ models)."""
-    val, cov = family(t)["Q3_validity"], family(t)["Q3_coverage"]
+    f = family(t)
+    val, cov = f["Q3_validity"], f["Q3_coverage"]
     if not _ran(val) or not _ran(cov):
         return Verdict(INCONCLUSIVE, "not_run_at_budget: Su, sample_both and greedy_both decodings missing")
     reason = (f"validity Su - sample_both {_pts(val)} (needs >= {100 * VALIDITY_GAIN:+.0f}); coverage Su - {beam_arm(t)} "

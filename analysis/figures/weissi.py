@@ -13,8 +13,13 @@ from analysis.verdict import Tables
 from analysis.weissi import REG_ORDER, _cell_cols, best_per_arm, endpoints, w4
 
 REG_COLOURS = dict(zip(REG_ORDER, [style.BASELINE, "#9ecae1", "#3182bd", "#fdae6b", "#e6550d"], strict=True))
-SHIFTS = {"output (exact rule)": "w1/out_rel_diff", "WEISSI": "w1/weissi_abs_diff", "L2": "w1/l2_abs_diff"}  # W1
-SHIFTS |= {"output (naive bias rule, W-C1)": "wc1/out_rel_diff"}  # and the control W-C1
+SHIFTS = {
+    "output (exact rule)": "w1/out_rel_diff",
+    "WEISSI": "w1/weissi_abs_diff",
+    "L2": "w1/l2_abs_diff",
+    "output (naive bias rule, W-C1)": "wc1/out_rel_diff",
+}
+"""W1's quantities under a random prod-gamma = 1 shift, and the naive-bias control W-C1's output."""
 
 
 def fig_invariance(t: Tables):
